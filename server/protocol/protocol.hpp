@@ -1,0 +1,109 @@
+// rt wire protocol, shared by rt-server and the client core (native and wasm).
+//
+// One place for the rules of ../shared/PROTOCOL.md that both sides apply: channel names,
+// ids, the /rt query string, message JSON, the per-channel ok/reset decision, and the
+// response body. The server parses queries and builds responses; the client builds queries
+// and parses responses; the tests round-trip both through this one module.
+//
+// No I/O, no clocks, no exceptions thrown (std::bad_alloc aside). Uses jansson for parsing.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace rt::proto {
+
+constexpr uint64_t kMaxId = (uint64_t{1} << 53) - 1;  // ids are exact in a JS number
+constexpr size_t kMaxChannelName = 128;
+
+// True when `name` is 1..128 bytes of A-Z a-z 0-9 _ . : -
+bool valid_channel_name(std::string_view name) noexcept;
+
+// Parses a decimal id in 0..2^53-1: digits only (no sign, no spaces, no hex), at most
+// 16 digits. Returns false (and leaves *out alone) for anything else.
+bool parse_id(std::string_view text, uint64_t* out) noexcept;
+
+// One requested channel of a poll: its name and the last id the client has seen.
+struct ChannelPos {
+  std::string channel;
+  uint64_t last_id = 0;
+};
+
+enum class QueryError {
+  none = 0,
+  bad_request,  // 400: detail names the parameter
+};
+
+// Parses the query string of GET /rt (the part after '?', percent-encoded).
+// Pairs of c and m, in order; `cachebreak` (any value, any number of times) is ignored.
+// Fails, with `*detail` a sentence naming the parameter, when: c and m do not alternate
+// c,m,c,m; an m is not a valid id; a channel name is invalid; a channel repeats; there are
+// no channels; there are more than `max_channels`; a parameter is unknown or malformed
+// (bad percent-encoding). On failure *out is left empty.
+QueryError parse_rt_query(std::string_view query, size_t max_channels,
+                          std::vector<ChannelPos>* out, std::string* detail);
+
+// Appends "c=NAME&m=ID" for one channel (with a leading '&' when `first` is false).
+// Channel names never need percent-encoding (their alphabet is URL-safe).
+void append_query_pair(std::string* out, const ChannelPos& pos, bool first);
+
+// Length in bytes that append_query_pair adds for `pos` (with the leading '&' when !first).
+size_t query_pair_length(const ChannelPos& pos, bool first) noexcept;
+
+// A stored message: its id and its exact JSON text {"id":<id>,"payload":<value>}
+// (identical in the backlog and on pub/sub; relayed verbatim, serialised once).
+struct Message {
+  uint64_t id = 0;
+  std::string json;
+};
+
+// Validates message JSON as stored in Redis: an object with an integer "id" in 1..kMaxId
+// and a "payload" member (any JSON value). On success sets *id and returns true.
+bool parse_message(std::string_view json, uint64_t* id);
+
+// Builds the message JSON for `id` and a payload given as JSON text (already validated).
+std::string make_message_json(uint64_t id, std::string_view payload_json);
+
+enum class EntryStatus { ok, reset };
+
+// One channel's entry in a /rt response.
+struct Entry {
+  std::string channel;
+  EntryStatus status = EntryStatus::ok;
+  uint64_t id = 0;            // reset only: the id to resume from (the channel's msg_id)
+  std::vector<Message> msgs;  // ok: every message after last_id, ascending; reset: newest or none
+};
+
+// The per-channel decision of PROTOCOL.md section 3.
+//   last    = L, the client's m
+//   newest  = N, the channel's msg_id (0 when absent)
+//   after   = the backlog messages with id > L, ascending (moved from)
+//   tail    = the newest backlog message, used for a reset when `after` is empty (may be null)
+// Returns false when there is nothing new (N == L); otherwise fills *entry (ok or reset).
+// An `after` that claims ids above N (a publish landed between reads) still counts as news:
+// N is taken as max(N, last id in after).
+bool decide(std::string_view channel, uint64_t last, uint64_t newest, std::vector<Message> after,
+            const Message* tail, Entry* entry);
+
+// Serialises entries as the /rt response body: {"C":{"status":"ok","msg":[...]},...}.
+// Message JSON is spliced verbatim (it was validated when read). An empty list gives "{}".
+std::string build_response(const std::vector<Entry>& entries);
+
+// Parses a /rt response body (client side). Every entry's messages are re-serialised
+// compactly into Message::json as the *payload* JSON text is not needed separately:
+// use payload_of() to extract it. Returns false with *detail on malformed input
+// (not an object, unknown status, missing/invalid id or msg, invalid channel name,
+// messages not ascending); *out is then left empty.
+bool parse_response(std::string_view body, std::vector<Entry>* out, std::string* detail);
+
+// Extracts the compact JSON text of the "payload" member of a message JSON.
+// Returns false when the message is not valid message JSON.
+bool payload_of(std::string_view message_json, std::string* payload_json);
+
+// Builds an error body {"error":"..."} (JSON-escaped).
+std::string error_body(std::string_view message);
+
+}  // namespace rt::proto
