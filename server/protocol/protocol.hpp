@@ -92,12 +92,23 @@ bool decide(std::string_view channel, uint64_t last, uint64_t newest, std::vecto
 // Message JSON is spliced verbatim (it was validated when read). An empty list gives "{}".
 std::string build_response(const std::vector<Entry>& entries);
 
-// Parses a /rt response body (client side). Every entry's messages are re-serialised
-// compactly into Message::json as the *payload* JSON text is not needed separately:
-// use payload_of() to extract it. Returns false with *detail on malformed input
-// (not an object, unknown status, missing/invalid id or msg, invalid channel name,
-// messages not ascending); *out is then left empty.
-bool parse_response(std::string_view body, std::vector<Entry>* out, std::string* detail);
+// One channel's entry as the client receives it: payloads as compact JSON text.
+struct ReceivedMessage {
+  uint64_t id = 0;
+  std::string payload_json;  // compact JSON text of the message's "payload" value
+};
+struct ReceivedEntry {
+  std::string channel;
+  EntryStatus status = EntryStatus::ok;
+  uint64_t id = 0;                    // reset only: the id to resume from
+  std::vector<ReceivedMessage> msgs;  // strictly ascending ids
+};
+
+// Parses a /rt response body (client side) with jansson. Returns false with *detail on
+// malformed input (not JSON, not an object, invalid channel name, unknown status, missing
+// or invalid id / msg / payload, ids not strictly ascending, an "ok" with no messages);
+// *out is then left empty. Never crashes on truncated or hostile input.
+bool parse_response(std::string_view body, std::vector<ReceivedEntry>* out, std::string* detail);
 
 // Extracts the compact JSON text of the "payload" member of a message JSON.
 // Returns false when the message is not valid message JSON.
