@@ -1,0 +1,80 @@
+// Front page: an infinite scroll of pictures, each with live sticker counts.
+// The rt client's watchScroll picks the channels: every item on screen at load,
+// then, once scrolling has stopped for 1 s, the 40 items closest to the viewport.
+
+import { loadConfig, startRt, logRt, api, el, timeAgo, stickerBar } from './common.mjs';
+
+const BATCH = 60;
+const feed = document.getElementById('feed');
+const grid = document.getElementById('grid');
+const feedEnd = document.getElementById('feed-end');
+/** channel -> sticker bar of the card */
+const bars = new Map();
+let config;
+let loaded = 0;
+let total = Infinity;
+let loading = null;
+
+function card(item) {
+  const bar = stickerBar(item.channel.replace(/^stickers\./, ''), config.stickerKinds, item.stickers);
+  bars.set(item.channel, bar);
+  const href = `/thread.html?id=${item.n}`;
+  const comments = item.comments === 1 ? '1 comment' : `${item.comments} comments`;
+  return el('article', { class: 'card', id: `item-${item.n}`, dataset: { rtChannel: item.channel, n: String(item.n) } },
+    el('a', { href }, el('img', { src: `/img/${item.n}.svg`, alt: item.title, loading: 'lazy', width: '480', height: '320' })),
+    el('div', { class: 'card-body' },
+      el('a', { class: 'card-title', href }, item.title),
+      el('div', { class: 'meta' }, `by ${item.author} · ${timeAgo(item.createdAt)} · ${comments}`),
+      bar.node));
+}
+
+function loadMore() {
+  if (loading || loaded >= total) return loading;
+  loading = (async () => {
+    try {
+      const page = await api('GET', `/api/items?offset=${loaded}&limit=${BATCH}`);
+      total = page.total;
+      const frag = document.createDocumentFragment();
+      for (const item of page.items) frag.append(card(item));
+      grid.append(frag);
+      loaded += page.items.length;
+      feedEnd.textContent = loaded >= total ? `That's all ${total} pictures.` : 'Loading more…';
+    } catch (err) {
+      feedEnd.textContent = `Could not load more pictures (${err.message}). Scroll to retry.`;
+    } finally {
+      loading = null;
+    }
+  })();
+  return loading;
+}
+
+// The client hands the page the channel with every message; the payload also
+// names its item, so either identifies the card.
+function onMessage(channel, payload, id) {
+  logRt(channel, 'message', id);
+  bars.get(channel)?.apply(payload?.counts, id);
+}
+function onReset(channel, newest, id) {
+  logRt(channel, 'reset', id);
+  bars.get(channel)?.reset(newest, id);
+}
+
+async function main() {
+  config = await loadConfig();
+  await loadMore();
+  const rt = await startRt(config);
+  rt.watchScroll(feed, {
+    itemSelector: '[data-rt-channel]',
+    channelOf: (node) => node.dataset.rtChannel,
+    onMessage, onReset, settleMs: 1000, closest: 40,
+  });
+  // Load the next batch before the reader reaches the end.
+  new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting)) loadMore();
+  }, { root: feed, rootMargin: '0px 0px 1200px 0px' }).observe(feedEnd);
+}
+
+main().catch((err) => {
+  console.error(err);
+  feedEnd.textContent = `Something went wrong: ${err.message}`;
+});
