@@ -1,0 +1,215 @@
+// GET /rt: catch-up, long poll, timeout, multi-channel, resets (gap, deleted keys,
+// FLUSHALL), state channels, and messages written straight into Redis by other backends.
+import assert from 'node:assert/strict';
+import { before, after } from 'node:test';
+import {
+  test, startStack, assertCleanShutdown, poll, publishOk, waitHeld, heldPolls, keys,
+  uniqueChannel,
+} from './lib/harness.mjs';
+
+const POLL_TIMEOUT = 1.5; // seconds
+let stack, base, redis;
+
+before(async () => {
+  stack = await startStack({ pollTimeout: POLL_TIMEOUT });
+  base = stack.base;
+  redis = stack.client;
+});
+after(async () => { await stack?.stop(); });
+
+function assertJsonHeaders(r) {
+  assert.match(r.headers.get('content-type') || '', /^application\/json\b/i, 'Content-Type');
+  assert.match(r.headers.get('cache-control') || '', /\bno-store\b/i, 'Cache-Control');
+}
+
+// Starts a poll that the server must hold (nothing new), and waits until it is held.
+async function heldPoll(pairs) {
+  const before = await heldPolls(base);
+  const response = poll(base, pairs);
+  response.catch(() => {}); // awaited by the caller; avoid an unhandled rejection meanwhile
+  await waitHeld(base, (n) => n >= before + 1, { what: 'the poll to be held' });
+  return { response }; // wrapped: returning the promise itself would wait for the answer
+}
+
+test('publish then catch-up poll returns the message', async () => {
+  const c = uniqueChannel();
+  const id1 = await publishOk(base, c, { text: 'hello', n: 1 });
+  assert.equal(id1, 1, 'first id of a new channel is 1');
+  const r = await poll(base, [[c, 0]]);
+  assert.equal(r.status, 200);
+  assertJsonHeaders(r);
+  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id: 1, payload: { text: 'hello', n: 1 } }] } });
+
+  const id2 = await publishOk(base, c, 'two');
+  const id3 = await publishOk(base, c, [3]);
+  assert.deepEqual([id2, id3], [2, 3]);
+  const r2 = await poll(base, [[c, 1]]);
+  assert.deepEqual(r2.json, {
+    [c]: { status: 'ok', msg: [{ id: 2, payload: 'two' }, { id: 3, payload: [3] }] },
+  });
+  // cachebreak is ignored
+  const r3 = await poll(base, [[c, 2]], { extra: '&cachebreak=12345' });
+  assert.equal(r3.status, 200);
+  assert.deepEqual(r3.json, { [c]: { status: 'ok', msg: [{ id: 3, payload: [3] }] } });
+});
+
+test('poll with nothing new times out with 200 {}', async () => {
+  const c = uniqueChannel();
+  await publishOk(base, c, 1);
+  const t0 = Date.now();
+  const r = await poll(base, [[c, 1], [uniqueChannel('never'), 0]]);
+  const ms = Date.now() - t0;
+  assert.equal(r.status, 200, r.body);
+  assertJsonHeaders(r);
+  assert.deepEqual(r.json, {});
+  assert.ok(ms >= POLL_TIMEOUT * 1000 - 250, `answered after ${ms} ms, poll timeout is ${POLL_TIMEOUT} s`);
+  assert.ok(ms < POLL_TIMEOUT * 1000 + 1500, `answered after ${ms} ms, poll timeout is ${POLL_TIMEOUT} s`);
+});
+
+test('held long poll is woken by a publish (< 500 ms)', async () => {
+  const c = uniqueChannel();
+  const last = await publishOk(base, c, 'old');
+  const pending = await heldPoll([[c, last]]);
+  const t0 = Date.now();
+  const id = await publishOk(base, c, { fresh: true });
+  const r = await pending.response;
+  const latency = Date.now() - t0;
+  assert.equal(r.status, 200);
+  assertJsonHeaders(r);
+  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id, payload: { fresh: true } }] } });
+  assert.ok(latency < 500, `woken ${latency} ms after the publish`);
+});
+
+test('a poll on a never-published channel is woken by its first message', async () => {
+  const c = uniqueChannel();
+  const pending = await heldPoll([[c, 0]]);
+  const id = await publishOk(base, c, 'first');
+  const r = await pending.response;
+  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id: 1, payload: 'first' }] } });
+  assert.equal(id, 1);
+});
+
+test('multi-channel poll answers only the channels with news', async () => {
+  const a = uniqueChannel('a'), b = uniqueChannel('b'), c = uniqueChannel('c');
+  await publishOk(base, a, 'a1');
+  await publishOk(base, a, 'a2');
+  const b1 = await publishOk(base, b, 'b1');
+  // a has news after 1, b is up to date, c was never published (N == 0 == L).
+  const r = await poll(base, [[a, 1], [b, b1], [c, 0]]);
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.json, { [a]: { status: 'ok', msg: [{ id: 2, payload: 'a2' }] } });
+
+  // Held on all three; a publish on b wakes it with b only.
+  const pending = await heldPoll([[a, 2], [b, b1], [c, 0]]);
+  const b2 = await publishOk(base, b, 'b2');
+  const r2 = await pending.response;
+  assert.deepEqual(r2.json, { [b]: { status: 'ok', msg: [{ id: b2, payload: 'b2' }] } });
+
+  // Several channels with news are all answered at once, in one response.
+  await publishOk(base, a, 'a3');
+  await publishOk(base, c, 'c1');
+  const r3 = await poll(base, [[a, 2], [b, b2], [c, 0]]);
+  assert.deepEqual(r3.json, {
+    [a]: { status: 'ok', msg: [{ id: 3, payload: 'a3' }] },
+    [c]: { status: 'ok', msg: [{ id: 1, payload: 'c1' }] },
+  });
+});
+
+test('gap in the backlog gives a reset with the newest message', async () => {
+  const c = uniqueChannel();
+  for (let i = 1; i <= 5; i++) assert.equal(await publishOk(base, c, { i }, { backlog: 2 }), i);
+  assert.equal(await redis.command('ZCARD', keys(c).backlog), 2, 'backlog trimmed to 2');
+
+  const newest = [{ id: 5, payload: { i: 5 } }];
+  for (const m of [0, 1, 2]) {
+    const r = await poll(base, [[c, m]]);
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.json, { [c]: { status: 'reset', id: 5, msg: newest } }, `m=${m}`);
+  }
+  // m=3: the backlog holds 4 and 5, exactly what follows 3.
+  const ok = await poll(base, [[c, 3]]);
+  assert.deepEqual(ok.json, { [c]: { status: 'ok', msg: [{ id: 4, payload: { i: 4 } }, { id: 5, payload: { i: 5 } }] } });
+  const ok2 = await poll(base, [[c, 4]]);
+  assert.deepEqual(ok2.json, { [c]: { status: 'ok', msg: [{ id: 5, payload: { i: 5 } }] } });
+});
+
+test('reset when the channel keys were deleted (m > N)', async () => {
+  const c = uniqueChannel();
+  for (let i = 1; i <= 3; i++) await publishOk(base, c, i);
+  const k = keys(c);
+  await redis.command('DEL', k.id, k.backlog);
+  const r = await poll(base, [[c, 3]]);
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.json, { [c]: { status: 'reset', id: 0, msg: [] } });
+
+  // The channel starts over at 1; a client still at 3 is told to reset to 1.
+  assert.equal(await publishOk(base, c, 'again'), 1);
+  const r2 = await poll(base, [[c, 3]]);
+  assert.deepEqual(r2.json, { [c]: { status: 'reset', id: 1, msg: [{ id: 1, payload: 'again' }] } });
+  // and one that took the reset (id 0) continues normally
+  const r3 = await poll(base, [[c, 0]]);
+  assert.deepEqual(r3.json, { [c]: { status: 'ok', msg: [{ id: 1, payload: 'again' }] } });
+});
+
+test('held poll whose keys were deleted gets a reset on the next message', async () => {
+  const c = uniqueChannel();
+  for (let i = 1; i <= 4; i++) await publishOk(base, c, i);
+  const pending = await heldPoll([[c, 4]]);
+  const k = keys(c);
+  await redis.command('DEL', k.id, k.backlog);
+  assert.equal(await publishOk(base, c, 'after-del'), 1);
+  const r = await pending.response;
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.json, { [c]: { status: 'reset', id: 1, msg: [{ id: 1, payload: 'after-del' }] } });
+});
+
+test('reset after FLUSHALL, on every channel of a multi-channel poll', async () => {
+  const a = uniqueChannel('a'), b = uniqueChannel('b');
+  await publishOk(base, a, 1);
+  await publishOk(base, a, 2);
+  await publishOk(base, b, 1);
+  assert.equal(await redis.command('FLUSHALL'), 'OK');
+  const r = await poll(base, [[a, 2], [b, 1]]);
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.json, {
+    [a]: { status: 'reset', id: 0, msg: [] },
+    [b]: { status: 'reset', id: 0, msg: [] },
+  });
+  assert.equal(await publishOk(base, b, 'fresh'), 1);
+  const r2 = await poll(base, [[a, 0], [b, 1]]);
+  assert.deepEqual(r2.json, {}, 'after the resets a=0 and b=1 are up to date');
+});
+
+test('state channel (backlog=1): a burst collapses to the newest message', async () => {
+  const c = uniqueChannel('stickers');
+  let last;
+  for (let i = 1; i <= 10; i++) last = await publishOk(base, c, { count: i }, { backlog: 1 });
+  assert.equal(last, 10);
+  assert.equal(await redis.command('ZCARD', keys(c).backlog), 1, 'state channel keeps one message');
+  const newest = [{ id: 10, payload: { count: 10 } }];
+  for (const m of [0, 1, 5, 8]) {
+    const r = await poll(base, [[c, m]]);
+    assert.deepEqual(r.json, { [c]: { status: 'reset', id: 10, msg: newest } }, `m=${m}`);
+  }
+  const r = await poll(base, [[c, 9]]);
+  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: newest } });
+
+  // A held state-channel poll is woken by the next count.
+  const pending = await heldPoll([[c, 10]]);
+  await publishOk(base, c, { count: 11 }, { backlog: 1 });
+  const r2 = await pending.response;
+  assert.deepEqual(r2.json, { [c]: { status: 'ok', msg: [{ id: 11, payload: { count: 11 } }] } });
+});
+
+test('after all of it the server still serves', async () => {
+  const h = await fetch(base + '/healthz');
+  assert.equal(h.status, 200);
+  const c = uniqueChannel();
+  const id = await publishOk(base, c, 'final');
+  const r = await poll(base, [[c, 0]]);
+  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id, payload: 'final' }] } });
+});
+
+test('rt-server exits cleanly on SIGTERM with no sanitizer report', async () => {
+  await assertCleanShutdown(stack.server);
+});

@@ -1,0 +1,277 @@
+// POST /publish (auth, validation, limits, backlog) and publishers that write straight into
+// Redis with the seed's keys (MULTI/EXEC, or the shipped publish.lua via EVAL).
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { before, after } from 'node:test';
+import {
+  test, startStack, startServer, assertCleanShutdown, poll, publish, publishOk, waitHeld,
+  heldPolls, keys, uniqueChannel, redisCli, request, RedisClient, PUBLISH_LUA, TOKEN,
+} from './lib/harness.mjs';
+
+const POLL_TIMEOUT = 2;
+let stack, base, redis;
+
+before(async () => {
+  stack = await startStack({ pollTimeout: POLL_TIMEOUT });
+  base = stack.base;
+  redis = stack.client;
+});
+after(async () => { await stack?.stop(); });
+
+function assertError(r, status, what) {
+  assert.equal(r.status, status, `${what}: status (body ${r.body})`);
+  assert.match(r.headers.get('content-type') || '', /^application\/json\b/i, `${what}: Content-Type`);
+  assert.ok(r.json && typeof r.json.error === 'string' && r.json.error.length > 0,
+    `${what}: body must be {"error": "..."}, got ${JSON.stringify(r.body)}`);
+}
+
+async function heldPoll(pairs) {
+  const n0 = await heldPolls(base);
+  const response = poll(base, pairs);
+  response.catch(() => {});
+  await waitHeld(base, (n) => n >= n0 + 1, { what: 'the poll to be held' });
+  return { response };
+}
+
+test('publish answers 200 {"id":N} with consecutive ids per channel', async () => {
+  const a = uniqueChannel('a'), b = uniqueChannel('b');
+  const r = await publish(base, a, JSON.stringify({ x: 1 }));
+  assert.equal(r.status, 200, r.body);
+  assert.match(r.headers.get('content-type') || '', /^application\/json\b/i);
+  assert.deepEqual(r.json, { id: 1 });
+  assert.equal(await publishOk(base, a, 'y'), 2);
+  assert.equal(await publishOk(base, b, 'z'), 1, 'ids are per channel');
+  assert.equal(await redis.command('GET', keys(a).id), '2');
+  // Stored as message JSON in the backlog, score = id.
+  const members = await redis.command('ZRANGE', keys(a).backlog, '0', '-1', 'WITHSCORES');
+  assert.deepEqual(members.length, 4);
+  assert.deepEqual(JSON.parse(members[0]), { id: 1, payload: { x: 1 } });
+  assert.equal(members[1], '1');
+  assert.deepEqual(JSON.parse(members[2]), { id: 2, payload: 'y' });
+  assert.equal(members[3], '2');
+});
+
+test('any JSON value is a payload and round-trips exactly', async () => {
+  const c = uniqueChannel();
+  const payloads = [
+    null, true, false, 0, -12.5, 1e300, 'plain', '', 'üñí©ødé ✓ 😀', 'quote " backslash \\ nl \n',
+    [], [1, [2, [3]]], {}, { nested: { deep: [1, 'two', { three: null }] } },
+  ];
+  for (const p of payloads) await publishOk(base, c, p);
+  const r = await poll(base, [[c, 0]]);
+  assert.equal(r.status, 200);
+  assert.equal(r.json[c].status, 'ok');
+  assert.deepEqual(r.json[c].msg.map((m) => m.id), payloads.map((_, i) => i + 1));
+  assert.deepEqual(r.json[c].msg.map((m) => m.payload), payloads);
+  // Leading/trailing whitespace around one JSON value is still one JSON value.
+  const ws = await publish(base, c, '  \n {"ws": true} \n');
+  assert.equal(ws.status, 200, ws.body);
+});
+
+test('publish without the right token answers 401 and stores nothing', async () => {
+  const c = uniqueChannel();
+  const cases = [
+    ['no Authorization header', { token: null }],
+    ['wrong token', { token: TOKEN + 'x' }],
+    ['token prefix', { token: TOKEN.slice(0, -1) }],
+    ['empty bearer', { token: '' }],
+    ['Basic scheme', { token: null, headers: { Authorization: `Basic ${Buffer.from('u:' + TOKEN).toString('base64')}` } }],
+    ['token without scheme', { token: null, headers: { Authorization: TOKEN } }],
+  ];
+  for (const [what, opts] of cases) {
+    const r = await publish(base, c, '{"secret": false}', opts);
+    assertError(r, 401, what);
+  }
+  assert.equal(await redis.command('EXISTS', keys(c).id, keys(c).backlog), 0, 'nothing stored');
+  assert.equal(await publishOk(base, c, 'authorised'), 1, 'no id was used by the refused publishes');
+});
+
+test('invalid JSON body answers 400 and uses no id', async () => {
+  const c = uniqueChannel();
+  assert.equal(await publishOk(base, c, 'first'), 1);
+  const bad = ['', ' ', '{', '{"a":1', "{'a':1}", 'nul', 'undefined', 'NaN', '1 2', '{"a":1}x',
+    '[1,]', '{"a":1,}', '"unterminated', '\u0000', '{"a":1}{"b":2}'];
+  for (const body of bad) {
+    const r = await publish(base, c, body);
+    assertError(r, 400, `body ${JSON.stringify(body)}`);
+  }
+  assert.equal(await redis.command('GET', keys(c).id), '1', 'msg_id unchanged');
+  assert.equal(await redis.command('ZCARD', keys(c).backlog), 1, 'backlog unchanged');
+  assert.equal(await publishOk(base, c, 'second'), 2);
+  const r = await poll(base, [[c, 0]]);
+  assert.deepEqual(r.json[c], { status: 'ok', msg: [{ id: 1, payload: 'first' }, { id: 2, payload: 'second' }] });
+});
+
+test('body over the default 64 KiB limit answers 413; at the limit it is accepted', async () => {
+  const c = uniqueChannel();
+  const atLimit = JSON.stringify('x'.repeat(65536 - 2));
+  assert.equal(Buffer.byteLength(atLimit), 65536);
+  const ok = await publish(base, c, atLimit);
+  assert.equal(ok.status, 200, ok.body.slice(0, 200));
+  assert.deepEqual(ok.json, { id: 1 });
+  for (const size of [65537, 200000]) {
+    const body = JSON.stringify('y'.repeat(size - 2));
+    const r = await publish(base, c, body);
+    assert.equal(r.status, 413, `${size} bytes: ${r.body.slice(0, 200)}`);
+  }
+  assert.equal(await redis.command('GET', keys(c).id), '1', 'msg_id unchanged by refused bodies');
+  const r = await poll(base, [[c, 0]]);
+  assert.equal(r.json[c].msg[0].payload.length, 65534);
+});
+
+test('bad backlog values answer 400 and use no id; 1 and 10000 are accepted', async () => {
+  const c = uniqueChannel();
+  assert.equal(await publishOk(base, c, 'first'), 1);
+  for (const b of ['0', '10001', '-1', 'abc', '1.5', '', '1e3', '%205', '0x10', '99999999999999999999']) {
+    const r = await publish(base, c, '"x"', { backlog: b });
+    assertError(r, 400, `backlog=${JSON.stringify(b)}`);
+  }
+  assert.equal(await redis.command('GET', keys(c).id), '1', 'msg_id unchanged');
+  assert.equal(await publishOk(base, c, 'b10000', { backlog: 10000 }), 2);
+  assert.equal(await publishOk(base, c, 'b1', { backlog: 1 }), 3);
+  assert.equal(await redis.command('ZCARD', keys(c).backlog), 1);
+});
+
+test('default backlog is 100 and trims older messages', async () => {
+  const c = uniqueChannel();
+  for (let i = 1; i <= 105; i++) await publishOk(base, c, i);
+  assert.equal(await redis.command('ZCARD', keys(c).backlog), 100);
+  const r = await poll(base, [[c, 5]]);
+  assert.equal(r.json[c].status, 'ok');
+  assert.deepEqual(r.json[c].msg.map((m) => m.id), Array.from({ length: 100 }, (_, i) => i + 6));
+  const reset = await poll(base, [[c, 4]]);
+  assert.deepEqual(reset.json[c], { status: 'reset', id: 105, msg: [{ id: 105, payload: 105 }] });
+});
+
+test('publish with a missing or invalid channel answers 400', async () => {
+  const cases = [
+    ['missing c', '/publish'],
+    ['empty c', '/publish?c='],
+    ['bad char', '/publish?c=a%2Fb'],
+    ['space', '/publish?c=a%20b'],
+    ['too long', `/publish?c=${'x'.repeat(129)}`],
+  ];
+  for (const [what, path] of cases) {
+    const r = await request(base, path, {
+      method: 'POST', body: '"x"',
+      headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
+    });
+    assertError(r, 400, what);
+  }
+  assert.equal(await publishOk(base, 'x'.repeat(128), 'longest name'), 1);
+});
+
+// A backend that does not use the script: WATCH/MULTI/EXEC with the seed's keys, JSON in
+// Python's json.dumps style (spaces after separators).
+async function publishViaMulti(client, channel, payload, backlog = 100) {
+  const k = keys(channel);
+  for (let attempt = 0; attempt < 10; attempt++) {
+    await client.command('WATCH', k.id);
+    const id = Number((await client.command('GET', k.id)) ?? 0) + 1;
+    const msg = `{"id": ${id}, "payload": ${JSON.stringify(payload, null, 1).replace(/\n\s*/g, ' ')}}`;
+    await client.command('MULTI');
+    await client.command('SET', k.id, String(id));
+    await client.command('ZADD', k.backlog, String(id), msg);
+    await client.command('ZREMRANGEBYSCORE', k.backlog, '-inf', `(${id - backlog + 1}`);
+    await client.command('PUBLISH', k.pubsub, msg);
+    const res = await client.command('EXEC');
+    if (res !== null) return id;
+  }
+  throw new Error('MULTI publish kept conflicting');
+}
+
+test('message written straight into Redis (MULTI/EXEC) is served and wakes held polls', async () => {
+  const c = uniqueChannel('backend');
+  assert.equal(await publishViaMulti(redis, c, { from: 'python', n: 1 }), 1);
+  const r = await poll(base, [[c, 0]]);
+  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id: 1, payload: { from: 'python', n: 1 } }] } });
+
+  const pending = await heldPoll([[c, 1]]);
+  const t0 = Date.now();
+  assert.equal(await publishViaMulti(redis, c, ['woken']), 2);
+  const r2 = await pending.response;
+  assert.ok(Date.now() - t0 < 500, `woken after ${Date.now() - t0} ms`);
+  assert.deepEqual(r2.json, { [c]: { status: 'ok', msg: [{ id: 2, payload: ['woken'] }] } });
+
+  // Mixed publishers share one id sequence.
+  assert.equal(await publishOk(base, c, 'http'), 3);
+  const r3 = await poll(base, [[c, 1]]);
+  assert.deepEqual(r3.json[c].msg.map((m) => m.id), [2, 3]);
+});
+
+test('server/lua/publish.lua run by another backend via EVAL is served and wakes polls', async () => {
+  assert.ok(fs.existsSync(PUBLISH_LUA), `${PUBLISH_LUA} must ship in the repository`);
+  const c = uniqueChannel('lua');
+  const k = keys(c);
+  const evalPublish = async (payload, backlog, ttl) => {
+    const out = await redisCli(stack.redis.port,
+      ['--eval', PUBLISH_LUA, k.id, k.backlog, k.pubsub, ',', payload, String(backlog), String(ttl)]);
+    assert.equal(out.code, 0, out.stderr);
+    assert.match(out.stdout.trim(), /^\d+$/, `EVAL returns the id, got ${JSON.stringify(out.stdout)}`);
+    return Number(out.stdout.trim());
+  };
+
+  assert.equal(await evalPublish('{"via":"lua"}', 3, 600), 1);
+  const r = await poll(base, [[c, 0]]);
+  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id: 1, payload: { via: 'lua' } }] } });
+  const ttl = await redis.command('TTL', k.id);
+  assert.ok(ttl > 0 && ttl <= 600, `msg_id TTL ${ttl}`);
+  const ttlB = await redis.command('TTL', k.backlog);
+  assert.ok(ttlB > 0 && ttlB <= 600, `msg_backlog TTL ${ttlB}`);
+
+  const pending = await heldPoll([[c, 1]]);
+  assert.equal(await evalPublish('[1,2,3]', 3, 600), 2);
+  const r2 = await pending.response;
+  assert.deepEqual(r2.json, { [c]: { status: 'ok', msg: [{ id: 2, payload: [1, 2, 3] }] } });
+
+  // Its trim rule is the contract's: the backlog keeps the last `backlog` messages.
+  for (let i = 3; i <= 6; i++) assert.equal(await evalPublish(String(i), 3, 600), i);
+  assert.equal(await redis.command('ZCARD', k.backlog), 3);
+  const r3 = await poll(base, [[c, 3]]);
+  assert.deepEqual(r3.json[c], { status: 'ok', msg: [4, 5, 6].map((i) => ({ id: i, payload: i })) });
+  const r4 = await poll(base, [[c, 2]]);
+  assert.deepEqual(r4.json[c], { status: 'reset', id: 6, msg: [{ id: 6, payload: 6 }] });
+});
+
+test('--key-prefix, --ttl, a /db Redis URL and RT_PUBLISH_TOKEN from the environment', async () => {
+  const token = 'env-token-' + Math.random().toString(36).slice(2);
+  const other = await startServer({
+    redisUrl: `${stack.redis.url}/2`, pollTimeout: POLL_TIMEOUT, token, tokenViaEnv: true,
+    args: ['--key-prefix', 'app1:', '--ttl', '60'],
+  });
+  const db2 = await RedisClient.connect(stack.redis.port);
+  try {
+    await db2.command('SELECT', '2');
+    const c = uniqueChannel();
+    assertError(await publish(other.base, c, '1'), 401, 'file token is not the env token');
+    assert.equal(await publishOk(other.base, c, { db: 2 }, { token }), 1);
+    const k = keys(c, 'app1:');
+    assert.equal(await db2.command('GET', k.id), '1');
+    const ttl = await db2.command('TTL', k.id);
+    assert.ok(ttl > 0 && ttl <= 60, `msg_id TTL ${ttl} with --ttl 60`);
+    const ttlB = await db2.command('TTL', k.backlog);
+    assert.ok(ttlB > 0 && ttlB <= 60, `msg_backlog TTL ${ttlB} with --ttl 60`);
+    assert.equal(await redis.command('EXISTS', keys(c).id, k.id), 0, 'nothing in db 0');
+    const r = await poll(other.base, [[c, 0]]);
+    assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id: 1, payload: { db: 2 } }] } });
+    // The default server (db 0, prefix channel:) does not see it.
+    const r0 = await poll(base, [[c, 1]]);
+    assert.deepEqual(r0.json, { [c]: { status: 'reset', id: 0, msg: [] } });
+  } finally {
+    db2.close();
+    await assertCleanShutdown(other);
+  }
+});
+
+test('after all of it the server still serves', async () => {
+  const h = await fetch(base + '/healthz');
+  assert.equal(h.status, 200);
+  const c = uniqueChannel();
+  const id = await publishOk(base, c, 'final');
+  const r = await poll(base, [[c, 0]]);
+  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id, payload: 'final' }] } });
+});
+
+test('rt-server exits cleanly on SIGTERM with no sanitizer report', async () => {
+  await assertCleanShutdown(stack.server);
+});
