@@ -2,18 +2,19 @@
 // it received sees every id exactly once, in order (PROTOCOL.md "No message is lost"), also
 // when messages are published while its poll is being set up.
 import assert from 'node:assert/strict';
-import { before, after } from 'node:test';
+import { before, after, describe } from 'node:test';
 import {
   test, startStack, assertCleanShutdown, poll, publishOk, uniqueChannel, sleep,
 } from './lib/harness.mjs';
 
 const POLL_TIMEOUT = 5;
+// The same checks against a single-threaded server and one with two worker threads (each
+// with its own event loop and Redis connections): the races differ.
+const CONFIGS = [
+  { label: '', args: [] },
+  { label: ' [--threads 2]', args: ['--threads', '2'] },
+];
 let stack, base;
-
-before(async () => {
-  stack = await startStack({ pollTimeout: POLL_TIMEOUT });
-  base = stack.base;
-});
 after(async () => { await stack?.stop(); });
 
 // A subscriber chaining its last ids over `channels` until `shouldStop(last)` is true.
@@ -43,62 +44,6 @@ async function subscriber(name, channels, shouldStop, deadline) {
   return { seen, polls };
 }
 
-test('no loss under concurrency: 4 publishers, 3 channels, 7 chaining subscribers', { timeout: 90000 }, async () => {
-  const channels = [uniqueChannel('s0'), uniqueChannel('s1'), uniqueChannel('s2')];
-  const PUBLISHERS = 4, PER_PUBLISHER = 150;
-  const published = Object.fromEntries(channels.map((c) => [c, new Map()]));
-  let publishersDone = false;
-  let total = 0;
-  const final = Object.fromEntries(channels.map((c) => [c, 0]));
-  const deadline = Date.now() + 60000;
-  const allFinal = (last) => publishersDone && channels.every((c) => last[c] === final[c]);
-
-  // 5 subscribers from the start, 2 joining mid-burst from 0 (the backlog still holds all).
-  const subs = [];
-  const start = (name) => {
-    const p = subscriber(name, channels, allFinal, deadline);
-    p.catch(() => {}); // reported by Promise.all below
-    subs.push(p);
-  };
-  for (let i = 0; i < 5; i++) start(`sub${i}`);
-  const publishers = Array.from({ length: PUBLISHERS }, async (_, p) => {
-    for (let i = 0; i < PER_PUBLISHER; i++) {
-      const c = channels[(p + i) % channels.length];
-      const payload = { p, i };
-      const id = await publishOk(base, c, payload, { backlog: 10000 });
-      assert.ok(!published[c].has(id), `id ${id} of ${c} handed out twice`);
-      published[c].set(id, payload);
-      if (++total === (PUBLISHERS * PER_PUBLISHER) / 3) {
-        for (let j = 5; j < 7; j++) start(`late${j}`);
-      }
-    }
-  });
-  await Promise.all(publishers);
-  for (const c of channels) final[c] = published[c].size;
-  publishersDone = true;
-  const doneAt = Date.now();
-  assert.equal(subs.length, 7);
-  const results = await Promise.all(subs);
-  // A subscriber whose wake-up was lost would sit out the poll timeout before catching up.
-  const catchUp = Date.now() - doneAt;
-  assert.ok(catchUp < (POLL_TIMEOUT - 2) * 1000,
-    `subscribers reached the final ids ${catchUp} ms after the last publish (poll timeout ${POLL_TIMEOUT} s)`);
-
-  for (const c of channels) {
-    assert.deepEqual([...published[c].keys()].sort((a, b) => a - b),
-      Array.from({ length: final[c] }, (_, i) => i + 1), `${c}: publish ids are 1..N`);
-  }
-  results.forEach(({ seen }, s) => {
-    for (const c of channels) {
-      assert.deepEqual(seen[c].map((m) => m.id), Array.from({ length: final[c] }, (_, i) => i + 1),
-        `subscriber ${s}, ${c}: every id once, in order`);
-      for (const m of seen[c]) assert.deepEqual(m.payload, published[c].get(m.id), `payload of ${c} #${m.id}`);
-    }
-  });
-  const totalPolls = results.reduce((n, r) => n + r.polls, 0);
-  assert.ok(totalPolls > 7 * 3, `subscribers polled ${totalPolls} times (expected many chained polls)`);
-});
-
 // One round: start a poll at the channel's newest id, publish one message after `delay`
 // (while the server is reading the backlog / subscribing), and require that very message.
 async function setupRaceRound(channel, last, delay, label) {
@@ -118,63 +63,128 @@ async function setupRaceRound(channel, last, delay, label) {
 
 const DELAYS = ['immediate', 'setImmediate', 0, 1, 2, 3, 5];
 
-test('a message published while the poll is being set up is never missed (known channels)', { timeout: 90000 }, async () => {
-  const channels = Array.from({ length: 8 }, () => uniqueChannel('race'));
-  await Promise.all(channels.map(async (c, k) => {
-    let last = 0;
-    for (let round = 0; round < 28; round++) {
-      last = await setupRaceRound(c, last, DELAYS[(round + k) % DELAYS.length], `${c}#${round}`);
-    }
-  }));
-});
-
-test('a message published while the first poll of a new channel subscribes is never missed', { timeout: 90000 }, async () => {
-  const workers = Array.from({ length: 8 }, async (_, k) => {
-    for (let round = 0; round < 20; round++) {
-      const c = uniqueChannel(`fresh${k}-${round}`);
-      await setupRaceRound(c, 0, DELAYS[(round + k) % DELAYS.length], `${c}`);
-    }
+for (const cfg of CONFIGS) describe(`rt-server${cfg.label}`, () => {
+  before(async () => {
+    await stack?.stop();
+    stack = await startStack({ pollTimeout: POLL_TIMEOUT, args: cfg.args });
+    base = stack.base;
   });
-  await Promise.all(workers);
-});
 
-test('a poll started during a tight publish loop never misses an id', { timeout: 90000 }, async () => {
-  const c = uniqueChannel('tight');
-  let stop = false, latest = 0;
-  const publisher = (async () => {
-    for (let i = 0; i < 400; i++) latest = await publishOk(base, c, i, { backlog: 10000 });
-    stop = true;
-  })();
-  // Short-lived pollers: each starts at the newest id known from a publish answer (the server
-  // may already be further), takes one answer, checks it continues exactly there, and quits.
-  let checked = 0;
-  const pollers = Array.from({ length: 6 }, async () => {
-    while (!stop) {
-      const from = latest;
-      const r = await poll(base, [[c, from]]);
-      assert.equal(r.status, 200, r.body);
-      if (stop && !r.json[c]) break;
-      const entry = r.json[c];
-      assert.ok(entry, `poll at ${from} answered ${r.body} while publishing continued`);
-      assert.equal(entry.status, 'ok', JSON.stringify(entry).slice(0, 200));
-      entry.msg.forEach((m, i) => assert.equal(m.id, from + 1 + i, `poll at ${from}: ids contiguous`));
-      checked++;
+  test(`no loss under concurrency: 4 publishers, 3 channels, 7 chaining subscribers${cfg.label}`, { timeout: 90000 }, async () => {
+    const channels = [uniqueChannel('s0'), uniqueChannel('s1'), uniqueChannel('s2')];
+    const PUBLISHERS = 4, PER_PUBLISHER = 150;
+    const published = Object.fromEntries(channels.map((c) => [c, new Map()]));
+    let publishersDone = false;
+    let total = 0;
+    const final = Object.fromEntries(channels.map((c) => [c, 0]));
+    const deadline = Date.now() + 60000;
+    const allFinal = (last) => publishersDone && channels.every((c) => last[c] === final[c]);
+
+    // 5 subscribers from the start, 2 joining mid-burst from 0 (the backlog still holds all).
+    const subs = [];
+    const start = (name) => {
+      const p = subscriber(name, channels, allFinal, deadline);
+      p.catch(() => {}); // reported by Promise.all below
+      subs.push(p);
+    };
+    for (let i = 0; i < 5; i++) start(`sub${i}`);
+    const publishers = Array.from({ length: PUBLISHERS }, async (_, p) => {
+      for (let i = 0; i < PER_PUBLISHER; i++) {
+        const c = channels[(p + i) % channels.length];
+        const payload = { p, i };
+        const id = await publishOk(base, c, payload, { backlog: 10000 });
+        assert.ok(!published[c].has(id), `id ${id} of ${c} handed out twice`);
+        published[c].set(id, payload);
+        if (++total === (PUBLISHERS * PER_PUBLISHER) / 3) {
+          for (let j = 5; j < 7; j++) start(`late${j}`);
+        }
+      }
+    });
+    await Promise.all(publishers);
+    for (const c of channels) final[c] = published[c].size;
+    publishersDone = true;
+    const doneAt = Date.now();
+    assert.equal(subs.length, 7);
+    const results = await Promise.all(subs);
+    // A subscriber whose wake-up was lost would sit out the poll timeout before catching up.
+    const catchUp = Date.now() - doneAt;
+    assert.ok(catchUp < (POLL_TIMEOUT - 2) * 1000,
+      `subscribers reached the final ids ${catchUp} ms after the last publish (poll timeout ${POLL_TIMEOUT} s)`);
+
+    for (const c of channels) {
+      assert.deepEqual([...published[c].keys()].sort((a, b) => a - b),
+        Array.from({ length: final[c] }, (_, i) => i + 1), `${c}: publish ids are 1..N`);
     }
+    results.forEach(({ seen }, s) => {
+      for (const c of channels) {
+        assert.deepEqual(seen[c].map((m) => m.id), Array.from({ length: final[c] }, (_, i) => i + 1),
+          `subscriber ${s}, ${c}: every id once, in order`);
+        for (const m of seen[c]) assert.deepEqual(m.payload, published[c].get(m.id), `payload of ${c} #${m.id}`);
+      }
+    });
+    const totalPolls = results.reduce((n, r) => n + r.polls, 0);
+    assert.ok(totalPolls > 7 * 3, `subscribers polled ${totalPolls} times (expected many chained polls)`);
   });
-  await publisher;
-  await Promise.all(pollers);
-  assert.ok(checked > 50, `only ${checked} polls were checked`);
-});
 
-test('after all of it the server still serves', async () => {
-  const h = await fetch(base + '/healthz');
-  assert.equal(h.status, 200);
-  const c = uniqueChannel();
-  const id = await publishOk(base, c, 'final');
-  const r = await poll(base, [[c, 0]]);
-  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id, payload: 'final' }] } });
-});
+  test(`a message published while the poll is being set up is never missed (known channels)${cfg.label}`, { timeout: 90000 }, async () => {
+    const channels = Array.from({ length: 8 }, () => uniqueChannel('race'));
+    await Promise.all(channels.map(async (c, k) => {
+      let last = 0;
+      for (let round = 0; round < 28; round++) {
+        last = await setupRaceRound(c, last, DELAYS[(round + k) % DELAYS.length], `${c}#${round}`);
+      }
+    }));
+  });
 
-test('rt-server exits cleanly on SIGTERM with no sanitizer report', async () => {
-  await assertCleanShutdown(stack.server);
+  test(`a message published while the first poll of a new channel subscribes is never missed${cfg.label}`, { timeout: 90000 }, async () => {
+    const workers = Array.from({ length: 8 }, async (_, k) => {
+      for (let round = 0; round < 20; round++) {
+        const c = uniqueChannel(`fresh${k}-${round}`);
+        await setupRaceRound(c, 0, DELAYS[(round + k) % DELAYS.length], `${c}`);
+      }
+    });
+    await Promise.all(workers);
+  });
+
+  test(`a poll started during a tight publish loop never misses an id${cfg.label}`, { timeout: 90000 }, async () => {
+    const c = uniqueChannel('tight');
+    let stop = false, latest = 0;
+    const publisher = (async () => {
+      for (let i = 0; i < 400; i++) latest = await publishOk(base, c, i, { backlog: 10000 });
+      stop = true;
+    })();
+    // Short-lived pollers: each starts at the newest id known from a publish answer (the server
+    // may already be further), takes one answer, checks it continues exactly there, and quits.
+    let checked = 0;
+    const pollers = Array.from({ length: 6 }, async () => {
+      while (!stop) {
+        const from = latest;
+        const r = await poll(base, [[c, from]]);
+        assert.equal(r.status, 200, r.body);
+        if (stop && !r.json[c]) break;
+        const entry = r.json[c];
+        assert.ok(entry, `poll at ${from} answered ${r.body} while publishing continued`);
+        assert.equal(entry.status, 'ok', JSON.stringify(entry).slice(0, 200));
+        entry.msg.forEach((m, i) => assert.equal(m.id, from + 1 + i, `poll at ${from}: ids contiguous`));
+        checked++;
+      }
+    });
+    await publisher;
+    await publishOk(base, c, 'sentinel', { backlog: 10000 }); // wakes the polls still held
+    await Promise.all(pollers);
+    assert.ok(checked > 50, `only ${checked} polls were checked`);
+  });
+
+  test(`after all of it the server still serves${cfg.label}`, async () => {
+    const h = await fetch(base + '/healthz');
+    assert.equal(h.status, 200);
+    const c = uniqueChannel();
+    const id = await publishOk(base, c, 'final');
+    const r = await poll(base, [[c, 0]]);
+    assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id, payload: 'final' }] } });
+  });
+
+  test(`rt-server exits cleanly on SIGTERM with no sanitizer report${cfg.label}`, async () => {
+    await assertCleanShutdown(stack.server);
+  });
 });

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { before, after } from 'node:test';
 import {
   test, startStack, assertCleanShutdown, poll, publishOk, waitHeld, heldPolls, keys,
-  uniqueChannel,
+  uniqueChannel, metricsText, metricValue, get,
 } from './lib/harness.mjs';
 
 const POLL_TIMEOUT = 1.5; // seconds
@@ -199,6 +199,46 @@ test('state channel (backlog=1): a burst collapses to the newest message', async
   await publishOk(base, c, { count: 11 }, { backlog: 1 });
   const r2 = await pending.response;
   assert.deepEqual(r2.json, { [c]: { status: 'ok', msg: [{ id: 11, payload: { count: 11 } }] } });
+});
+
+// The metric named `preferred`, or else the first metric of `type` whose name matches `re`.
+function metricName(text, preferred, re, type) {
+  if (new RegExp(`^${preferred}[ {]`, 'm').test(text)) return preferred;
+  for (const m of text.matchAll(new RegExp(`^# TYPE (\\S+) ${type}$`, 'gm'))) if (re.test(m[1])) return m[1];
+  throw new Error(`/metrics has no ${type} like ${preferred}:\n${text}`);
+}
+
+test('/metrics counts publishes, deliveries, resets, requests by status; gauges held polls and subscriptions', async () => {
+  const before = await metricsText(base);
+  const names = {
+    publishes: metricName(before, 'rt_publishes_total', /publish/, 'counter'),
+    deliveries: metricName(before, 'rt_deliveries_total', /deliver/, 'counter'),
+    resets: metricName(before, 'rt_resets_total', /reset/, 'counter'),
+    requests: metricName(before, 'rt_requests_total', /request/, 'counter'),
+    subscribed: metricName(before, 'rt_subscribed_channels', /subscri/, 'gauge'),
+  };
+  assert.match(before, /^# TYPE \S+ histogram$/m, 'a latency histogram');
+  const v = (text, name, labels) => metricValue(text, name, labels) ?? 0;
+  const statusLabel = (text) => (/^\S+\{[^}]*\bcode="/m.test(text) ? 'code' : 'status');
+
+  const c = uniqueChannel('metrics');
+  for (let i = 0; i < 3; i++) await publishOk(base, c, i, { backlog: 1 });
+  await poll(base, [[c, 2]]); // ok, 1 message
+  await poll(base, [[c, 0]]); // reset
+  await get(base, '/rt?c=bad%20name&m=0'); // 400
+  const held = uniqueChannel('sub');
+  const pending = await heldPoll([[held, 0]]);
+  const after = await metricsText(base);
+  await publishOk(base, held, 'release');
+  await pending.response;
+
+  assert.equal(v(after, names.publishes) - v(before, names.publishes), 3, 'publishes counted');
+  assert.ok(v(after, names.deliveries) > v(before, names.deliveries), 'deliveries counted');
+  assert.ok(v(after, names.resets) > v(before, names.resets), 'resets counted');
+  const sl = statusLabel(after);
+  assert.ok(v(after, names.requests, { [sl]: '400' }) > v(before, names.requests, { [sl]: '400' }), 'requests by status: 400');
+  assert.ok(v(after, names.requests, { [sl]: '200' }) > v(before, names.requests, { [sl]: '200' }), 'requests by status: 200');
+  assert.ok(v(after, names.subscribed) >= 1, 'a held poll keeps its channel subscribed');
 });
 
 test('after all of it the server still serves', async () => {

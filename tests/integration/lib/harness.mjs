@@ -200,7 +200,7 @@ export async function startServer({
   argv.push(...args);
   const out = fs.openSync(logFile, 'a');
   fs.writeSync(out, `# ${RT_SERVER_BIN} ${argv.join(' ')}\n`);
-  const child = spawn(RT_SERVER_BIN, argv, { stdio: ['ignore', out, out], env: childEnv });
+  const child = spawn(RT_SERVER_BIN, argv, { stdio: ['ignore', out, out], env: childEnv, cwd: REPO_ROOT });
   fs.closeSync(out);
   const p = track('rt-server', `:${port}`, child, logFile);
   const base = `http://127.0.0.1:${port}`;
