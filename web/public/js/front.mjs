@@ -69,9 +69,16 @@ async function main() {
     onMessage, onReset, settleMs: 1000, closest: 40,
   });
   // Load the next batch before the reader reaches the end.
-  new IntersectionObserver((entries) => {
-    if (entries.some((e) => e.isIntersecting)) loadMore();
-  }, { root: feed, rootMargin: '0px 0px 1200px 0px' }).observe(feedEnd);
+  feed.addEventListener('scroll', loadWhileNearEnd, { passive: true });
+}
+
+/** Loads batches until the end of the feed is more than a screen or two away. */
+async function loadWhileNearEnd() {
+  while (loaded < total && feed.scrollTop + feed.clientHeight > feed.scrollHeight - 1500) {
+    const before = loaded;
+    await loadMore();
+    if (loaded === before) break; // failed: the next scroll retries
+  }
 }
 
 main().catch((err) => {
