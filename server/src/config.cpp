@@ -1,0 +1,293 @@
+#include "config.hpp"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace rt {
+
+namespace {
+
+bool parse_uint(const std::string& s, uint64_t max, uint64_t* out) {
+  if (s.empty() || s.size() > 19) return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + uint64_t(c - '0');
+  }
+  if (v > max) return false;
+  *out = v;
+  return true;
+}
+
+bool parse_seconds(const std::string& s, double min, double max, double* out) {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || c == '.')) return false;
+  errno = 0;
+  char* end = nullptr;
+  double v = strtod(s.c_str(), &end);
+  if (errno != 0 || end != s.c_str() + s.size() || !std::isfinite(v) || v < min || v > max) return false;
+  *out = v;
+  return true;
+}
+
+}  // namespace
+
+bool parse_listen(const std::string& text, std::string* host, int* port, std::string* error) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos) {
+    *error = "--listen: expected HOST:PORT, got '" + text + "'";
+    return false;
+  }
+  std::string h = text.substr(0, colon);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  uint64_t p = 0;
+  if (!parse_uint(text.substr(colon + 1), 65535, &p)) {
+    *error = "--listen: bad port in '" + text + "'";
+    return false;
+  }
+  *host = h.empty() ? "0.0.0.0" : h;
+  *port = int(p);
+  return true;
+}
+
+bool parse_redis_url(const std::string& url, RedisAddress* out, std::string* error) {
+  RedisAddress a;
+  const std::string unix_scheme = "unix://", redis_scheme = "redis://";
+  if (url.compare(0, unix_scheme.size(), unix_scheme) == 0) {
+    a.unix_socket = true;
+    a.path = url.substr(unix_scheme.size());
+    if (a.path.empty() || a.path[0] != '/') {
+      *error = "--redis: unix URL needs an absolute path (unix:///path/to/redis.sock)";
+      return false;
+    }
+    *out = a;
+    return true;
+  }
+  if (url.compare(0, redis_scheme.size(), redis_scheme) != 0) {
+    *error = "--redis: expected redis://host:port[/db] or unix:///path, got '" + url + "'";
+    return false;
+  }
+  std::string rest = url.substr(redis_scheme.size());
+  size_t slash = rest.find('/');
+  std::string hostport = rest.substr(0, slash);
+  if (slash != std::string::npos) {
+    std::string db = rest.substr(slash + 1);
+    uint64_t d = 0;
+    if (!db.empty()) {
+      if (!parse_uint(db, 1 << 20, &d)) {
+        *error = "--redis: bad database number '" + db + "'";
+        return false;
+      }
+    }
+    a.db = int(d);
+  }
+  if (hostport.find('@') != std::string::npos) {
+    *error = "--redis: passwords in the URL are not supported";
+    return false;
+  }
+  std::string host = hostport, port_text;
+  bool has_port = false;
+  uint64_t port = 6379;
+  if (!hostport.empty() && hostport[0] == '[') {  // [v6]:port
+    size_t close = hostport.find(']');
+    if (close == std::string::npos) {
+      *error = "--redis: unclosed '[' in '" + url + "'";
+      return false;
+    }
+    host = hostport.substr(1, close - 1);
+    if (close + 1 < hostport.size()) {
+      if (hostport[close + 1] != ':') {
+        *error = "--redis: bad host in '" + url + "'";
+        return false;
+      }
+      port_text = hostport.substr(close + 2);
+      has_port = true;
+    }
+  } else {
+    size_t colon = hostport.rfind(':');
+    if (colon != std::string::npos) {
+      host = hostport.substr(0, colon);
+      port_text = hostport.substr(colon + 1);
+      has_port = true;
+    }
+  }
+  if (has_port && (!parse_uint(port_text, 65535, &port) || port == 0)) {
+    *error = "--redis: bad port in '" + url + "'";
+    return false;
+  }
+  if (host.empty()) {
+    *error = "--redis: missing host in '" + url + "'";
+    return false;
+  }
+  a.host = host;
+  a.port = int(port);
+  *out = a;
+  return true;
+}
+
+ParseResult parse_args(int argc, const char* const* argv, Config* out, std::string* error) {
+  Config& c = *out;
+  for (int i = 1; i < argc; i++) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") return ParseResult::help;
+    if (arg.compare(0, 2, "--") != 0) {
+      *error = "unexpected argument '" + arg + "' (see --help)";
+      return ParseResult::error;
+    }
+    std::string name = arg, value;
+    bool has_value = false;
+    size_t eq = arg.find('=');
+    if (eq != std::string::npos) {
+      name = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+      has_value = true;
+    }
+    auto need_value = [&]() -> bool {
+      if (has_value) return true;
+      if (i + 1 >= argc) {
+        *error = name + ": missing value";
+        return false;
+      }
+      value = argv[++i];
+      has_value = true;
+      return true;
+    };
+    auto bad = [&](const std::string& what) {
+      *error = name + ": " + what + ", got '" + value + "'";
+      return ParseResult::error;
+    };
+    uint64_t u = 0;
+    double d = 0;
+    if (name == "--listen") {
+      if (!need_value()) return ParseResult::error;
+      if (!parse_listen(value, &c.listen_host, &c.listen_port, error)) return ParseResult::error;
+    } else if (name == "--redis") {
+      if (!need_value()) return ParseResult::error;
+      if (!parse_redis_url(value, &c.redis, error)) return ParseResult::error;
+      c.redis_url = value;
+    } else if (name == "--publish-token-file") {
+      if (!need_value()) return ParseResult::error;
+      if (value.empty()) return bad("expected a file path");
+      c.publish_token_file = value;
+    } else if (name == "--poll-timeout") {
+      if (!need_value()) return ParseResult::error;
+      if (!parse_seconds(value, 0.001, 3600, &d)) return bad("expected seconds in 0.001..3600");
+      c.poll_timeout_s = d;
+    } else if (name == "--backlog") {
+      if (!need_value()) return ParseResult::error;
+      if (!parse_uint(value, 10000, &u) || u < 1) return bad("expected an integer in 1..10000");
+      c.backlog = uint32_t(u);
+    } else if (name == "--ttl") {
+      if (!need_value()) return ParseResult::error;
+      if (!parse_uint(value, uint64_t(1) << 31, &u)) return bad("expected whole seconds (0 = never)");
+      c.ttl_s = u;
+    } else if (name == "--max-channels") {
+      if (!need_value()) return ParseResult::error;
+      if (!parse_uint(value, 100000, &u) || u < 1) return bad("expected an integer in 1..100000");
+      c.max_channels = size_t(u);
+    } else if (name == "--max-url") {
+      if (!need_value()) return ParseResult::error;
+      if (!parse_uint(value, 16 << 20, &u) || u < 64) return bad("expected bytes in 64..16777216");
+      c.max_url = size_t(u);
+    } else if (name == "--max-body") {
+      if (!need_value()) return ParseResult::error;
+      if (!parse_uint(value, 64 << 20, &u) || u < 1) return bad("expected bytes in 1..67108864");
+      c.max_body = size_t(u);
+    } else if (name == "--web") {
+      if (!need_value()) return ParseResult::error;
+      if (value.empty()) return bad("expected a directory");
+      c.web_dir = value;
+    } else if (name == "--max-held") {
+      if (!need_value()) return ParseResult::error;
+      if (!parse_uint(value, 10000000, &u) || u < 1) return bad("expected an integer in 1..10000000");
+      c.max_held = size_t(u);
+    } else if (name == "--key-prefix") {
+      if (!need_value()) return ParseResult::error;
+      if (value.size() > 256) return bad("expected at most 256 bytes");
+      c.key_prefix = value;
+    } else if (name == "--cors-origin") {
+      if (!need_value()) return ParseResult::error;
+      for (char ch : value)
+        if (static_cast<unsigned char>(ch) < ' ' || ch == 0x7f) return bad("expected an origin without control characters");
+      c.cors_origin = value;
+    } else if (name == "--log-level") {
+      if (!need_value()) return ParseResult::error;
+      if (!log::parse_level(value, &c.log_level)) return bad("expected debug, info, warn or error");
+    } else if (name == "--threads") {
+      if (!need_value()) return ParseResult::error;
+      if (!parse_uint(value, 256, &u) || u < 1) return bad("expected an integer in 1..256");
+      c.threads = int(u);
+    } else if (name == "--lua-dir") {
+      if (!need_value()) return ParseResult::error;
+      if (value.empty()) return bad("expected a directory");
+      c.lua_dir = value;
+    } else if (name == "--redis-timeout") {
+      if (!need_value()) return ParseResult::error;
+      if (!parse_seconds(value, 0.01, 600, &d)) return bad("expected seconds in 0.01..600");
+      c.redis_timeout_s = d;
+    } else {
+      *error = "unknown flag '" + name + "' (see --help)";
+      return ParseResult::error;
+    }
+  }
+  return ParseResult::ok;
+}
+
+bool load_publish_token(Config* cfg, std::string* error) {
+  if (cfg->publish_token_file.empty()) {
+    const char* env = getenv("RT_PUBLISH_TOKEN");
+    cfg->publish_token = env ? env : "";
+    return true;
+  }
+  std::ifstream in(cfg->publish_token_file);
+  if (!in) {
+    *error = "--publish-token-file: cannot read '" + cfg->publish_token_file + "'";
+    return false;
+  }
+  std::string line;
+  std::getline(in, line);
+  size_t b = line.find_first_not_of(" \t\r\n");
+  size_t e = line.find_last_not_of(" \t\r\n");
+  line = b == std::string::npos ? "" : line.substr(b, e - b + 1);
+  if (line.empty()) {
+    *error = "--publish-token-file: '" + cfg->publish_token_file + "' holds no token";
+    return false;
+  }
+  cfg->publish_token = line;
+  return true;
+}
+
+std::string usage() {
+  return R"(Usage: rt-server [flags]
+
+Reliable real-time updates over HTTP long polls, backed by Redis.
+
+  --listen HOST:PORT          address to listen on (default 127.0.0.1:8080)
+  --redis URL                 redis://host:port[/db] or unix:///path (default redis://127.0.0.1:6379)
+  --publish-token-file PATH   file holding the bearer token of POST /publish (else env
+                              RT_PUBLISH_TOKEN; without a token POST /publish answers 403)
+  --poll-timeout SECONDS      long-poll timeout, fractions allowed (default 25)
+  --backlog N                 default backlog length of POST /publish, 1..10000 (default 100)
+  --ttl SECONDS               expiry of idle channels' keys, 0 = never (default 604800 = 7 days)
+  --max-channels N            channels per /rt request (default 500)
+  --max-url BYTES             longest request URL, longer answers 414 (default 65536)
+  --max-body BYTES            largest POST /publish body, larger answers 413 (default 65536)
+  --max-held N                open /rt requests per worker; beyond it /rt answers 503 (default 10000)
+  --web DIR                   serve static files from DIR (GET only)
+  --key-prefix PREFIX         Redis key prefix (default "channel:")
+  --cors-origin ORIGIN        send Access-Control-Allow-Origin: ORIGIN on /rt, /publish, /healthz
+  --log-level LEVEL           debug, info, warn or error (default info)
+  --threads N                 worker threads, each with its own event loop and Redis
+                              connections (default 1)
+  --lua-dir DIR               directory of publish.lua and read.lua (default: found next to
+                              the binary or in server/lua of the working directory)
+  --redis-timeout SECONDS     Redis connect/command timeout (default 2)
+  --help                      this text
+)";
+}
+
+}  // namespace rt

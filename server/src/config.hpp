@@ -1,0 +1,64 @@
+// rt-server's command line: the flags are the public interface (see usage()).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "log.hpp"
+
+namespace rt {
+
+struct RedisAddress {
+  bool unix_socket = false;
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  std::string path;  // unix socket path
+  int db = 0;
+};
+
+struct Config {
+  std::string listen_host = "127.0.0.1";
+  int listen_port = 8080;
+  RedisAddress redis;
+  std::string redis_url = "redis://127.0.0.1:6379";
+  std::string publish_token_file;  // empty: RT_PUBLISH_TOKEN from the environment, if set
+  std::string publish_token;       // filled by load_publish_token(); empty: publishing refused
+  double poll_timeout_s = 25.0;
+  uint32_t backlog = 100;          // default backlog length of POST /publish
+  uint64_t ttl_s = 7 * 24 * 3600;  // idle channel expiry; 0 = never
+  size_t max_channels = 500;
+  size_t max_url = 65536;
+  size_t max_body = 65536;
+  std::string web_dir;             // empty: no static files
+  size_t max_held = 10000;         // open /rt requests per worker beyond which /rt answers 503
+  std::string key_prefix = "channel:";
+  std::string cors_origin;         // empty: no Access-Control-Allow-Origin header
+  log::Level log_level = log::Level::info;
+  int threads = 1;
+  std::string lua_dir;             // empty: found relative to the binary / working directory
+  double redis_timeout_s = 2.0;    // command / connect timeout of the Redis connections
+};
+
+enum class ParseResult { ok, help, error };
+
+// Parses argv (argv[0] is the program name). Accepts "--flag value" and "--flag=value".
+// On error returns ParseResult::error with *error a sentence naming the flag; *out may be
+// partly filled. --help returns ParseResult::help (print usage()).
+ParseResult parse_args(int argc, const char* const* argv, Config* out, std::string* error);
+
+// Parses "redis://host:port[/db]", "redis://host[/db]" (port 6379) or "unix:///path".
+bool parse_redis_url(const std::string& url, RedisAddress* out, std::string* error);
+
+// Parses "HOST:PORT" (HOST may be empty for all interfaces, or [v6]).
+bool parse_listen(const std::string& text, std::string* host, int* port, std::string* error);
+
+// Fills cfg->publish_token from --publish-token-file (first line, trimmed) or, without the
+// flag, from the RT_PUBLISH_TOKEN environment variable. Fails when the file cannot be read
+// or holds an empty token.
+bool load_publish_token(Config* cfg, std::string* error);
+
+// The --help text.
+std::string usage();
+
+}  // namespace rt

@@ -1,0 +1,213 @@
+#include "hub.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "log.hpp"
+#include "metrics.hpp"
+#include "protocol/protocol.hpp"
+
+namespace rt {
+
+namespace {
+constexpr uint64_t kLingerMs = 2000;   // an unused channel stays subscribed this long
+constexpr size_t kMaxIdle = 10000;     // beyond this many lingering channels, unsubscribe at once
+constexpr uint64_t kTickMs = 100;
+}  // namespace
+
+Hub::Hub(event_base* base, RedisLink& link, std::string key_prefix, uint64_t timeout_ms)
+    : link_(link), prefix_(std::move(key_prefix)), timeout_ms_(timeout_ms) {
+  sentinel_ = prefix_ + "{!rt-hub}:pubsub";
+  tick_ev_.reset(event_new(base, -1, EV_PERSIST, on_tick, this));
+  timeval tv = ms_to_tv(kTickMs);
+  event_add(tick_ev_.get(), &tv);
+}
+
+Hub::~Hub() {
+  for (auto& kv : chans_)
+    if (kv.second.state == SubState::subscribed)
+      metrics::get().subscribed_channels.fetch_sub(1, std::memory_order_relaxed);
+}
+
+std::string Hub::pubsub_name(const std::string& channel) const {
+  std::string s;
+  s.reserve(prefix_.size() + channel.size() + 10);
+  s += prefix_;
+  s += '{';
+  s += channel;
+  s += "}:pubsub";
+  return s;
+}
+
+void Hub::set_state(Chan& c, SubState s) noexcept {
+  if (c.state == SubState::subscribed && s != SubState::subscribed)
+    metrics::get().subscribed_channels.fetch_sub(1, std::memory_order_relaxed);
+  if (c.state != SubState::subscribed && s == SubState::subscribed)
+    metrics::get().subscribed_channels.fetch_add(1, std::memory_order_relaxed);
+  c.state = s;
+}
+
+bool Hub::send(const char* verb, const std::string& channel) noexcept {
+  redisAsyncContext* ac = link_.context();
+  if (ac == nullptr) return false;
+  std::string name = channel.empty() ? sentinel_ : pubsub_name(channel);
+  const char* argv[] = {verb, name.c_str()};
+  size_t lens[] = {strlen(verb), name.size()};
+  // SUBSCRIBE registers on_sub_reply for the channel; UNSUBSCRIBE's reply goes to it too.
+  if (redisAsyncCommandArgv(ac, on_sub_reply, this, 2, argv, lens) != REDIS_OK) return false;
+  in_flight_.push_back(now_ms());
+  return true;
+}
+
+Hub::AddResult Hub::add(const std::string& channel, HubListener* l, size_t idx) {
+  if (!link_.up()) return AddResult::unavailable;
+  auto it = chans_.find(channel);
+  if (it == chans_.end()) {
+    if (!send("SUBSCRIBE", channel)) return AddResult::unavailable;
+    Chan& c = chans_[channel];
+    c.state = SubState::subscribing;
+    c.listeners.emplace(l, idx);
+    return AddResult::pending;
+  }
+  Chan& c = it->second;
+  if (c.listeners.empty() && c.state == SubState::subscribed && idle_count_ > 0) idle_count_--;
+  c.listeners[l] = idx;
+  return c.state == SubState::subscribed ? AddResult::confirmed : AddResult::pending;
+}
+
+void Hub::remove(const std::string& channel, HubListener* l) noexcept {
+  auto it = chans_.find(channel);
+  if (it == chans_.end()) return;
+  Chan& c = it->second;
+  if (c.listeners.erase(l) == 0 || !c.listeners.empty()) return;
+  if (c.state == SubState::subscribed) {
+    c.idle_since_ms = now_ms();
+    idle_count_++;
+    if (idle_count_ > kMaxIdle) {
+      // Too many lingering channels: this one goes at once.
+      if (send("UNSUBSCRIBE", channel)) {
+        idle_count_--;
+        set_state(c, SubState::unsubscribing);
+      }
+    }
+  }
+  // subscribing: decided when the confirmation arrives; unsubscribing: already leaving.
+}
+
+void Hub::on_sub_reply(redisAsyncContext* ac, void* reply, void* priv) noexcept {
+  if (reply == nullptr || ac->data == nullptr) return;  // connection going away
+  static_cast<Hub*>(priv)->handle_reply(static_cast<redisReply*>(reply));
+}
+
+void Hub::handle_reply(redisReply* r) noexcept {
+  if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || r->element[0]->type != REDIS_REPLY_STRING ||
+      r->element[1]->type != REDIS_REPLY_STRING)
+    return;
+  std::string_view type(r->element[0]->str, r->element[0]->len);
+  std::string_view name(r->element[1]->str, r->element[1]->len);
+  bool is_sub = type == "subscribe", is_unsub = type == "unsubscribe";
+  if ((is_sub || is_unsub) && !in_flight_.empty()) in_flight_.pop_front();
+  if (name == sentinel_) {
+    if (is_sub) {
+      sentinel_confirmed_ = true;
+      RT_LOG(debug, "pub/sub hub ready").kv("link", link_.name());
+    }
+    return;
+  }
+  // <prefix>{<channel>}:pubsub -> <channel>
+  const std::string_view tail = "}:pubsub";
+  if (name.size() < prefix_.size() + 1 + tail.size() || name.substr(0, prefix_.size()) != prefix_ ||
+      name[prefix_.size()] != '{' || name.substr(name.size() - tail.size()) != tail)
+    return;
+  std::string channel(name.substr(prefix_.size() + 1, name.size() - prefix_.size() - 1 - tail.size()));
+  auto it = chans_.find(channel);
+  if (it == chans_.end()) return;
+  Chan& c = it->second;
+
+  if (type == "message") {
+    metrics::get().pubsub_messages.fetch_add(1, std::memory_order_relaxed);
+    if (r->element[2]->type != REDIS_REPLY_STRING) return;
+    proto::Message msg;
+    msg.json.assign(r->element[2]->str, r->element[2]->len);
+    if (!proto::parse_message(msg.json, &msg.id)) {
+      metrics::get().invalid_messages.fetch_add(1, std::memory_order_relaxed);
+      RT_LOG(warn, "invalid message on pub/sub, skipped").kv("channel", channel).kv("message", msg.json.substr(0, 200));
+      return;
+    }
+    for (auto& kv : c.listeners) kv.first->on_message(kv.second, msg);
+  } else if (is_sub) {
+    if (c.state != SubState::subscribing) return;
+    set_state(c, SubState::subscribed);
+    if (c.listeners.empty()) {
+      c.idle_since_ms = now_ms();
+      idle_count_++;
+      return;
+    }
+    for (auto& kv : c.listeners) kv.first->on_subscribed(kv.second);
+  } else if (is_unsub) {
+    if (c.state != SubState::unsubscribing) return;
+    if (c.listeners.empty()) {
+      chans_.erase(it);
+      return;
+    }
+    // Someone wanted the channel again while it was leaving: subscribe anew.
+    if (send("SUBSCRIBE", channel)) {
+      c.state = SubState::subscribing;
+    } else {
+      link_down_pending_ = true;
+    }
+  }
+}
+
+void Hub::on_tick(evutil_socket_t, short, void* arg) noexcept { static_cast<Hub*>(arg)->tick(); }
+
+void Hub::tick() noexcept {
+  if (!link_.up()) return;
+  uint64_t now = now_ms();
+  if (link_down_pending_ || (!in_flight_.empty() && now - in_flight_.front() > timeout_ms_)) {
+    link_down_pending_ = false;
+    link_.kill(in_flight_.empty() ? "pub/sub send failed" : "pub/sub timeout");  // -> on_link_down
+    return;
+  }
+  if (idle_count_ == 0) return;
+  // Unsubscribe channels that have lingered unused long enough.
+  std::vector<std::string> expired;
+  for (auto& kv : chans_) {
+    const Chan& c = kv.second;
+    if (c.state == SubState::subscribed && c.listeners.empty() && now - c.idle_since_ms >= kLingerMs)
+      expired.push_back(kv.first);
+  }
+  for (const auto& name : expired) {
+    Chan& c = chans_[name];
+    if (!send("UNSUBSCRIBE", name)) break;
+    idle_count_--;
+    set_state(c, SubState::unsubscribing);
+  }
+}
+
+void Hub::on_link_up() noexcept {
+  sentinel_confirmed_ = false;
+  link_down_pending_ = false;
+  in_flight_.clear();
+  if (!send("SUBSCRIBE", std::string())) link_down_pending_ = true;
+}
+
+void Hub::on_link_down() noexcept {
+  sentinel_confirmed_ = false;
+  in_flight_.clear();
+  idle_count_ = 0;
+  std::vector<HubListener*> lost;
+  for (auto& kv : chans_) {
+    if (kv.second.state == SubState::subscribed)
+      metrics::get().subscribed_channels.fetch_sub(1, std::memory_order_relaxed);
+    for (auto& l : kv.second.listeners) lost.push_back(l.first);
+  }
+  chans_.clear();
+  std::sort(lost.begin(), lost.end());
+  lost.erase(std::unique(lost.begin(), lost.end()), lost.end());
+  if (!lost.empty()) RT_LOG(warn, "pub/sub lost, failing open polls").kv("polls", lost.size());
+  for (HubListener* l : lost) l->on_hub_lost();
+}
+
+}  // namespace rt

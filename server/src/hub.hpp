@@ -1,0 +1,92 @@
+// The pub/sub hub of one worker: ONE Redis subscribe connection shared by every open poll,
+// fanned out in process. SUBSCRIBE is reference-counted per channel: the first listener
+// subscribes, later ones share the subscription; when the last listener leaves, the
+// channel lingers subscribed for a short while (a client re-polls right after an answer)
+// and is then unsubscribed.
+//
+// hiredis 0.14 pitfalls handled here:
+//  - a SUBSCRIBE and an UNSUBSCRIBE of the same channel are never in flight together (its
+//    callback table is keyed by channel: the unsubscribe reply would drop the new callback);
+//  - a sentinel channel stays subscribed for the connection's life, so the subscription
+//    count never drops to 0 (hiredis would leave subscribe mode and assert on the next
+//    subscribe confirmation).
+#pragma once
+
+#include <deque>
+#include <string>
+#include <unordered_map>
+
+#include "redis_link.hpp"
+
+namespace rt::proto { struct Message; }
+
+namespace rt {
+
+// A party interested in channels (a poll). Callbacks only record facts and schedule work:
+// they must not call Hub::add/remove (the hub is iterating its tables).
+class HubListener {
+ public:
+  virtual ~HubListener() = default;
+  // The channel at index `idx` (as given to add) is now confirmed subscribed by Redis.
+  virtual void on_subscribed(size_t idx) noexcept = 0;
+  // A valid message arrived on the channel at `idx`.
+  virtual void on_message(size_t idx, const proto::Message& msg) noexcept = 0;
+  // The subscribe connection was lost: messages may have been missed. The listener is
+  // already removed from every channel when this is called.
+  virtual void on_hub_lost() noexcept = 0;
+};
+
+class Hub : public RedisLink::Listener {
+ public:
+  Hub(event_base* base, RedisLink& link, std::string key_prefix, uint64_t timeout_ms);
+  ~Hub() override;
+
+  enum class AddResult { confirmed, pending, unavailable };
+
+  // Registers `l` for `channel` (a valid channel name) under index `idx`.
+  //   confirmed:   already subscribed; no on_subscribed will follow for this add
+  //   pending:     on_subscribed(idx) follows once Redis confirms (or on_hub_lost)
+  //   unavailable: the subscribe connection is down; nothing was registered
+  AddResult add(const std::string& channel, HubListener* l, size_t idx);
+
+  // Unregisters `l` from `channel`. No-op when not registered. Never calls back.
+  void remove(const std::string& channel, HubListener* l) noexcept;
+
+  bool up() const noexcept { return link_.up() && sentinel_confirmed_; }
+  size_t channel_count() const noexcept { return chans_.size(); }
+
+  // Redis pub/sub channel name of `channel`: <prefix>{<channel>}:pubsub
+  std::string pubsub_name(const std::string& channel) const;
+
+  void on_link_up() noexcept override;
+  void on_link_down() noexcept override;
+
+ private:
+  enum class SubState { subscribing, subscribed, unsubscribing };
+  struct Chan {
+    SubState state = SubState::subscribing;
+    std::unordered_map<HubListener*, size_t> listeners;
+    uint64_t idle_since_ms = 0;  // when listeners became empty (state subscribed)
+  };
+
+  static void on_sub_reply(redisAsyncContext* ac, void* reply, void* priv) noexcept;
+  static void on_tick(evutil_socket_t, short, void* arg) noexcept;
+  void handle_reply(struct redisReply* r) noexcept;
+  bool send(const char* verb, const std::string& channel) noexcept;
+  void became_idle(Chan& c) noexcept;
+  void set_state(Chan& c, SubState s) noexcept;
+  void tick() noexcept;
+
+  RedisLink& link_;
+  std::string prefix_;
+  std::string sentinel_;  // pub/sub name of the sentinel channel (not a valid channel name)
+  uint64_t timeout_ms_;
+  bool sentinel_confirmed_ = false;
+  bool link_down_pending_ = false;  // a send failed: drop the connection at the next tick
+  std::unordered_map<std::string, Chan> chans_;
+  std::deque<uint64_t> in_flight_;  // send times of (UN)SUBSCRIBEs awaiting their reply
+  size_t idle_count_ = 0;
+  EventPtr tick_ev_;
+};
+
+}  // namespace rt

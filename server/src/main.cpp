@@ -1,0 +1,152 @@
+// rt-server: reliable real-time updates over HTTP long polls, backed by Redis.
+// main: flags, the listening socket, N workers on N threads, clean stop on SIGINT/SIGTERM.
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "config.hpp"
+#include "log.hpp"
+#include "scripts.hpp"
+#include "worker.hpp"
+
+namespace {
+
+// Binds and listens on host:port. Returns the socket or -1 with *error.
+int open_listener(const std::string& host, int port, std::string* error, std::string* bound) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  std::string port_text = std::to_string(port);
+  int rc = getaddrinfo(host.c_str(), port_text.c_str(), &hints, &res);
+  if (rc != 0) {
+    *error = "--listen: cannot resolve '" + host + "': " + gai_strerror(rc);
+    return -1;
+  }
+  int fd = -1;
+  for (addrinfo* ai = res; ai; ai = ai->ai_next) {
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) continue;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 4096) == 0) break;
+    *error = "--listen: cannot listen on " + host + ":" + port_text + ": " + strerror(errno);
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(res);
+  if (fd < 0) return -1;
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  char addr[INET6_ADDRSTRLEN] = "?";
+  int actual = port;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+    if (ss.ss_family == AF_INET) {
+      auto* in = reinterpret_cast<sockaddr_in*>(&ss);
+      inet_ntop(AF_INET, &in->sin_addr, addr, sizeof addr);
+      actual = ntohs(in->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+      auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+      inet_ntop(AF_INET6, &in6->sin6_addr, addr, sizeof addr);
+      actual = ntohs(in6->sin6_port);
+    }
+  }
+  *bound = std::string(addr) + ":" + std::to_string(actual);
+  return fd;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  rt::Config cfg;
+  std::string error;
+  switch (rt::parse_args(argc, argv, &cfg, &error)) {
+    case rt::ParseResult::help:
+      fputs(rt::usage().c_str(), stdout);
+      return 0;
+    case rt::ParseResult::error:
+      fprintf(stderr, "rt-server: %s\n", error.c_str());
+      return 2;
+    case rt::ParseResult::ok:
+      break;
+  }
+  rt::log::set_level(cfg.log_level);
+  if (!rt::load_publish_token(&cfg, &error)) {
+    fprintf(stderr, "rt-server: %s\n", error.c_str());
+    return 2;
+  }
+  if (cfg.publish_token.empty())
+    RT_LOG(warn, "no publish token configured: POST /publish answers 403");
+  std::string lua_dir = rt::find_lua_dir(cfg.lua_dir);
+  if (lua_dir.empty()) {
+    fprintf(stderr, "rt-server: cannot find publish.lua%s (use --lua-dir)\n",
+            cfg.lua_dir.empty() ? " next to the binary or in ./server/lua" : (" in " + cfg.lua_dir).c_str());
+    return 2;
+  }
+  if (!cfg.web_dir.empty()) {
+    struct stat st;
+    if (stat(cfg.web_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      fprintf(stderr, "rt-server: --web: '%s' is not a directory\n", cfg.web_dir.c_str());
+      return 2;
+    }
+  }
+
+  // Signals: SIGPIPE ignored (writes to closed sockets fail with EPIPE instead); SIGINT and
+  // SIGTERM blocked in every thread and taken synchronously by main with sigwait.
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  std::string bound;
+  int listen_fd = open_listener(cfg.listen_host, cfg.listen_port, &error, &bound);
+  if (listen_fd < 0) {
+    fprintf(stderr, "rt-server: %s\n", error.c_str());
+    return 1;
+  }
+
+  std::vector<std::unique_ptr<rt::Worker>> workers;
+  for (int i = 0; i < cfg.threads; i++) {
+    auto w = std::make_unique<rt::Worker>(cfg, lua_dir, i, listen_fd);
+    if (!w->init(&error)) {
+      fprintf(stderr, "rt-server: %s\n", error.c_str());
+      return 1;
+    }
+    workers.push_back(std::move(w));
+  }
+  RT_LOG(info, "listening")
+      .kv("addr", bound)
+      .kv("redis", cfg.redis_url)
+      .kv("threads", cfg.threads)
+      .kv("poll_timeout", cfg.poll_timeout_s)
+      .kv("lua_dir", lua_dir)
+      .kv("web", cfg.web_dir);
+
+  std::vector<std::thread> threads;
+  for (auto& w : workers) {
+    rt::Worker* wp = w.get();
+    threads.emplace_back([wp] { wp->run(); });
+  }
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  RT_LOG(info, "stopping").kv("signal", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  for (auto& w : workers) w->stop();
+  for (auto& t : threads) t.join();
+  workers.clear();
+  close(listen_fd);
+  RT_LOG(info, "stopped");
+  return 0;
+}

@@ -1,0 +1,108 @@
+#include "metrics.hpp"
+
+#include <cstdarg>
+#include <cstdio>
+
+namespace rt::metrics {
+
+namespace {
+Registry g_registry;
+
+const char* endpoint_name(size_t e) {
+  static const char* names[kEndpoints] = {"rt", "publish", "healthz", "metrics", "web", "other"};
+  return names[e];
+}
+
+void line(std::string* out, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+void line(std::string* out, const char* fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (n > 0) out->append(buf, size_t(n) < sizeof buf ? size_t(n) : sizeof buf - 1);
+}
+
+void counter(std::string* out, const char* name, const char* help, uint64_t v) {
+  line(out, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name, (unsigned long long)v);
+}
+
+void gauge(std::string* out, const char* name, const char* help, int64_t v) {
+  line(out, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", name, help, name, name, (long long)v);
+}
+}  // namespace
+
+constexpr double Histogram::kBounds[];
+
+void Histogram::observe_us(uint64_t us) noexcept {
+  double s = double(us) / 1e6;
+  size_t i = 0;
+  while (i < kBuckets && s > kBounds[i]) i++;
+  buckets_[i].fetch_add(1, std::memory_order_relaxed);
+  sum_us_.fetch_add(us, std::memory_order_relaxed);
+  count_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Histogram::render(const char* name, const char* help, std::string* out) const {
+  line(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < kBuckets; i++) {
+    cumulative += buckets_[i].load(std::memory_order_relaxed);
+    line(out, "%s_bucket{le=\"%g\"} %llu\n", name, kBounds[i], (unsigned long long)cumulative);
+  }
+  cumulative += buckets_[kBuckets].load(std::memory_order_relaxed);
+  line(out, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cumulative);
+  line(out, "%s_sum %.6f\n", name, double(sum_us_.load(std::memory_order_relaxed)) / 1e6);
+  // _count equals the +Inf bucket by construction of this rendering.
+  line(out, "%s_count %llu\n", name, (unsigned long long)cumulative);
+}
+
+Registry& get() noexcept { return g_registry; }
+
+void count_request(Endpoint endpoint, int status) noexcept {
+  size_t s = kStatusCount - 1;
+  for (size_t i = 0; i + 1 < kStatusCount; i++)
+    if (kStatuses[i] == status) { s = i; break; }
+  g_registry.requests[size_t(endpoint)][s].fetch_add(1, std::memory_order_relaxed);
+}
+
+std::string render() {
+  const Registry& r = g_registry;
+  std::string out;
+  out.reserve(8192);
+  gauge(&out, "rt_held_polls", "Open /rt requests (subscribing, reading or held).",
+        r.held_polls.load(std::memory_order_relaxed));
+  gauge(&out, "rt_subscribed_channels", "Channels subscribed on Redis pub/sub.",
+        r.subscribed_channels.load(std::memory_order_relaxed));
+  line(&out, "# HELP rt_requests_total HTTP requests answered, by endpoint and status.\n"
+             "# TYPE rt_requests_total counter\n");
+  for (size_t e = 0; e < kEndpoints; e++)
+    for (size_t s = 0; s < kStatusCount; s++) {
+      uint64_t v = r.requests[e][s].load(std::memory_order_relaxed);
+      if (v == 0) continue;
+      if (s + 1 < kStatusCount)
+        line(&out, "rt_requests_total{endpoint=\"%s\",status=\"%d\"} %llu\n", endpoint_name(e), kStatuses[s],
+             (unsigned long long)v);
+      else
+        line(&out, "rt_requests_total{endpoint=\"%s\",status=\"other\"} %llu\n", endpoint_name(e),
+             (unsigned long long)v);
+    }
+  counter(&out, "rt_publishes_total", "Messages stored by POST /publish.", r.publishes.load());
+  counter(&out, "rt_deliveries_total", "Messages sent to /rt clients.", r.deliveries.load());
+  counter(&out, "rt_resets_total", "Reset entries sent to /rt clients.", r.resets.load());
+  counter(&out, "rt_redis_reconnects_total", "Successful Redis reconnects after a lost connection.",
+          r.redis_reconnects.load());
+  counter(&out, "rt_redis_errors_total", "Requests that failed on Redis (answered 503).", r.redis_errors.load());
+  counter(&out, "rt_poll_timeouts_total", "Held polls answered {} at the poll timeout.", r.poll_timeouts.load());
+  counter(&out, "rt_client_drops_total", "Open polls whose client closed the connection.", r.client_drops.load());
+  counter(&out, "rt_rereads_total", "Held polls re-read from Redis after a non-contiguous pub/sub message.",
+          r.rereads.load());
+  counter(&out, "rt_pubsub_messages_total", "Messages received on Redis pub/sub.", r.pubsub_messages.load());
+  counter(&out, "rt_invalid_messages_total", "Invalid message JSON found in Redis (skipped).",
+          r.invalid_messages.load());
+  r.rt_latency.render("rt_poll_duration_seconds", "Time from /rt request to answer.", &out);
+  r.publish_latency.render("rt_publish_duration_seconds", "Time from POST /publish request to answer.", &out);
+  return out;
+}
+
+}  // namespace rt::metrics

@@ -1,0 +1,428 @@
+#include "poll.hpp"
+
+#include <event2/bufferevent.h>
+
+#include "http_reply.hpp"
+#include "log.hpp"
+#include "metrics.hpp"
+#include "scripts.hpp"
+
+namespace rt {
+
+namespace {
+constexpr const char* kReadLimit = "1000";         // backlog messages per channel per read
+constexpr size_t kMaxPending = 1000;               // buffered pub/sub messages per channel
+constexpr size_t kResponseBudget = 8 << 20;        // bytes of messages in one response
+constexpr size_t kHeldReadLimit = 64 << 10;        // bytes read from a held request's client
+}  // namespace
+
+Poll::Poll(Worker& w, evhttp_request* req, uint64_t started_us) : w_(w), req_(req), started_us_(started_us) {
+  w_.open_polls++;
+  metrics::get().held_polls.fetch_add(1, std::memory_order_relaxed);
+}
+
+Poll::~Poll() {
+  w_.open_polls--;
+  metrics::get().held_polls.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Poll::start(Worker& w, evhttp_request* req, std::vector<proto::ChannelPos> chans, uint64_t started_us) noexcept {
+  if (w.open_polls >= w.cfg().max_held) {
+    send_error(req, 503, "too many open polls, retry later", metrics::Endpoint::rt, w.reply_options());
+    metrics::get().rt_latency.observe_us(now_us() - started_us);
+    return;
+  }
+  Poll* p = new (std::nothrow) Poll(w, req, started_us);
+  if (p == nullptr) {
+    send_error(req, 503, "out of memory", metrics::Endpoint::rt, w.reply_options());
+    return;
+  }
+  p->chans_.resize(chans.size());
+  for (size_t i = 0; i < chans.size(); i++) {
+    p->chans_[i].poll = p;
+    p->chans_[i].name = std::move(chans[i].channel);
+    p->chans_[i].last = chans[i].last_id;
+  }
+  p->arm_close_detection();
+  p->timer_.reset(evtimer_new(w.base(), on_timeout, p));
+  timeval tv = ms_to_tv(uint64_t(w.cfg().poll_timeout_s * 1000.0 + 0.5));
+  if (p->timer_) evtimer_add(p->timer_.get(), &tv);
+
+  // Subscribe first: a message published after this point reaches us on pub/sub or is in
+  // the backlog the read (which starts once every SUBSCRIBE is confirmed) returns.
+  for (size_t i = 0; i < p->chans_.size() && !p->hub_lost_; i++) {
+    switch (w.hub().add(p->chans_[i].name, p, i)) {
+      case Hub::AddResult::confirmed: p->chans_[i].in_hub = true; break;
+      case Hub::AddResult::pending: p->chans_[i].in_hub = true; p->unconfirmed_++; break;
+      case Hub::AddResult::unavailable: p->hub_lost_ = true; break;
+    }
+  }
+  w.defer(p);
+}
+
+// --- callbacks: record facts, schedule step() ---------------------------------------------
+
+void Poll::on_subscribed(size_t idx) noexcept {
+  (void)idx;
+  if (unconfirmed_ > 0 && --unconfirmed_ == 0) w_.defer(this);
+}
+
+void Poll::on_message(size_t idx, const proto::Message& msg) noexcept {
+  if (state_ == State::done || idx >= chans_.size()) return;
+  Chan& c = chans_[idx];
+  if (msg.id <= c.last) return;                                   // already known to the client
+  if (!c.pending.empty() && msg.id <= c.pending.back().id) return;  // duplicate
+  if (c.pending.size() >= kMaxPending) {
+    c.overflow = true;
+  } else {
+    try {
+      c.pending.push_back(msg);
+    } catch (...) {
+      c.overflow = true;
+    }
+  }
+  if (state_ == State::held) {
+    woken_ = true;
+    w_.defer(this);
+  }
+}
+
+void Poll::on_hub_lost() noexcept {
+  for (Chan& c : chans_) c.in_hub = false;  // the hub already forgot us
+  hub_lost_ = true;
+  w_.defer(this);
+}
+
+void Poll::on_timeout(evutil_socket_t, short, void* arg) noexcept {
+  auto* p = static_cast<Poll*>(arg);
+  p->timed_out_ = true;
+  p->w_.defer(p);
+}
+
+void Poll::on_conn_close(evhttp_connection* conn, void* arg) noexcept {
+  (void)conn;
+  auto* p = static_cast<Poll*>(arg);
+  if (p->req_ != nullptr) {
+    // On a client's EOF/error evhttp detaches the pending request from the connection and
+    // leaves it to us; when the whole server shuts down it frees the request itself.
+    if (evhttp_request_get_connection(p->req_) == nullptr)
+      p->req_orphaned_ = true;
+    else
+      p->req_ = nullptr;
+  }
+  p->client_gone_ = true;
+  metrics::get().client_drops.fetch_add(1, std::memory_order_relaxed);
+  RT_LOG(debug, "client closed a held poll");
+  p->w_.defer(p);
+}
+
+void Poll::on_read_reply(redisReply* reply, void* priv) noexcept {
+  Chan& c = *static_cast<Chan*>(priv);
+  Poll* p = c.poll;
+  if (p->state_ == State::reading) p->store_read(c, reply);
+  if (--p->reads_outstanding_ == 0) p->w_.defer(p);
+}
+
+// --- the state machine -------------------------------------------------------------------
+
+void Poll::run_deferred() noexcept {
+  if (state_ != State::done) step();
+  if (state_ == State::done && reads_outstanding_ == 0 && !is_queued()) delete this;
+}
+
+void Poll::step() noexcept {
+  if (client_gone_) {
+    finish();
+    return;
+  }
+  if (hub_lost_) {
+    answer_error(503, "redis unavailable (pub/sub connection lost)");
+    return;
+  }
+  switch (state_) {
+    case State::subscribing:
+      if (unconfirmed_ > 0) {
+        if (timed_out_) answer({});
+        return;
+      }
+      start_round();
+      return;
+    case State::reading:
+      if (reads_outstanding_ > 0) return;
+      if (read_failed_) {
+        metrics::get().redis_errors.fetch_add(1, std::memory_order_relaxed);
+        answer_error(503, read_error_);
+        return;
+      }
+      evaluate_round();
+      return;
+    case State::held:
+      if (timed_out_) {
+        metrics::get().poll_timeouts.fetch_add(1, std::memory_order_relaxed);
+        answer({});
+      } else if (woken_) {
+        evaluate_pending();
+      }
+      return;
+    case State::done:
+      return;
+  }
+}
+
+void Poll::start_round() noexcept {
+  state_ = State::reading;
+  read_failed_ = false;
+  woken_ = false;
+  for (Chan& c : chans_) {
+    c.overflow = false;
+    c.after.clear();
+    c.has_tail = false;
+    c.newest = 0;
+  }
+  try {
+    std::vector<std::string> keys(2), args{std::string(), kReadLimit};
+    for (Chan& c : chans_) {
+      keys[0] = w_.key(c.name, "msg_id");
+      keys[1] = w_.key(c.name, "msg_backlog");
+      args[0] = std::to_string(c.last);
+      if (!run_script(w_.cmd(), w_.scripts().read, keys, args, on_read_reply, &c)) {
+        read_failed_ = true;
+        read_error_ = "redis unavailable";
+        break;
+      }
+      reads_outstanding_++;
+    }
+  } catch (...) {
+    read_failed_ = true;
+    read_error_ = "out of memory";
+  }
+  if (reads_outstanding_ == 0) step();  // nothing in flight: fail now
+}
+
+void Poll::store_read(Chan& c, redisReply* r) noexcept {
+  if (r == nullptr) {
+    read_failed_ = true;
+    read_error_ = "redis unavailable";
+    return;
+  }
+  if (r->type == REDIS_REPLY_ERROR) {
+    read_failed_ = true;
+    read_error_ = "redis error: " + std::string(r->str, r->len);
+    RT_LOG(warn, "read script failed").kv("channel", c.name).kv("error", read_error_);
+    return;
+  }
+  if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || r->element[0]->type != REDIS_REPLY_INTEGER ||
+      r->element[0]->integer < 0) {
+    read_failed_ = true;
+    read_error_ = "redis error: unexpected reply to read.lua";
+    return;
+  }
+  c.newest = uint64_t(r->element[0]->integer);
+  if (r->elements < 3) return;  // N == L: nothing new
+  auto invalid = [&](const char* s, size_t n) {
+    metrics::get().invalid_messages.fetch_add(1, std::memory_order_relaxed);
+    RT_LOG(warn, "invalid message in backlog, skipped").kv("channel", c.name).kv("message", std::string(s, n < 200 ? n : 200));
+  };
+  try {
+    redisReply* after = r->element[1];
+    if (after->type == REDIS_REPLY_ARRAY) {
+      c.after.reserve(after->elements);
+      for (size_t i = 0; i < after->elements; i++) {
+        redisReply* m = after->element[i];
+        if (m->type != REDIS_REPLY_STRING) continue;
+        proto::Message msg;
+        msg.json.assign(m->str, m->len);
+        if (!proto::parse_message(msg.json, &msg.id) || msg.id <= c.last ||
+            (!c.after.empty() && msg.id <= c.after.back().id)) {
+          invalid(m->str, m->len);
+          continue;
+        }
+        c.after.push_back(std::move(msg));
+      }
+    }
+    redisReply* tail = r->element[2];
+    if (tail->type == REDIS_REPLY_STRING) {
+      c.tail.json.assign(tail->str, tail->len);
+      if (proto::parse_message(c.tail.json, &c.tail.id))
+        c.has_tail = true;
+      else
+        invalid(tail->str, tail->len);
+    }
+  } catch (...) {
+    read_failed_ = true;
+    read_error_ = "out of memory";
+  }
+}
+
+void Poll::evaluate_round() noexcept {
+  std::vector<proto::Entry> entries;
+  try {
+    for (Chan& c : chans_) {
+      // A gap: the reset carries the channel's newest message (`after` may be truncated).
+      if (!c.after.empty() && c.after.front().id != c.last + 1 && c.has_tail) c.after.clear();
+      proto::Entry e;
+      if (proto::decide(c.name, c.last, c.newest, std::move(c.after), c.has_tail ? &c.tail : nullptr, &e)) {
+        entries.push_back(std::move(e));
+      } else {
+        // Nothing new up to N == last: pub/sub copies of those ids are old news.
+        while (!c.pending.empty() && c.pending.front().id <= c.last) c.pending.erase(c.pending.begin());
+      }
+      c.after.clear();
+    }
+  } catch (...) {
+    answer_error(503, "out of memory");
+    return;
+  }
+  if (!entries.empty()) {
+    answer(std::move(entries));
+    return;
+  }
+  if (timed_out_) {
+    metrics::get().poll_timeouts.fetch_add(1, std::memory_order_relaxed);
+    answer({});
+    return;
+  }
+  state_ = State::held;
+  evaluate_pending();  // messages that arrived while the read was in flight
+}
+
+void Poll::evaluate_pending() noexcept {
+  woken_ = false;
+  std::vector<proto::Entry> entries;
+  bool gap = false;
+  try {
+    for (Chan& c : chans_) {
+      size_t drop = 0;
+      while (drop < c.pending.size() && c.pending[drop].id <= c.last) drop++;
+      if (drop) c.pending.erase(c.pending.begin(), c.pending.begin() + long(drop));
+      if (c.overflow) gap = true;
+      if (c.pending.empty()) continue;
+      if (c.pending.front().id != c.last + 1) {
+        gap = true;  // never guess: read what Redis has
+        continue;
+      }
+      size_t run = 1;
+      while (run < c.pending.size() && c.pending[run].id == c.pending[run - 1].id + 1) run++;
+      proto::Entry e;
+      e.channel = c.name;
+      e.status = proto::EntryStatus::ok;
+      e.msgs.assign(c.pending.begin(), c.pending.begin() + long(run));
+      entries.push_back(std::move(e));
+    }
+  } catch (...) {
+    answer_error(503, "out of memory");
+    return;
+  }
+  if (gap) {
+    metrics::get().rereads.fetch_add(1, std::memory_order_relaxed);
+    RT_LOG(debug, "non-contiguous pub/sub message, re-reading");
+    start_round();
+    return;
+  }
+  if (!entries.empty()) answer(std::move(entries));
+}
+
+// --- answers -----------------------------------------------------------------------------
+
+void Poll::answer(std::vector<proto::Entry> entries) noexcept {
+  if (req_ == nullptr) {
+    finish();
+    return;
+  }
+  std::string body;
+  uint64_t delivered = 0, resets = 0;
+  try {
+    // Bound the response: keep whole entries while they fit, truncate the `ok` list that
+    // crosses the budget (a prefix of an ok list is still contiguous; the client asks for
+    // the rest with its next poll), and leave the other channels for that next poll.
+    size_t used = 0;
+    size_t keep = 0;
+    for (; keep < entries.size(); keep++) {
+      proto::Entry& e = entries[keep];
+      size_t n = 0;
+      for (; n < e.msgs.size(); n++) {
+        if (used + e.msgs[n].json.size() > kResponseBudget && (used > 0 || n > 0)) break;
+        used += e.msgs[n].json.size();
+      }
+      if (n < e.msgs.size()) {
+        if (e.status == proto::EntryStatus::ok && n > 0) {
+          e.msgs.resize(n);
+          keep++;
+        }
+        break;
+      }
+    }
+    entries.resize(keep);
+    for (const proto::Entry& e : entries) {
+      delivered += e.msgs.size();
+      if (e.status == proto::EntryStatus::reset) resets++;
+    }
+    body = proto::build_response(entries);
+  } catch (...) {
+    answer_error(503, "out of memory");
+    return;
+  }
+  disarm_close_detection();
+  send_json(req_, 200, body, metrics::Endpoint::rt, w_.reply_options());
+  req_ = nullptr;
+  auto& m = metrics::get();
+  m.deliveries.fetch_add(delivered, std::memory_order_relaxed);
+  m.resets.fetch_add(resets, std::memory_order_relaxed);
+  m.rt_latency.observe_us(now_us() - started_us_);
+  finish();
+}
+
+void Poll::answer_error(int code, const std::string& message) noexcept {
+  if (req_ != nullptr) {
+    disarm_close_detection();
+    send_error(req_, code, message, metrics::Endpoint::rt, w_.reply_options());
+    req_ = nullptr;
+    metrics::get().rt_latency.observe_us(now_us() - started_us_);
+  }
+  finish();
+}
+
+void Poll::finish() noexcept {
+  if (state_ == State::done) return;
+  state_ = State::done;
+  if (req_ != nullptr) {
+    if (req_orphaned_) evhttp_request_free(req_);  // the client is gone; nobody else frees it
+    req_ = nullptr;
+  }
+  for (Chan& c : chans_) {
+    if (c.in_hub) w_.hub().remove(c.name, this);
+    c.in_hub = false;
+    c.pending.clear();
+  }
+  timer_.reset();
+  w_.defer(this);  // freed by run_deferred once no read reply is outstanding
+}
+
+// --- client-drop detection (libevent 2.1.12 evhttp does not notice by itself) -------------
+
+void Poll::arm_close_detection() noexcept {
+  evhttp_connection* conn = evhttp_request_get_connection(req_);
+  if (conn == nullptr) return;
+  evhttp_connection_set_closecb(conn, on_conn_close, this);
+  bufferevent* bev = evhttp_connection_get_bufferevent(conn);
+  bufferevent_data_cb readcb = nullptr, writecb = nullptr;
+  bufferevent_event_cb eventcb = nullptr;
+  void* cbarg = nullptr;
+  bufferevent_getcb(bev, &readcb, &writecb, &eventcb, &cbarg);
+  // evhttp's read callback aborts the process if data arrives while a request is being
+  // answered: read with no callback instead (bytes of a pipelined next request wait in the
+  // input buffer, bounded by the watermark) and let evhttp's event callback see EOF/errors.
+  bufferevent_setcb(bev, nullptr, writecb, eventcb, cbarg);
+  bufferevent_setwatermark(bev, EV_READ, 0, kHeldReadLimit);
+  bufferevent_enable(bev, EV_READ);
+}
+
+void Poll::disarm_close_detection() noexcept {
+  evhttp_connection* conn = evhttp_request_get_connection(req_);
+  if (conn == nullptr) return;
+  evhttp_connection_set_closecb(conn, nullptr, nullptr);
+  bufferevent* bev = evhttp_connection_get_bufferevent(conn);
+  bufferevent_setwatermark(bev, EV_READ, 0, 0);
+}
+
+}  // namespace rt

@@ -1,0 +1,217 @@
+#include "publish.hpp"
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#include <cstring>
+
+#include "http_reply.hpp"
+#include "log.hpp"
+#include "metrics.hpp"
+#include "protocol/protocol.hpp"
+#include "scripts.hpp"
+
+namespace rt {
+
+namespace {
+
+// One publish waiting for Redis. Freed in its reply callback (called exactly once).
+struct PublishCall {
+  Worker* w;
+  evhttp_request* req;
+  uint64_t started_us;
+  std::string channel;
+};
+
+void finish(Worker& w, evhttp_request* req, int code, std::string_view body_or_error, bool is_error,
+            uint64_t started_us) noexcept {
+  if (is_error)
+    send_error(req, code, body_or_error, metrics::Endpoint::publish, w.reply_options());
+  else
+    send_json(req, code, body_or_error, metrics::Endpoint::publish, w.reply_options());
+  metrics::get().publish_latency.observe_us(now_us() - started_us);
+}
+
+void on_published(redisReply* r, void* priv) noexcept {
+  auto* call = static_cast<PublishCall*>(priv);
+  Worker& w = *call->w;
+  if (r != nullptr && r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
+    metrics::get().publishes.fetch_add(1, std::memory_order_relaxed);
+    std::string body = "{\"id\":" + std::to_string(r->integer) + "}";
+    RT_LOG(debug, "published").kv("channel", call->channel).kv("id", int64_t(r->integer));
+    finish(w, call->req, 200, body, false, call->started_us);
+  } else {
+    std::string err = r == nullptr ? "redis unavailable"
+                      : r->type == REDIS_REPLY_ERROR ? "redis error: " + std::string(r->str, r->len)
+                                                     : "redis error: unexpected reply to publish.lua";
+    metrics::get().redis_errors.fetch_add(1, std::memory_order_relaxed);
+    RT_LOG(warn, "publish failed").kv("channel", call->channel).kv("error", err);
+    finish(w, call->req, 503, err, true, call->started_us);
+  }
+  delete call;
+}
+
+int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-decodes (and '+' -> ' ') a query component. False on bad encoding.
+bool decode(std::string_view in, std::string* out) {
+  out->clear();
+  for (size_t i = 0; i < in.size(); i++) {
+    char c = in[i];
+    if (c == '%') {
+      if (i + 2 >= in.size()) return false;
+      int h = hexval(in[i + 1]), l = hexval(in[i + 2]);
+      if (h < 0 || l < 0) return false;
+      c = char(h * 16 + l);
+      i += 2;
+    } else if (c == '+') {
+      c = ' ';
+    }
+    out->push_back(c);
+  }
+  return true;
+}
+
+}  // namespace
+
+bool token_matches(std::string_view presented, std::string_view expected) noexcept {
+  if (expected.empty()) return false;
+  unsigned char diff = presented.size() == expected.size() ? 0 : 1;
+  for (size_t i = 0; i < presented.size(); i++)
+    diff |= static_cast<unsigned char>(presented[i] ^ expected[i % expected.size()]);
+  return diff == 0;
+}
+
+bool parse_publish_query(std::string_view query, uint32_t default_backlog, std::string* channel,
+                         uint32_t* backlog, std::string* error) {
+  bool have_c = false, have_backlog = false;
+  *backlog = default_backlog;
+  size_t pos = 0;
+  while (pos <= query.size() && !query.empty()) {
+    size_t amp = query.find('&', pos);
+    if (amp == std::string_view::npos) amp = query.size();
+    std::string_view part = query.substr(pos, amp - pos);
+    pos = amp + 1;
+    if (part.empty()) {
+      if (amp == query.size()) break;
+      continue;
+    }
+    size_t eq = part.find('=');
+    std::string name, value;
+    if (!decode(part.substr(0, eq), &name) ||
+        !decode(eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1), &value)) {
+      *error = "bad percent-encoding in the query";
+      return false;
+    }
+    if (name == "c") {
+      if (have_c) {
+        *error = "parameter 'c' given more than once";
+        return false;
+      }
+      if (!proto::valid_channel_name(value)) {
+        *error = "parameter 'c': channel names are 1 to 128 bytes of A-Z a-z 0-9 _ . : -";
+        return false;
+      }
+      *channel = value;
+      have_c = true;
+    } else if (name == "backlog") {
+      uint64_t v = 0;
+      if (have_backlog || !proto::parse_id(value, &v) || v < 1 || v > 10000) {
+        *error = "parameter 'backlog' must be an integer in 1..10000, given once";
+        return false;
+      }
+      *backlog = uint32_t(v);
+      have_backlog = true;
+    } else if (name == "cachebreak") {
+      // ignored
+    } else {
+      *error = "unknown parameter '" + name.substr(0, 64) + "'";
+      return false;
+    }
+    if (amp == query.size()) break;
+  }
+  if (!have_c) {
+    *error = "missing parameter 'c' (the channel)";
+    return false;
+  }
+  return true;
+}
+
+void handle_publish(Worker& w, evhttp_request* req, const char* query, uint64_t started_us) noexcept {
+  const Config& cfg = w.cfg();
+  auto fail = [&](int code, std::string_view msg) { finish(w, req, code, msg, true, started_us); };
+  if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+    fail(405, "method not allowed: use POST /publish");
+    return;
+  }
+  if (cfg.publish_token.empty()) {
+    fail(403, "publishing is disabled: the server has no publish token (--publish-token-file or RT_PUBLISH_TOKEN)");
+    return;
+  }
+  const char* auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+  std::string_view presented;
+  if (auth != nullptr && strncasecmp(auth, "Bearer ", 7) == 0) {
+    presented = auth + 7;
+    while (!presented.empty() && presented.front() == ' ') presented.remove_prefix(1);
+    while (!presented.empty() && (presented.back() == ' ' || presented.back() == '\t')) presented.remove_suffix(1);
+  }
+  if (!token_matches(presented, cfg.publish_token)) {
+    evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
+    fail(401, auth == nullptr ? "missing Authorization: Bearer <token>" : "invalid publish token");
+    return;
+  }
+  std::string channel, error;
+  uint32_t backlog = 0;
+  if (!parse_publish_query(query ? query : "", cfg.backlog, &channel, &backlog, &error)) {
+    fail(400, error);
+    return;
+  }
+  evbuffer* in = evhttp_request_get_input_buffer(req);
+  size_t len = evbuffer_get_length(in);
+  if (len > cfg.max_body) {
+    fail(413, "body larger than " + std::to_string(cfg.max_body) + " bytes");
+    return;
+  }
+  const char* data = len ? reinterpret_cast<const char*>(evbuffer_pullup(in, ssize_t(len))) : "";
+  std::string_view body(data, len);
+  while (!body.empty() && strchr(" \t\r\n", body.front())) body.remove_prefix(1);
+  while (!body.empty() && strchr(" \t\r\n", body.back())) body.remove_suffix(1);
+  json_error_t jerr;
+  JsonPtr parsed(json_loadb(body.data(), body.size(), JSON_DECODE_ANY, &jerr));
+  if (!parsed) {
+    fail(400, body.empty() ? std::string("empty body: expected one JSON value")
+                           : std::string("body is not valid JSON: ") + jerr.text);
+    return;
+  }
+  if (!w.cmd().up()) {
+    metrics::get().redis_errors.fetch_add(1, std::memory_order_relaxed);
+    fail(503, "redis unavailable");
+    return;
+  }
+  auto* call = new (std::nothrow) PublishCall{&w, req, started_us, channel};
+  if (call == nullptr) {
+    fail(503, "out of memory");
+    return;
+  }
+  bool sent = false;
+  try {
+    std::vector<std::string> keys{w.key(channel, "msg_id"), w.key(channel, "msg_backlog"), w.key(channel, "pubsub")};
+    std::vector<std::string> args{std::string(body), std::to_string(backlog), std::to_string(cfg.ttl_s)};
+    sent = run_script(w.cmd(), w.scripts().publish, keys, args, on_published, call);
+  } catch (...) {
+  }
+  if (!sent) {
+    delete call;
+    metrics::get().redis_errors.fetch_add(1, std::memory_order_relaxed);
+    fail(503, "redis unavailable");
+  }
+}
+
+}  // namespace rt

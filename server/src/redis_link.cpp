@@ -1,0 +1,172 @@
+#include "redis_link.hpp"
+
+#include <hiredis/adapters/libevent.h>
+
+#include "log.hpp"
+#include "metrics.hpp"
+
+namespace rt {
+
+struct RedisLink::Pending {
+  RedisLink* link;
+  ReplyFn fn;
+  void* priv;
+};
+
+RedisLink::RedisLink(event_base* base, const RedisAddress& addr, uint64_t timeout_ms, std::string name)
+    : base_(base), addr_(addr), timeout_ms_(timeout_ms), name_(std::move(name)) {
+  retry_ev_.reset(evtimer_new(base_, on_retry_timer, this));
+  watchdog_ev_.reset(event_new(base_, -1, EV_PERSIST, on_watchdog, this));
+  uint64_t tick = timeout_ms_ / 4;
+  if (tick < 10) tick = 10;
+  if (tick > 250) tick = 250;
+  timeval tv = ms_to_tv(tick);
+  event_add(watchdog_ev_.get(), &tv);
+}
+
+RedisLink::~RedisLink() {
+  destroying_ = true;
+  listener_ = nullptr;
+  if (ac_) {
+    redisAsyncContext* ac = ac_;
+    ac_ = nullptr;
+    ac->data = nullptr;  // callbacks of this context must no longer reach us
+    state_ = State::down;
+    redisAsyncFree(ac);  // pending command callbacks run with NULL
+  }
+}
+
+void RedisLink::start() noexcept {
+  if (state_ == State::down && !destroying_) connect_now();
+}
+
+void RedisLink::connect_now() noexcept {
+  redisAsyncContext* ac = addr_.unix_socket ? redisAsyncConnectUnix(addr_.path.c_str())
+                                            : redisAsyncConnect(addr_.host.c_str(), addr_.port);
+  if (ac == nullptr || ac->err) {
+    RT_LOG(warn, "redis connect failed").kv("link", name_).kv("error", ac ? ac->errstr : "out of memory");
+    if (ac) redisAsyncFree(ac);
+    schedule_retry();
+    return;
+  }
+  ac->data = this;
+  if (redisLibeventAttach(ac, base_) != REDIS_OK) {
+    redisAsyncFree(ac);
+    schedule_retry();
+    return;
+  }
+  redisAsyncSetConnectCallback(ac, on_connect);
+  redisAsyncSetDisconnectCallback(ac, on_disconnect);
+  ac_ = ac;
+  state_ = State::connecting;
+  connect_started_ms_ = now_ms();
+}
+
+void RedisLink::schedule_retry() noexcept {
+  if (destroying_) return;
+  timeval tv = ms_to_tv(backoff_.next());
+  evtimer_add(retry_ev_.get(), &tv);
+}
+
+void RedisLink::on_retry_timer(evutil_socket_t, short, void* arg) noexcept {
+  auto* self = static_cast<RedisLink*>(arg);
+  if (self->state_ == State::down) self->connect_now();
+}
+
+void RedisLink::on_connect(const redisAsyncContext* ac, int status) noexcept {
+  auto* self = static_cast<RedisLink*>(ac->data);
+  if (self == nullptr) return;
+  if (status != REDIS_OK) {
+    // hiredis frees the context after this callback.
+    RT_LOG(warn, "redis connect failed").kv("link", self->name_).kv("error", ac->errstr);
+    self->ac_ = nullptr;
+    self->state_ = State::down;
+    self->schedule_retry();
+    return;
+  }
+  self->state_ = State::up;
+  self->in_flight_ = 0;
+  self->backoff_.reset();
+  redisEnableKeepAlive(&self->ac_->c);
+  if (self->ever_up_) metrics::get().redis_reconnects.fetch_add(1, std::memory_order_relaxed);
+  self->ever_up_ = true;
+  RT_LOG(info, "redis connected").kv("link", self->name_);
+  if (self->addr_.db != 0) {
+    std::string db = std::to_string(self->addr_.db);
+    const char* argv[] = {"SELECT", db.c_str()};
+    size_t lens[] = {6, db.size()};
+    // Pipelined before anything else on this connection, so every later command sees the db.
+    redisAsyncCommandArgv(self->ac_, nullptr, nullptr, 2, argv, lens);
+  }
+  if (self->listener_) self->listener_->on_link_up();
+}
+
+void RedisLink::on_disconnect(const redisAsyncContext* ac, int status) noexcept {
+  auto* self = static_cast<RedisLink*>(ac->data);
+  if (self == nullptr) return;
+  // hiredis frees the context after this callback; pending callbacks already got NULL.
+  self->ac_ = nullptr;
+  self->went_down(ac->err ? ac->errstr : "connection closed");
+}
+
+void RedisLink::went_down(const char* reason) noexcept {
+  state_ = State::down;
+  in_flight_ = 0;
+  RT_LOG(warn, "redis connection lost").kv("link", name_).kv("reason", reason);
+  if (listener_) listener_->on_link_down();
+  schedule_retry();
+}
+
+void RedisLink::kill(const char* reason) noexcept {
+  if (ac_ == nullptr) return;
+  redisAsyncContext* ac = ac_;
+  bool was_up = state_ == State::up;
+  ac_ = nullptr;
+  ac->data = nullptr;  // our disconnect callback stays silent; we report below
+  state_ = State::down;
+  redisAsyncFree(ac);  // pending callbacks run with NULL (they see up() == false)
+  if (was_up) {
+    went_down(reason);
+  } else {
+    RT_LOG(warn, "redis connect timed out").kv("link", name_).kv("reason", reason);
+    schedule_retry();
+  }
+}
+
+bool RedisLink::command(ReplyFn fn, void* priv, int argc, const char** argv, const size_t* lens) noexcept {
+  if (state_ != State::up) return false;
+  auto* p = new (std::nothrow) Pending{this, fn, priv};
+  if (p == nullptr) return false;
+  if (redisAsyncCommandArgv(ac_, on_reply, p, argc, argv, lens) != REDIS_OK) {
+    delete p;
+    return false;
+  }
+  if (in_flight_++ == 0) last_progress_ms_ = now_ms();
+  return true;
+}
+
+void RedisLink::on_reply(redisAsyncContext* ac, void* reply, void* priv) noexcept {
+  auto* p = static_cast<Pending*>(priv);
+  RedisLink* self = p->link;
+  // During kill()/destruction ac->data is NULL and the counters were reset already.
+  if (ac->data != nullptr) {
+    if (self->in_flight_ > 0) self->in_flight_--;
+    self->last_progress_ms_ = now_ms();
+  }
+  ReplyFn fn = p->fn;
+  void* user = p->priv;
+  delete p;
+  fn(static_cast<redisReply*>(reply), user);
+}
+
+void RedisLink::on_watchdog(evutil_socket_t, short, void* arg) noexcept {
+  auto* self = static_cast<RedisLink*>(arg);
+  uint64_t now = now_ms();
+  if (self->state_ == State::connecting && now - self->connect_started_ms_ > self->timeout_ms_) {
+    self->kill("connect timeout");
+  } else if (self->state_ == State::up && self->in_flight_ > 0 && now - self->last_progress_ms_ > self->timeout_ms_) {
+    self->kill("command timeout");
+  }
+}
+
+}  // namespace rt

@@ -1,0 +1,112 @@
+#include "static_files.hpp"
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "http_reply.hpp"
+#include "metrics.hpp"
+
+namespace rt {
+
+namespace {
+int hex(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+}  // namespace
+
+bool sanitize_static_path(std::string_view url_path, std::string* rel) {
+  if (url_path.empty() || url_path[0] != '/' || url_path.size() > 4096) return false;
+  std::string decoded;
+  for (size_t i = 0; i < url_path.size(); i++) {
+    char c = url_path[i];
+    if (c == '%') {
+      if (i + 2 >= url_path.size()) return false;
+      int h = hex(url_path[i + 1]), l = hex(url_path[i + 2]);
+      if (h < 0 || l < 0) return false;
+      c = char(h * 16 + l);
+      i += 2;
+    }
+    if (c == '\0' || c == '\\') return false;
+    decoded += c;
+  }
+  std::string out;
+  size_t pos = 0;
+  bool trailing_slash = decoded.back() == '/';
+  while (pos < decoded.size()) {
+    size_t next = decoded.find('/', pos);
+    if (next == std::string::npos) next = decoded.size();
+    std::string_view seg(decoded.data() + pos, next - pos);
+    pos = next + 1;
+    if (seg.empty()) continue;
+    if (seg[0] == '.') return false;  // "..", "." and hidden files
+    if (!out.empty()) out += '/';
+    out.append(seg.data(), seg.size());
+  }
+  if (out.empty() || trailing_slash) out += out.empty() ? "index.html" : "/index.html";
+  *rel = out;
+  return true;
+}
+
+const char* content_type_for(std::string_view f) noexcept {
+  if (ends_with(f, ".html") || ends_with(f, ".htm")) return "text/html; charset=utf-8";
+  if (ends_with(f, ".js") || ends_with(f, ".mjs")) return "text/javascript; charset=utf-8";
+  if (ends_with(f, ".wasm")) return "application/wasm";
+  if (ends_with(f, ".css")) return "text/css; charset=utf-8";
+  if (ends_with(f, ".svg")) return "image/svg+xml";
+  if (ends_with(f, ".json") || ends_with(f, ".map")) return "application/json";
+  if (ends_with(f, ".png")) return "image/png";
+  if (ends_with(f, ".jpg") || ends_with(f, ".jpeg")) return "image/jpeg";
+  if (ends_with(f, ".gif")) return "image/gif";
+  if (ends_with(f, ".ico")) return "image/x-icon";
+  if (ends_with(f, ".txt")) return "text/plain; charset=utf-8";
+  return "application/octet-stream";
+}
+
+void serve_static(const std::string& root, evhttp_request* req, std::string_view url_path) noexcept {
+  static const ReplyOptions no_cors;
+  std::string rel;
+  if (!sanitize_static_path(url_path, &rel)) {
+    send_error(req, 404, "not found", metrics::Endpoint::web, no_cors);
+    return;
+  }
+  std::string path = root + "/" + rel;
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  if (fd >= 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    close(fd);
+    path += "/index.html";
+    rel += "/index.html";
+    fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  }
+  if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fd >= 0) close(fd);
+    send_error(req, 404, "not found", metrics::Endpoint::web, no_cors);
+    return;
+  }
+  evbuffer* buf = evbuffer_new();
+  if (buf == nullptr || evbuffer_add_file(buf, fd, 0, st.st_size) != 0) {  // takes fd
+    if (buf) evbuffer_free(buf);
+    else close(fd);
+    send_error(req, 500, "cannot read file", metrics::Endpoint::web, no_cors);
+    return;
+  }
+  evkeyvalq* h = evhttp_request_get_output_headers(req);
+  evhttp_add_header(h, "Content-Type", content_type_for(rel));
+  evhttp_add_header(h, "Cache-Control", "no-cache");
+  evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+  evhttp_send_reply(req, 200, "OK", buf);
+  evbuffer_free(buf);
+  metrics::count_request(metrics::Endpoint::web, 200);
+}
+
+}  // namespace rt

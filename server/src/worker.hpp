@@ -1,0 +1,101 @@
+// A Worker is one event loop: an event_base, an evhttp server on the shared listening
+// socket, its own Redis command connection and pub/sub hub, and its own Lua script cache.
+// N workers on N threads share nothing but the listening socket, the configuration and
+// the process-wide metrics.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "http_reply.hpp"
+#include "hub.hpp"
+#include "redis_link.hpp"
+#include "scripts.hpp"
+#include "util.hpp"
+
+namespace rt {
+
+// Work that must run later from the event loop, outside any callback of the object itself
+// (hiredis replies, evhttp close callbacks, hub fan-out). See Worker::defer.
+class Deferred {
+ public:
+  virtual ~Deferred() = default;
+  // Called once per defer() (coalesced while queued). May delete the object.
+  virtual void run_deferred() noexcept = 0;
+
+ protected:
+  // True while a run_deferred() is scheduled (the object must not be freed yet).
+  bool is_queued() const noexcept { return queued_; }
+
+ private:
+  friend class Worker;
+  bool queued_ = false;
+};
+
+class Worker : private RedisLink::Listener {
+ public:
+  Worker(const Config& cfg, const std::string& lua_dir, int index, int listen_fd);
+  ~Worker() override;
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Creates the loop, the HTTP server and the Redis links. Returns false with *error.
+  bool init(std::string* error);
+
+  // Runs the loop until stop() is called; then answers what is open, and returns.
+  void run() noexcept;
+
+  // Asks the loop to stop. Thread-safe and async-signal-safe (writes to a pipe).
+  void stop() noexcept;
+
+  const Config& cfg() const noexcept { return cfg_; }
+  event_base* base() noexcept { return base_.get(); }
+  RedisLink& cmd() noexcept { return *cmd_; }
+  Hub& hub() noexcept { return *hub_; }
+  ScriptSet& scripts() noexcept { return scripts_; }
+  const ReplyOptions& reply_options() const noexcept { return reply_opt_; }
+  int index() const noexcept { return index_; }
+
+  // Schedules d->run_deferred() for the next loop iteration (once, however often it is
+  // deferred before that). `d` must stay alive until it runs.
+  void defer(Deferred* d) noexcept;
+
+  // Open /rt requests on this worker (bounded by --max-held).
+  size_t open_polls = 0;
+
+  // Redis key names of a channel: <prefix>{<channel>}:<suffix>
+  std::string key(const std::string& channel, const char* suffix) const;
+
+ private:
+  static void on_request(evhttp_request* req, void* arg) noexcept;
+  static void on_deferred(evutil_socket_t, short, void* arg) noexcept;
+  static void on_stop_pipe(evutil_socket_t fd, short, void* arg) noexcept;
+  void route(evhttp_request* req) noexcept;
+  void handle_healthz(evhttp_request* req) noexcept;
+  void handle_metrics(evhttp_request* req) noexcept;
+  void shutdown() noexcept;
+
+  void on_link_up() noexcept override;    // command link: load the scripts
+  void on_link_down() noexcept override {}
+
+  const Config& cfg_;
+  std::string lua_dir_;
+  int index_;
+  int listen_fd_;
+  int stop_pipe_[2] = {-1, -1};
+  ReplyOptions reply_opt_;
+  EventBasePtr base_;
+  EvhttpPtr http_;
+  std::unique_ptr<RedisLink> cmd_;
+  std::unique_ptr<RedisLink> sub_;
+  std::unique_ptr<Hub> hub_;
+  ScriptSet scripts_;
+  std::vector<Deferred*> deferred_;
+  EventPtr deferred_ev_;
+  EventPtr stop_ev_;
+};
+
+}  // namespace rt
