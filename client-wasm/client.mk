@@ -1,0 +1,120 @@
+# rt WebAssembly client: the no-I/O C++ core (client-wasm/src), its embind bindings, the JS
+# host/public API, and their tests. Included by the top-level Makefile, which defines BUILD,
+# CXX, CXXSTD, WARN, OPT, ASAN_FLAGS, BOOTSTRAP_ALL, TEST_TARGETS and (protocol.mk)
+# PROTO_SRCS.
+#
+#   make client                  build/client/{rt-client.mjs,rt-client.d.ts,rt-core.mjs,rt-core.wasm}
+#   make test-client-unit        CMocka tests of the native core (simulated time)
+#   make test-client-unit-asan   the same under ASan/UBSan
+#   make test-client-wasm        the wasm build in Node (fake fetch; smoke test vs real servers)
+
+CLIENT_OUT        := $(BUILD)/client
+CLIENT_SRC_DIR    := client-wasm/src
+CLIENT_CORE_SRCS  := $(addprefix $(CLIENT_SRC_DIR)/,backoff.cpp channel_state.cpp poll_planner.cpp \
+                       scroll_selector.cpp client_core.cpp wire_json.cpp)
+CLIENT_CORE_HDRS  := $(wildcard $(CLIENT_SRC_DIR)/*.hpp) server/protocol/protocol.hpp
+CLIENT_INCLUDES   := -I$(CLIENT_SRC_DIR) -Iserver/protocol
+
+# --- jansson for wasm, from Debian's source package (never committed) ----------------------
+JANSSON_SRC_DIR   := $(CLIENT_OUT)/jansson-src
+JANSSON_SRC_STAMP := $(JANSSON_SRC_DIR)/.unpacked
+JANSSON_WASM      := $(CLIENT_OUT)/jansson-wasm
+JANSSON_WASM_LIB  := $(JANSSON_WASM)/lib/libjansson.a
+JANSSON_C_FILES   := dump.c error.c hashtable.c hashtable_seed.c load.c memory.c pack_unpack.c \
+                     strbuffer.c strconv.c utf.c value.c version.c
+EMENV             := NODE_PATH=/usr/share/nodejs
+EMCC              := $(EMENV) emcc
+EMXX              := $(EMENV) em++
+
+$(JANSSON_SRC_STAMP): client-wasm/fetch-jansson.sh | $(BOOTSTRAP_ALL)
+	client-wasm/fetch-jansson.sh $(JANSSON_SRC_DIR) >/dev/null
+
+# jansson is small: compile its .c files directly with emcc. The two config headers that
+# configure/cmake would generate are written here for wasm32 (long long, no locale,
+# atomic builtins; no /dev/urandom since the module has no filesystem: the client seeds
+# the hash function itself).
+$(JANSSON_WASM_LIB): $(JANSSON_SRC_STAMP)
+	@rm -rf $(JANSSON_WASM) && mkdir -p $(JANSSON_WASM)/include $(JANSSON_WASM)/obj $(JANSSON_WASM)/lib
+	src=$$(cat $(JANSSON_SRC_STAMP))/src; \
+	sed -e 's/@json_inline@/inline/' -e 's/@json_have_long_long@/1/' \
+	    -e 's/@json_have_localeconv@/0/' -e 's/@json_have_atomic_builtins@/1/' \
+	    -e 's/@json_have_sync_builtins@/1/' $$src/jansson_config.h.in > $(JANSSON_WASM)/include/jansson_config.h && \
+	printf '#define HAVE_STDINT_H 1\n#define HAVE_ATOMIC_BUILTINS 1\n#define HAVE_SYNC_BUILTINS 1\n#define INITIAL_HASHTABLE_ORDER 3\n' \
+	  > $(JANSSON_WASM)/include/jansson_private_config.h && \
+	cp $$src/jansson.h $(JANSSON_WASM)/include/ && \
+	for f in $(JANSSON_C_FILES); do \
+	  $(EMCC) -Oz -DHAVE_CONFIG_H=1 -I$(JANSSON_WASM)/include -I$$src -c $$src/$$f \
+	    -o $(JANSSON_WASM)/obj/$${f%.c}.o || exit 1; \
+	done && \
+	$(EMENV) emar rcs $@ $(JANSSON_WASM)/obj/*.o
+
+# --- the wasm module and the JS API --------------------------------------------------------
+CLIENT_WASM_FLAGS := -Oz -flto --bind -sMODULARIZE=1 -sEXPORT_ES6=1 -sEXPORT_NAME=createRtCore \
+  -sENVIRONMENT=web,worker -sFILESYSTEM=0 -sMALLOC=emmalloc -sALLOW_MEMORY_GROWTH=1 \
+  -sDYNAMIC_EXECUTION=0 -sINCOMING_MODULE_JS_API=wasmBinary,locateFile,print,printErr,onAbort
+
+CLIENT_ARTIFACTS := $(CLIENT_OUT)/rt-core.mjs $(CLIENT_OUT)/rt-client.mjs $(CLIENT_OUT)/rt-client.d.ts
+
+$(CLIENT_OUT)/rt-core.mjs: client-wasm/client.mk client-wasm/bindings.cpp $(CLIENT_CORE_SRCS) $(CLIENT_CORE_HDRS) $(PROTO_SRCS) \
+                           $(JANSSON_WASM_LIB) | $(BOOTSTRAP_ALL)
+	@mkdir -p $(dir $@)
+	$(EMXX) $(CXXSTD) $(WARN) $(CLIENT_INCLUDES) -I$(JANSSON_WASM)/include \
+	  client-wasm/bindings.cpp $(CLIENT_CORE_SRCS) $(PROTO_SRCS) $(JANSSON_WASM_LIB) \
+	  $(CLIENT_WASM_FLAGS) -o $@
+
+$(CLIENT_OUT)/rt-client.mjs: client-wasm/host.mjs
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+$(CLIENT_OUT)/rt-client.d.ts: client-wasm/rt-client.d.ts
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+.PHONY: client client-size
+client: $(CLIENT_ARTIFACTS)
+
+# Gzipped size of what a page downloads (JS + wasm).
+client-size: client
+	@for f in rt-client.mjs rt-core.mjs rt-core.wasm; do \
+	  printf '%-14s %7d bytes, gzip -9: %6d bytes\n' $$f $$(wc -c < $(CLIENT_OUT)/$$f) \
+	    $$(gzip -9c $(CLIENT_OUT)/$$f | wc -c); done; \
+	printf 'total gzip -9: %d bytes\n' $$(cat $(CLIENT_OUT)/rt-client.mjs $(CLIENT_OUT)/rt-core.mjs | gzip -9c | wc -c | \
+	  xargs -I{} sh -c 'echo $$(( {} + $$(gzip -9c $(CLIENT_OUT)/rt-core.wasm | wc -c) ))')
+
+# --- native unit tests (CMocka, simulated time) --------------------------------------------
+CLIENT_TEST_NAMES := backoff channel_state poll_planner scroll_selector client_core wire_json
+CLIENT_TEST_SUPPORT := tests/unit/client/test_support.hpp
+CLIENT_UNIT_BINS  := $(addprefix $(BUILD)/unit/client/test_,$(CLIENT_TEST_NAMES))
+CLIENT_ASAN_BINS  := $(addprefix $(BUILD)/unit-asan/client/test_,$(CLIENT_TEST_NAMES))
+
+$(BUILD)/unit/client/test_%: tests/unit/client/test_%.cpp $(CLIENT_TEST_SUPPORT) $(CLIENT_CORE_SRCS) \
+                             $(CLIENT_CORE_HDRS) $(PROTO_SRCS) | $(BOOTSTRAP_SERVER)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXSTD) $(WARN) $(OPT) $(CLIENT_INCLUDES) $< $(CLIENT_CORE_SRCS) $(PROTO_SRCS) -o $@ \
+	  $$(pkg-config --cflags --libs jansson cmocka)
+
+$(BUILD)/unit-asan/client/test_%: tests/unit/client/test_%.cpp $(CLIENT_TEST_SUPPORT) $(CLIENT_CORE_SRCS) \
+                                  $(CLIENT_CORE_HDRS) $(PROTO_SRCS) | $(BOOTSTRAP_SERVER)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXSTD) $(WARN) -O1 -g $(ASAN_FLAGS) $(CLIENT_INCLUDES) $< $(CLIENT_CORE_SRCS) $(PROTO_SRCS) -o $@ \
+	  $$(pkg-config --cflags --libs jansson cmocka)
+
+.PHONY: test-client-unit test-client-unit-asan test-client-wasm
+test-client-unit: $(CLIENT_UNIT_BINS)
+	@set -e; for t in $^; do echo "--- $$t"; $$t 2>&1; done
+
+test-client-unit-asan: $(CLIENT_ASAN_BINS)
+	@set -e; for t in $^; do echo "--- $$t"; \
+	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $$t 2>&1; done
+
+# The wasm build in Node 20. The smoke test also needs build/rt-server (make server) and
+# redis-server; it starts both on free ports and stops them by PID.
+test-client-wasm: client server-if-present
+	RT_CLIENT_DIR=$(abspath $(CLIENT_OUT)) RT_SERVER_BIN=$(abspath $(BUILD)/rt-server) \
+	  node --test tests/wasm/ 2>&1
+
+.PHONY: server-if-present
+server-if-present:
+	@if $(MAKE) -n server >/dev/null 2>&1; then $(MAKE) --no-print-directory server; fi
+
+TEST_TARGETS += test-client-unit test-client-unit-asan test-client-wasm

@@ -1,0 +1,361 @@
+// rt-client.mjs — the public JavaScript API of the rt client and its host.
+//
+// The decisions (last ids, dedupe, resets, backoff, URL splitting, scroll selection) live in
+// the C++ core compiled to WebAssembly (rt-core.mjs/.wasm). This file is its thin host: it
+// does the I/O the core asks for — fetch with AbortController, one setTimeout, the
+// browser's online/offline/visibilitychange and scroll events, element positions — and
+// feeds the results back as events with the current time. See rt-client.d.ts and
+// client-wasm/README.md for the API.
+import createRtCore from './rt-core.mjs';
+
+let sharedModule = null;  // one wasm instance per page, shared by every client
+
+function loadModule(wasmBinary) {
+  if (wasmBinary) return createRtCore({ wasmBinary });
+  if (!sharedModule) sharedModule = createRtCore({});
+  return sharedModule;
+}
+
+const CORE_OPTIONS = [
+  'baseUrl', 'path', 'urlBudget', 'maxChannelsPerPoll', 'pollTimeoutMs', 'deadlineMarginMs',
+  'firstRetryMaxMs', 'backoffBaseMs', 'backoffCapMs', 'maxRetryAfterMs', 'settleMs', 'closest',
+];
+
+function randomSeed() {
+  const c = globalThis.crypto;
+  if (c && c.getRandomValues) {
+    const a = new Uint32Array(2);
+    c.getRandomValues(a);
+    return (a[0] & 0x1fffff) * 0x100000000 + a[1];
+  }
+  return Math.floor(Math.random() * 0x20000000000000);
+}
+
+// Retry-After is delta-seconds or an HTTP-date; the core (which has no wall clock) takes
+// delta-seconds only, so dates are converted here.
+function retryAfterSeconds(value) {
+  if (!value) return '';
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return v;
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) return '';
+  return String(Math.max(0, Math.ceil((t - Date.now()) / 1000)));
+}
+
+function errorText(err) {
+  if (err && typeof err === 'object') {
+    const cause = err.cause && err.cause.code ? ` (${err.cause.code})` : '';
+    return `${err.name || 'Error'}: ${err.message || ''}${cause}`;
+  }
+  return String(err);
+}
+
+/**
+ * Creates a client. Resolves once the WebAssembly core is loaded.
+ * Throws (rejects) with a TypeError naming the option when an option is invalid.
+ */
+export async function createClient(options = {}) {
+  const mod = await loadModule(options.wasmBinary);
+  const win = options.window !== undefined ? options.window : globalThis.window;
+  const doc = options.document !== undefined ? options.document : globalThis.document;
+  const nav = options.navigator !== undefined ? options.navigator : globalThis.navigator;
+  const clock = options.clock || {
+    now: () => performance.now(),
+    setTimeout: (fn, ms) => setTimeout(fn, ms),
+    clearTimeout: (h) => clearTimeout(h),
+  };
+  const fetchFn = options.fetch || ((url, init) => globalThis.fetch(url, init));
+  const report = options.onError || ((e) => console.error('rt-client:', e));
+  const credentials = options.credentials || 'same-origin';
+
+  const coreOptions = {};
+  for (const k of CORE_OPTIONS) if (options[k] !== undefined) coreOptions[k] = options[k];
+  if (coreOptions.baseUrl === undefined) {
+    coreOptions.baseUrl = globalThis.location && globalThis.location.origin && globalThis.location.origin !== 'null'
+      ? globalThis.location.origin : '';
+  }
+  coreOptions.baseUrl = String(coreOptions.baseUrl).replace(/\/+$/, '');
+  coreOptions.seed = options.seed !== undefined ? options.seed : randomSeed();
+
+  const core = new mod.Core();
+  const initError = core.init(JSON.stringify(coreOptions));
+  if (initError) {
+    core.delete();
+    throw new TypeError(`rt-client: ${initError}`);
+  }
+
+  const polls = new Map();          // poll id -> AbortController
+  const subs = new Map();           // channel -> Set of subscription records
+  const statusListeners = new Set();
+  let status = { state: 'connecting', attempt: 0, retryInMs: -1, httpStatus: 0, reason: '' };
+  let timer = null;
+  let scroll = null;                // the active scroll watcher's record
+  let closed = false;
+  const queue = [];
+  let draining = false;
+
+  // Runs one core call and carries out the actions it returns, in order. Page callbacks may
+  // call back into the client: their actions join the queue and run after the current ones.
+  function call(method, ...args) {
+    if (closed) return { ok: true, actions: [] };
+    let r;
+    try {
+      r = JSON.parse(core[method](clock.now(), ...args));
+    } catch (e) {  // the wasm module aborted (out of memory): nothing more can work
+      fatal(e);
+      return { ok: false, error: errorText(e), actions: [] };
+    }
+    queue.push(...r.actions);
+    if (!draining) {
+      draining = true;
+      try {
+        while (queue.length) perform(queue.shift());
+      } finally {
+        draining = false;
+      }
+    }
+    return r;
+  }
+
+  function fatal(e) {
+    report(e);
+    setStatus({ state: 'error', attempt: 0, retryInMs: -1, httpStatus: 0, reason: `fatal: ${errorText(e)}` });
+    shutdown();
+  }
+
+  function safely(fn, ...args) {
+    try {
+      fn(...args);
+    } catch (e) {
+      report(e);
+    }
+  }
+
+  function setStatus(s) {
+    status = Object.freeze({ ...s });
+    for (const cb of [...statusListeners]) safely(cb, status);
+  }
+
+  function perform(a) {
+    switch (a.k) {
+      case 'start': return startPoll(a.poll, a.url);
+      case 'abort': {
+        const ctl = polls.get(a.poll);
+        polls.delete(a.poll);
+        if (ctl) ctl.abort();
+        return;
+      }
+      case 'timer':
+        if (timer !== null) clock.clearTimeout(timer);
+        timer = null;
+        if (a.ms >= 0) timer = clock.setTimeout(() => { timer = null; call('onTimer'); }, a.ms);
+        return;
+      case 'status': {
+        const { k, ...s } = a;
+        return setStatus(s);
+      }
+      case 'msg': return deliver(a, false);
+      case 'reset': return deliver(a, true);
+      case 'measure':
+        if (scroll) call('scrollMeasured', JSON.stringify(scroll.measure()));
+        return;
+    }
+  }
+
+  function deliver(a, isReset) {
+    const targets = [];
+    if (a.t & 1) for (const s of subs.get(a.c) || []) targets.push(s);
+    if (a.t & 2 && scroll) targets.push(scroll);
+    for (const t of targets) {
+      if (!t.active) continue;
+      if (!isReset) safely(t.onMessage, a.p, a.id, a.c);
+      else if (t.onReset) safely(t.onReset, a.newest, a.id, a.c);
+      else if (a.newest) safely(t.onMessage, a.newest.payload, a.newest.id, a.c);
+    }
+  }
+
+  function startPoll(id, url) {
+    const ctl = new AbortController();
+    polls.set(id, ctl);
+    let p;
+    try {
+      p = Promise.resolve(fetchFn(url, {
+        signal: ctl.signal, cache: 'no-store', credentials, headers: { Accept: 'application/json' },
+      }));
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    p.then(async (resp) => {
+      const body = await resp.text();
+      if (polls.get(id) !== ctl) return;  // aborted meanwhile
+      polls.delete(id);
+      const ra = resp.headers && resp.headers.get ? retryAfterSeconds(resp.headers.get('Retry-After')) : '';
+      call('onResponse', id, resp.status, body, ra);
+    }).catch((e) => {
+      if (polls.get(id) !== ctl) return;
+      polls.delete(id);
+      call('onNetworkError', id, errorText(e));
+    });
+  }
+
+  // --- browser events ---
+  const listeners = [];
+  function listen(target, type, fn, opts) {
+    if (!target || !target.addEventListener) return;
+    target.addEventListener(type, fn, opts);
+    listeners.push(() => target.removeEventListener(type, fn, opts));
+  }
+  listen(win, 'online', () => call('setOnline', true));
+  listen(win, 'offline', () => call('setOnline', false));
+  listen(doc, 'visibilitychange', () => call('setVisible', doc.visibilityState !== 'hidden'));
+  if (nav && nav.onLine === false) call('setOnline', false);
+  if (doc && doc.visibilityState === 'hidden') call('setVisible', false);
+  call('onTimer');  // emits the initial status
+
+  function shutdown() {
+    if (closed) return;
+    try {
+      queue.push(...JSON.parse(core.close(clock.now())).actions);
+      while (queue.length) {
+        const a = queue.shift();
+        if (a.k === 'abort' || a.k === 'timer') perform(a);
+      }
+    } catch (e) { /* the module is gone: nothing to abort in it */ }
+    closed = true;
+    for (const ctl of polls.values()) ctl.abort();
+    polls.clear();
+    if (timer !== null) clock.clearTimeout(timer);
+    timer = null;
+    for (const off of listeners.splice(0)) off();
+    if (scroll) scroll.stopListening();
+    scroll = null;
+    try { core.delete(); } catch (e) { /* already gone */ }
+  }
+
+  function scrollItemsFromDom(root, sel, channelOf, lastIdOf) {
+    const els = root.querySelectorAll(sel);
+    const out = [];
+    for (const el of els) {
+      const c = channelOf(el);
+      if (!c) continue;
+      const r = el.getBoundingClientRect();
+      out.push({ channel: String(c), rect: r, lastId: Number(lastIdOf(el)) || 0 });
+    }
+    return out;
+  }
+
+  function toScrollJson(m) {
+    const items = m.items.map((it) => {
+      const r = it.rect || {};
+      const last = Number.isSafeInteger(it.lastId) && it.lastId >= 0 ? it.lastId : 0;
+      return [String(it.channel), +r.top || 0, +r.left || 0, +r.bottom || 0, +r.right || 0, last];
+    });
+    const v = m.viewport || { top: 0, left: 0, bottom: 0, right: 0 };
+    return { viewport: [+v.top || 0, +v.left || 0, +v.bottom || 0, +v.right || 0], items };
+  }
+
+  const client = {
+    subscribe(name, opts = {}) {
+      const channel = String(name);
+      if (closed) throw new Error('rt-client: closed');
+      if (typeof opts.onMessage !== 'function') throw new TypeError('rt-client: subscribe needs onMessage');
+      const lastId = opts.lastId === undefined ? 0 : opts.lastId;
+      const rec = { active: true, onMessage: opts.onMessage, onReset: opts.onReset };
+      const r = call('subscribe', channel, Number(lastId));
+      if (!r.ok) throw new TypeError(`rt-client: ${r.error}`);
+      if (!subs.has(channel)) subs.set(channel, new Set());
+      subs.get(channel).add(rec);
+      return {
+        channel,
+        lastId: () => (closed ? 0 : core.lastId(channel)),
+        unsubscribe() {
+          if (!rec.active) return;
+          rec.active = false;
+          const set = subs.get(channel);
+          set.delete(rec);
+          if (!set.size) subs.delete(channel);
+          call('unsubscribe', channel);
+        },
+      };
+    },
+
+    watchScroll(container, opts = {}) {
+      if (closed) throw new Error('rt-client: closed');
+      if (typeof opts.onMessage !== 'function') throw new TypeError('rt-client: watchScroll needs onMessage');
+      if (scroll) scroll.stop();
+      const sel = opts.itemSelector || '[data-rt-channel]';
+      const channelOf = opts.channelOf || ((el) => el.dataset && el.dataset.rtChannel);
+      const lastIdOf = opts.lastIdOf || ((el) => (el.dataset && el.dataset.rtLastId) || 0);
+      const w = win || globalThis;
+      const isWindowScroller = !container || container === doc || (doc && (container === doc.documentElement || container === doc.body));
+      const root = container && container.querySelectorAll ? container : doc;
+      const measure = opts.measure || (() => {
+        const items = scrollItemsFromDom(root, sel, channelOf, lastIdOf);
+        let viewport = { top: 0, left: 0, bottom: w.innerHeight || 0, right: w.innerWidth || 0 };
+        if (!isWindowScroller) {
+          const r = container.getBoundingClientRect();
+          viewport = {
+            top: Math.max(r.top, 0), left: Math.max(r.left, 0),
+            bottom: Math.min(r.bottom, viewport.bottom), right: Math.min(r.right, viewport.right),
+          };
+        }
+        return { items, viewport };
+      });
+      const offs = [];
+      const rec = {
+        active: true,
+        onMessage: opts.onMessage,
+        onReset: opts.onReset,
+        measure: () => toScrollJson(measure()),
+        stopListening() { for (const off of offs.splice(0)) off(); },
+        stop() {
+          if (!rec.active) return;
+          rec.active = false;
+          rec.stopListening();
+          if (scroll === rec) {
+            scroll = null;
+            call('scrollEnd');
+          }
+        },
+      };
+      scroll = rec;
+      if (!opts.measure) {
+        const onScroll = () => call('scrollMoved');
+        const target = isWindowScroller ? w : container;
+        if (target && target.addEventListener) {
+          target.addEventListener('scroll', onScroll, { passive: true });
+          offs.push(() => target.removeEventListener('scroll', onScroll, { passive: true }));
+        }
+        if (w && w.addEventListener) {
+          w.addEventListener('resize', onScroll, { passive: true });
+          offs.push(() => w.removeEventListener('resize', onScroll, { passive: true }));
+        }
+      }
+      const settle = opts.settleMs === undefined ? -1 : Number(opts.settleMs);
+      const closest = opts.closest === undefined ? 0 : Number(opts.closest);
+      const r = call('scrollBegin', JSON.stringify(rec.measure()), settle, closest);
+      if (!r.ok) report(new Error(`rt-client: ${r.error}`));
+      return {
+        stop: () => rec.stop(),
+        // The user scrolled (for pages that drive scrolling themselves, e.g. with `measure`).
+        notifyScroll: () => { if (rec.active) call('scrollMoved'); },
+        // Re-measure now and listen to the closest items (e.g. after items were added).
+        refresh: () => { if (rec.active) call('scrollMeasured', JSON.stringify(rec.measure())); },
+      };
+    },
+
+    onStatus(cb) {
+      statusListeners.add(cb);
+      safely(cb, status);
+      return () => statusListeners.delete(cb);
+    },
+    status: () => status,
+    lastId: (channel) => (closed ? 0 : core.lastId(String(channel))),
+    activePollUrls: () => (closed ? [] : JSON.parse(core.activePollUrls())),
+    // Lets tests and pages without window events drive connectivity and visibility.
+    setOnline: (online) => { call('setOnline', !!online); },
+    setVisible: (visible) => { call('setVisible', !!visible); },
+    close: () => shutdown(),
+  };
+  return client;
+}

@@ -1,0 +1,147 @@
+// The rt client core: a state machine with no I/O (no clock, no sockets, no Emscripten).
+// The host feeds it events with the current time and carries out the Actions it appends:
+// polls to start or abort, one timer to (re)arm, messages and resets for the page,
+// connection status changes, requests to measure scroll positions. The same code runs
+// natively under CMocka and in browsers as WebAssembly (bindings.cpp, host.mjs).
+//
+// Duties (PROTOCOL.md section 6):
+//  - per channel, the last id seen; older or repeated messages are dropped; a reset moves
+//    the last id to the reset's id and tells the page (channel_state);
+//  - re-poll at once after a 200; after a network error, a 5xx, a malformed body or the
+//    client-side deadline (poll timeout + margin): backoff with jitter (backoff), honouring
+//    Retry-After; a 4xx is reported as `error` and retried with backoff (never a spin);
+//  - offline aborts every poll and waits; online retries at once; becoming visible restarts
+//    polls whose deadline passed (hidden tabs throttle timers) and skips pending waits;
+//  - every poll URL under the budget: the channels are split over concurrent polls
+//    (poll_planner);
+//  - a changed channel set aborts the running polls and starts new ones carrying every last
+//    id; several changes in one host task are batched (applied on a zero-delay timer);
+//  - infinite scroll: all items at first, then after scrolling has stopped for settle_ms
+//    the `closest` items nearest the viewport (scroll_selector).
+//
+// Threading: single-threaded, like the page. Event methods may throw only std::bad_alloc.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "actions.hpp"
+#include "backoff.hpp"
+#include "channel_state.hpp"
+#include "poll_planner.hpp"
+#include "rng.hpp"
+#include "scroll_selector.hpp"
+
+namespace rt::client {
+
+struct Config {
+  UrlShape url{"", "/rt"};
+  size_t url_budget = 4096;            // bytes per poll URL, everything counted
+  size_t max_channels_per_poll = 500;  // the server's default limit per request
+  Millis poll_timeout_ms = 30000;      // the server's poll timeout
+  Millis deadline_margin_ms = 5000;    // client-side deadline = poll timeout + this
+  BackoffConfig backoff;
+  Millis settle_ms = 1000;  // scrolling counts as stopped after this long without events
+  size_t closest = 40;      // channels kept after scrolling settles
+  uint64_t seed = 0;        // jitter and cachebreak randomness
+};
+
+// Checks a configuration; on failure returns false with *detail naming the option.
+bool validate_config(const Config& cfg, std::string* detail);
+
+class ClientCore {
+ public:
+  // `cfg` must pass validate_config.
+  explicit ClientCore(Config cfg);
+
+  // --- the page's channel set (applied on the next timer, batched) ---
+  // Adds one explicit subscription to `channel` (counted: two subscribes need two
+  // unsubscribes). `last_id` is what the page already shows; the higher of it and the id
+  // the client already delivered wins. Returns false (and changes nothing) for an invalid
+  // channel name or id.
+  bool subscribe(Millis now, std::string_view channel, uint64_t last_id, Actions* out);
+  // Removes one explicit subscription. The channel's last id is kept. Returns false when
+  // there was none.
+  bool unsubscribe(Millis now, std::string_view channel, Actions* out);
+
+  // --- infinite scroll (one watcher per client) ---
+  // Page load: listen to every item's channel. Items with invalid names are skipped (their
+  // number is returned). Replaces any previous scroll selection. `settle_ms` (< 0: the
+  // configured one) and `closest` (0: the configured one) apply to this watcher.
+  size_t scroll_begin(Millis now, const std::vector<ScrollItem>& items, Millis settle_ms,
+                      size_t closest, Actions* out);
+  // The user scrolled: (re)starts the settle timer; the channel set does not change.
+  void scroll_moved(Millis now, Actions* out);
+  // Positions measured (after a measure_scroll action, or when the page asks): listen to the
+  // `closest` channels nearest the viewport. Returns the number of skipped invalid items.
+  size_t scroll_measured(Millis now, const std::vector<ScrollItem>& items, const Rect& viewport,
+                         Actions* out);
+  // Stops the scroll watcher: its channels are dropped (ids kept).
+  void scroll_end(Millis now, Actions* out);
+
+  // --- network ---
+  // A poll finished with an HTTP status and body. `retry_after_ms` is -1 when absent.
+  // Reports for unknown or aborted polls are ignored.
+  void on_response(Millis now, uint64_t poll_id, int http_status, std::string_view body,
+                   Millis retry_after_ms, Actions* out);
+  // A poll failed without an HTTP response (connection refused, reset, CORS, ...).
+  void on_network_error(Millis now, uint64_t poll_id, std::string_view detail, Actions* out);
+
+  // --- host ---
+  void on_timer(Millis now, Actions* out);  // the armed timer fired
+  void set_online(Millis now, bool online, Actions* out);
+  void set_visible(Millis now, bool visible, Actions* out);
+  // Aborts every poll and cancels the timer; later events are ignored.
+  void close(Millis now, Actions* out);
+
+  // --- queries (for the page, debugging and tests) ---
+  std::vector<std::string> active_poll_urls() const;
+  uint64_t last_id(std::string_view channel) const;
+  const Status& status() const noexcept { return status_; }
+  const Config& config() const noexcept { return cfg_; }
+
+ private:
+  struct Slot {  // one concurrent poll: a group of channels, re-polled in a loop
+    std::vector<std::string> channels;
+    uint64_t poll_id = 0;  // the request in flight, 0 when none
+    std::string url;       // of the request in flight
+    Millis deadline = -1;  // in flight: when to give up
+    Millis retry_at = -1;  // not in flight: when to try again (-1: start at the next pump)
+    Backoff backoff;
+    bool failing = false;  // the latest attempt failed (cleared by a success)
+    Status failure;        // details of that failure
+  };
+
+  void mark_dirty();
+  void replan(Millis now, bool force, Actions* out);
+  bool start_slot(Millis now, Slot& slot, Actions* out);
+  void abort_slot(Slot& slot, Actions* out);
+  void fail_slot(Millis now, Slot& slot, ConnState state, int http_status, std::string reason,
+                 Millis retry_after_ms, bool skip_first_step);
+  void pump(Millis now, Actions* out);
+  void finish(Millis now, Actions* out);
+  Status compute_status(Millis now) const;
+  Millis next_wake() const;
+  Slot* slot_of(uint64_t poll_id);
+
+  Config cfg_;
+  Rng rng_;
+  ChannelTable channels_;
+  std::vector<Slot> slots_;
+  bool plan_dirty_ = false;
+  bool online_ = true;
+  bool visible_ = true;
+  bool closed_ = false;
+  bool healthy_ = false;  // a poll succeeded since start / the last `online`
+  bool scroll_active_ = false;
+  Millis scroll_settle_ms_ = 0;
+  size_t scroll_closest_ = 0;
+  Millis settle_at_ = -1;
+  Millis armed_at_ = -1;  // absolute time of the armed host timer, -1 when none
+  uint64_t next_poll_id_ = 1;
+  Status status_;
+  bool status_sent_ = false;
+};
+
+}  // namespace rt::client
