@@ -68,6 +68,26 @@ test('any JSON value is a payload and round-trips exactly', async () => {
   assert.equal(ws.status, 200, ws.body);
 });
 
+test('big integers, deep nesting and escapes: valid JSON is accepted, nothing crashes', async () => {
+  const c = uniqueChannel();
+  // Integers beyond 64 bits are what JSON.stringify writes for large doubles (1e20 ->
+  // "100000000000000000000"): a JavaScript backend sends them.
+  const big = '{"big": 12345678901234567890, "neg": -98765432109876543210, "esc": "\\u00e9\\ud83d\\ude00\\/"}';
+  const r = await publish(base, c, big);
+  assert.equal(r.status, 200, `valid JSON refused: ${r.body}`);
+  const p = await poll(base, [[c, 0]]);
+  assert.equal(p.status, 200);
+  assert.deepEqual(p.json[c].msg[0].payload, JSON.parse(big));
+  // Deep nesting within the body limit: accepted or refused with 400, but never a crash.
+  for (const depth of [1000, 30000]) {
+    const deep = '['.repeat(depth) + ']'.repeat(depth);
+    const d = await publish(base, c, deep);
+    assert.ok(d.status === 200 || d.status === 400, `depth ${depth}: ${d.status} ${d.body.slice(0, 100)}`);
+  }
+  const h = await fetch(base + '/healthz');
+  assert.equal(h.status, 200);
+});
+
 test('publish without the right token answers 401 and stores nothing', async () => {
   const c = uniqueChannel();
   const cases = [
@@ -261,6 +281,47 @@ test('--key-prefix, --ttl, a /db Redis URL and RT_PUBLISH_TOKEN from the environ
     db2.close();
     await assertCleanShutdown(other);
   }
+});
+
+test('a large catch-up (1000 messages, ~4 MB) is delivered complete', async () => {
+  const c = uniqueChannel('bulk');
+  const k = keys(c);
+  const script = fs.readFileSync(PUBLISH_LUA, 'utf8');
+  const filler = 'z'.repeat(4000);
+  const ids = await Promise.all(Array.from({ length: 1000 }, (_, i) =>
+    redis.command('EVAL', script, '3', k.id, k.backlog, k.pubsub, JSON.stringify({ i, filler }), '10000', '0')));
+  assert.deepEqual(ids, Array.from({ length: 1000 }, (_, i) => i + 1));
+  const r = await poll(base, [[c, 0]]);
+  assert.equal(r.status, 200);
+  assert.equal(r.json[c].status, 'ok');
+  assert.equal(r.json[c].msg.length, 1000);
+  r.json[c].msg.forEach((m, i) => { assert.equal(m.id, i + 1); assert.deepEqual(m.payload, { i, filler }); });
+});
+
+test('corrupt data from another backend does not crash the server', async () => {
+  const c = uniqueChannel('corrupt');
+  const k = keys(c);
+  await redis.command('SET', k.id, '2');
+  await redis.command('ZADD', k.backlog, '1', 'not json', '2', '{"id":"two","payload":1}');
+  const r = await poll(base, [[c, 0]]);
+  assert.ok(r.status === 200 || r.status >= 500, `poll over corrupt backlog: ${r.status} ${r.body}`);
+  // Garbage on the pub/sub channel while a poll is held.
+  const c2 = uniqueChannel('garbage');
+  await publishOk(base, c2, 'ok');
+  const pending = await heldPoll([[c2, 1]]);
+  for (const junk of ['', 'garbage', '{"id":999}', '{"id":-1,"payload":0}', '[]']) {
+    await redis.command('PUBLISH', keys(c2).pubsub, junk);
+  }
+  await redis.command('SET', keys(c).id, 'NaN');
+  const r2 = await poll(base, [[c, 0]]);
+  assert.ok(r2.status === 200 || r2.status >= 500, `poll with a non-integer msg_id: ${r2.status} ${r2.body}`);
+  const id = await publishOk(base, c2, 'after junk');
+  const held = await pending.response;
+  assert.equal(held.status, 200);
+  const h = await fetch(base + '/healthz');
+  assert.equal(h.status, 200);
+  const r3 = await poll(base, [[c2, 1]]);
+  assert.deepEqual(r3.json, { [c2]: { status: 'ok', msg: [{ id, payload: 'after junk' }] } });
 });
 
 test('after all of it the server still serves', async () => {
