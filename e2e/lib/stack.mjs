@@ -73,7 +73,8 @@ class Proc {
   async start() {
     if (this.child) throw new Error(`${this.name} already running`);
     const out = fs.openSync(this.logFile, 'a');
-    const child = spawn(this.cmd, this.args, { stdio: ['ignore', out, out], env: { ...process.env, ...this.env } });
+    // In the repository's root: rt-server finds its Lua scripts in server/lua from there.
+    const child = spawn(this.cmd, this.args, { cwd: repoRoot, stdio: ['ignore', out, out], env: { ...process.env, ...this.env } });
     fs.closeSync(out);
     this.child = child;
     this.exited = new Promise((resolve) => child.once('exit', (code, sig) => resolve({ code, sig })));

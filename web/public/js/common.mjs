@@ -33,7 +33,8 @@ export async function startRt(config) {
   window.rtLog = [];
   const pill = document.querySelector('.status');
   const labels = { connecting: 'Connecting…', live: 'Live', retrying: 'Reconnecting…', offline: 'Offline' };
-  rt.onStatus((s) => {
+  rt.onStatus((st) => {
+    const s = typeof st === 'string' ? st : st.state;
     if (!pill) return;
     pill.dataset.status = s;
     pill.textContent = labels[s] ?? s;
@@ -85,7 +86,7 @@ export function timeAgo(ms) {
  * counts from the backend's answer before the same message arrives through rt);
  * a reset is always applied, since the ids start over after one.
  */
-export function stickerBar(item, kinds, initial) {
+export function stickerBar(item, kinds, initial, onShown = () => {}) {
   let shownId = initial.id ?? 0;
   const node = el('div', { class: 'stickers', dataset: { item } });
   const buttons = {};
@@ -126,10 +127,12 @@ export function stickerBar(item, kinds, initial) {
     if (id <= shownId) return;
     shownId = id;
     show(counts);
+    onShown(shownId);
   }
   function reset(newest, id) {
     shownId = newest ? newest.id : id;
     if (newest) show(newest.payload?.counts);
+    onShown(shownId);
   }
   return { node, apply, reset };
 }

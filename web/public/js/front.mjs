@@ -16,16 +16,21 @@ let total = Infinity;
 let loading = null;
 
 function card(item) {
-  const bar = stickerBar(item.channel.replace(/^stickers\./, ''), config.stickerKinds, item.stickers);
+  // data-rt-last-id tells the client which message the card shows (it measures the
+  // cards when it picks the channels to poll).
+  let node;
+  const bar = stickerBar(item.channel.replace(/^stickers\./, ''), config.stickerKinds, item.stickers,
+    (id) => { node.dataset.rtLastId = String(id); });
   bars.set(item.channel, bar);
   const href = `/thread.html?id=${item.n}`;
   const comments = item.comments === 1 ? '1 comment' : `${item.comments} comments`;
-  return el('article', { class: 'card', id: `item-${item.n}`, dataset: { rtChannel: item.channel, n: String(item.n) } },
+  node = el('article', { class: 'card', id: `item-${item.n}`, dataset: { rtChannel: item.channel, rtLastId: String(item.stickers.id ?? 0), n: String(item.n) } },
     el('a', { href }, el('img', { src: `/img/${item.n}.svg`, alt: item.title, loading: 'lazy', width: '480', height: '320' })),
     el('div', { class: 'card-body' },
       el('a', { class: 'card-title', href }, item.title),
       el('div', { class: 'meta' }, `by ${item.author} · ${timeAgo(item.createdAt)} · ${comments}`),
       bar.node));
+  return node;
 }
 
 function loadMore() {
@@ -48,13 +53,12 @@ function loadMore() {
   return loading;
 }
 
-// The client hands the page the channel with every message; the payload also
-// names its item, so either identifies the card.
-function onMessage(channel, payload, id) {
+// The client hands the page the channel with every message.
+function onMessage(payload, id, channel) {
   logRt(channel, 'message', id);
   bars.get(channel)?.apply(payload?.counts, id);
 }
-function onReset(channel, newest, id) {
+function onReset(newest, id, channel) {
   logRt(channel, 'reset', id);
   bars.get(channel)?.reset(newest, id);
 }
