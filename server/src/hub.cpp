@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "json_check.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
 #include "protocol/protocol.hpp"
@@ -130,7 +131,7 @@ void Hub::handle_reply(redisReply* r) noexcept {
     if (r->element[2]->type != REDIS_REPLY_STRING) return;
     proto::Message msg;
     msg.json.assign(r->element[2]->str, r->element[2]->len);
-    if (!proto::parse_message(msg.json, &msg.id)) {
+    if (!check_message(msg.json, &msg.id)) {
       metrics::get().invalid_messages.fetch_add(1, std::memory_order_relaxed);
       RT_LOG(warn, "invalid message on pub/sub, skipped").kv("channel", channel).kv("message", msg.json.substr(0, 200));
       return;

@@ -3,6 +3,7 @@
 #include <event2/bufferevent.h>
 
 #include "http_reply.hpp"
+#include "json_check.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
 #include "scripts.hpp"
@@ -70,7 +71,16 @@ void Poll::on_subscribed(size_t idx) noexcept {
 void Poll::on_message(size_t idx, const proto::Message& msg) noexcept {
   if (state_ == State::done || idx >= chans_.size()) return;
   Chan& c = chans_[idx];
-  if (msg.id <= c.last) return;                                   // already known to the client
+  if (msg.id <= c.last) {
+    // While held this is not a late copy of what the read saw: the channel's history was
+    // lost (keys deleted or expired, Redis flushed). Re-read to answer with the reset.
+    if (state_ == State::held) {
+      c.overflow = true;
+      woken_ = true;
+      w_.defer(this);
+    }
+    return;
+  }
   if (!c.pending.empty() && msg.id <= c.pending.back().id) return;  // duplicate
   if (c.pending.size() >= kMaxPending) {
     c.overflow = true;
@@ -232,7 +242,7 @@ void Poll::store_read(Chan& c, redisReply* r) noexcept {
         if (m->type != REDIS_REPLY_STRING) continue;
         proto::Message msg;
         msg.json.assign(m->str, m->len);
-        if (!proto::parse_message(msg.json, &msg.id) || msg.id <= c.last ||
+        if (!check_message(msg.json, &msg.id) || msg.id <= c.last ||
             (!c.after.empty() && msg.id <= c.after.back().id)) {
           invalid(m->str, m->len);
           continue;
@@ -243,7 +253,7 @@ void Poll::store_read(Chan& c, redisReply* r) noexcept {
     redisReply* tail = r->element[2];
     if (tail->type == REDIS_REPLY_STRING) {
       c.tail.json.assign(tail->str, tail->len);
-      if (proto::parse_message(c.tail.json, &c.tail.id))
+      if (check_message(c.tail.json, &c.tail.id))
         c.has_tail = true;
       else
         invalid(tail->str, tail->len);

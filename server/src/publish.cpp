@@ -2,11 +2,11 @@
 
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
-#include <jansson.h>
 
 #include <cstring>
 
 #include "http_reply.hpp"
+#include "json_check.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
 #include "protocol/protocol.hpp"
@@ -183,11 +183,10 @@ void handle_publish(Worker& w, evhttp_request* req, const char* query, uint64_t 
   std::string_view body(data, len);
   while (!body.empty() && strchr(" \t\r\n", body.front())) body.remove_prefix(1);
   while (!body.empty() && strchr(" \t\r\n", body.back())) body.remove_suffix(1);
-  json_error_t jerr;
-  JsonPtr parsed(json_loadb(body.data(), body.size(), JSON_DECODE_ANY, &jerr));
-  if (!parsed) {
-    fail(400, body.empty() ? std::string("empty body: expected one JSON value")
-                           : std::string("body is not valid JSON: ") + jerr.text);
+  if (!json_valid(body)) {
+    fail(400, body.empty() ? "empty body: expected one JSON value"
+                           : "body is not one valid JSON value (UTF-8, nested at most " +
+                                 std::to_string(kMaxJsonDepth) + " deep)");
     return;
   }
   if (!w.cmd().up()) {

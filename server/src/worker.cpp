@@ -79,10 +79,11 @@ bool Worker::init(std::string* error) {
     *error = "evhttp_new failed";
     return false;
   }
-  // Requests with a URL over --max-url still parse (then get our JSON 414); headers are
-  // bounded to that plus 64 KiB. Bodies up to 16 x --max-body (at least 1 MiB) are read and
+  // Requests with a URL over --max-url still parse (then get our JSON 414) up to a request
+  // head of 16 x --max-url (at least 1 MiB); beyond that evhttp refuses them itself (400). Bodies up to 16 x --max-body (at least 1 MiB) are read and
   // get our JSON 413; larger ones get evhttp's own 413.
-  evhttp_set_max_headers_size(http_.get(), ev_ssize_t(cfg_.max_url + (64 << 10)));
+  size_t head_limit = cfg_.max_url * 16 > (1u << 20) ? cfg_.max_url * 16 : (1u << 20);
+  evhttp_set_max_headers_size(http_.get(), ev_ssize_t(head_limit));
   size_t body_limit = cfg_.max_body * 16 > (1u << 20) ? cfg_.max_body * 16 : (1u << 20);
   evhttp_set_max_body_size(http_.get(), ev_ssize_t(body_limit));
   evhttp_set_timeout(http_.get(), int(cfg_.poll_timeout_s) + 60);

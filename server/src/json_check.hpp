@@ -1,0 +1,25 @@
+// Strict JSON validation without building a tree (RFC 8259): any value, numbers of any size
+// (a JavaScript backend writes 1e20 as 100000000000000000000, which jansson refuses),
+// strings checked for UTF-8 and escapes, nesting bounded without recursion. Used for the
+// POST /publish body and for message JSON read from Redis, so that rt never emits invalid
+// JSON and never refuses valid JSON.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace rt {
+
+constexpr size_t kMaxJsonDepth = 1000;
+
+// True when `text` is exactly one JSON value, optionally surrounded by whitespace, nested at
+// most `max_depth` arrays/objects deep.
+bool json_valid(std::string_view text, size_t max_depth = kMaxJsonDepth) noexcept;
+
+// Validates message JSON {"id":<id>,"payload":<value>} as stored in Redis and returns its id
+// (1..2^53-1). The canonical form written by publish.lua is checked without a JSON library;
+// any other layout (whitespace, member order) goes through rt::proto::parse_message.
+bool check_message(std::string_view json, uint64_t* id);
+
+}  // namespace rt
