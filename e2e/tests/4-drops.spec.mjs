@@ -12,12 +12,17 @@ test('offline for half a second while comments are published', async ({ stack, o
   await postComment(request, stack.baseUrl, N, 'before the drop');
   await expect(page.locator('#comments li.comment', { hasText: 'before the drop' })).toHaveCount(1);
 
+  const shownBefore = await shownSeqs(page);
   await page.context().setOffline(true);
+  // The client noticed (and aborted its held poll: setOffline alone does not).
+  await expect(page.locator('.status')).toHaveAttribute('data-status', 'offline');
   const posting = (async () => {
     for (let i = 1; i <= 10; i++) await postComment(request, stack.baseUrl, N, `during the drop ${i}`);
   })();
   await page.waitForTimeout(500); // the drop itself: a real half-second outage
   await posting;
+  // Really cut off: nothing of the drop has arrived yet.
+  expect(await shownSeqs(page)).toEqual(shownBefore);
   await page.context().setOffline(false);
   for (let i = 1; i <= 3; i++) await postComment(request, stack.baseUrl, N, `after the drop ${i}`);
 

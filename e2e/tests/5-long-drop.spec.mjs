@@ -13,8 +13,11 @@ test('a drop beyond the backlog resets, reloads and shows each comment once', as
   await postComment(request, stack.baseUrl, N, 'before the long drop');
   await expect(page.locator('#comments li.comment', { hasText: 'before the long drop' })).toHaveCount(1);
 
+  const shownBefore = await shownSeqs(page);
   await page.context().setOffline(true);
+  await expect(page.locator('.status')).toHaveAttribute('data-status', 'offline');
   for (let i = 1; i <= 25; i++) await postComment(request, stack.baseUrl, N, `while away ${i}`);
+  expect(await shownSeqs(page)).toEqual(shownBefore);
   await page.context().setOffline(false);
 
   const expected = await backendSeqs(request, stack.baseUrl, N);

@@ -44,6 +44,10 @@ function parseArgs(argv) {
     '--token-file': 'tokenFile', '--client-dir': 'clientDir', '--items': 'items',
     '--comment-backlog': 'commentBacklog' };
   for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--help' || argv[i] === '-h') {
+      console.log(USAGE);
+      process.exit(0);
+    }
     const key = names[argv[i]];
     if (!key || i + 1 >= argv.length) usage(`unknown option or missing value: ${argv[i]}`);
     opts[key] = argv[++i];
@@ -62,8 +66,11 @@ function parseArgs(argv) {
     commentBacklog: int(opts.commentBacklog, 'comment backlog', 1, 10000) };
 }
 
+const USAGE = 'usage: node web/backend/server.mjs --rt-url URL --token-file FILE [--port N] [--host H]\n' +
+  '         [--rt-public-url URL] [--client-dir DIR] [--items N] [--comment-backlog N]';
+
 function usage(msg) {
-  console.error(`demo backend: ${msg}\nusage: node web/backend/server.mjs --rt-url URL --token-file FILE [--port N] [--rt-public-url URL] [--client-dir DIR] [--items N] [--comment-backlog N]`);
+  console.error(`demo backend: ${msg}\n${USAGE}`);
   process.exit(2);
 }
 

@@ -32,7 +32,7 @@ export async function startRt(config) {
   window.rt = rt;
   window.rtLog = [];
   const pill = document.querySelector('.status');
-  const labels = { connecting: 'Connecting…', live: 'Live', retrying: 'Reconnecting…', offline: 'Offline' };
+  const labels = { connecting: 'Connecting…', live: 'Live', retrying: 'Reconnecting…', offline: 'Offline', error: 'Live updates stopped' };
   rt.onStatus((st) => {
     const s = typeof st === 'string' ? st : st.state;
     if (!pill) return;
