@@ -1,0 +1,32 @@
+# Benchmarks: rt side by side with Nchan and the two floors (nginx, Redis). Not part of
+# `make test`, except for `bench-smoke` (a seconds-long run of the harness with tiny loads).
+#
+#   make bench-build   the load generator, build/bench/rt-loadgen
+#   make bench         the full run (bench/run.sh): prints the table of docs/PERFORMANCE.md
+#   make bench-smoke   tiny loads, a couple of seconds each; asserts only that figures came out
+
+BENCH_BUILD   := $(BUILD)/bench
+LOADGEN       := $(BENCH_BUILD)/rt-loadgen
+LOADGEN_SRCS  := $(wildcard bench/loadgen/*.cpp)
+LOADGEN_HDRS  := $(wildcard bench/loadgen/*.hpp)
+BOOTSTRAP_BENCH := $(BUILD)/.bootstrap-bench
+
+$(BOOTSTRAP_BENCH):
+	@mkdir -p $(BUILD)
+	scripts/bootstrap.sh bench
+	@touch $@
+
+$(LOADGEN): $(LOADGEN_SRCS) $(LOADGEN_HDRS) | $(BOOTSTRAP_BENCH)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXSTD) $(WARN) -O2 -g $(LOADGEN_SRCS) -o $@ $$(pkg-config --cflags --libs libevent)
+
+.PHONY: bench-build bench bench-smoke
+bench-build: $(LOADGEN)
+
+bench: $(BOOTSTRAP_BENCH) server bench-build
+	bench/run.sh
+
+bench-smoke: $(BOOTSTRAP_BENCH) server bench-build
+	bench/run.sh --smoke
+
+TEST_TARGETS += bench-smoke

@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# rt benchmarks side by side with Nchan and the floors (nginx `return 200`, Redis scripts).
+#
+#   bench/run.sh            the full run (make bench): a few minutes
+#   bench/run.sh --smoke    tiny loads, about a second each (make bench-smoke): asserts only
+#                           that every figure came out
+#
+# Environment: BENCH_TARGETS (default "rt nchan-r nchan-m"), BENCH_THREADS (rt's --threads and
+# nginx's worker_processes, default 2), BENCH_DURATION (s per closed-loop figure, default 10),
+# BENCH_HELD (held polls, default min(50000, file limit - 500)), BENCH_PIN=1 (pin servers and
+# generator to separate CPUs; needs >= 2 CPUs).
+#
+# Starts a private redis-server, rt-server and nginx (+Nchan) on free loopback ports, stops
+# them by PID on exit. Raw results: build/bench/run/results.txt; the table: build/bench/table.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+SMOKE=0
+[ "${1:-}" = "--smoke" ] && SMOKE=1
+
+LOADGEN=$ROOT/build/bench/rt-loadgen
+RT_SERVER=${RT_SERVER:-$ROOT/build/rt-server}
+DIR=$ROOT/build/bench/run
+[ "$SMOKE" = 1 ] && DIR=$ROOT/build/bench/smoke
+RESULTS=$DIR/results.txt
+TABLE=$ROOT/build/bench/table.txt
+[ "$SMOKE" = 1 ] && TABLE=$DIR/table.txt
+PUBLISH_LUA=$ROOT/server/lua/publish.lua
+
+TARGETS=${BENCH_TARGETS:-rt nchan-r nchan-m}
+THREADS=${BENCH_THREADS:-2}
+# The hard file limit bounds held polls per process (no CAP_SYS_RESOURCE to raise it).
+ulimit -n "$(ulimit -Hn)"
+NOFILE=$(ulimit -n)
+if [ "$SMOKE" = 1 ]; then
+  DUR=${BENCH_DURATION:-1}; WARM=0.2; HELD=${BENCH_HELD:-200}; FANOUT_NS="100"
+  CATCHUP_CONNS=8; PUB_CONNS=8; MULTI_CONNS=2; REDIS_N=2000
+else
+  DUR=${BENCH_DURATION:-10}; WARM=1
+  HELD=${BENCH_HELD:-$(( NOFILE - 500 < 50000 ? NOFILE - 500 : 50000 ))}
+  FANOUT_NS="1000 10000"; CATCHUP_CONNS=100; PUB_CONNS=50; MULTI_CONNS=10; REDIS_N=300000
+fi
+
+for f in "$LOADGEN" "$RT_SERVER"; do
+  case " $TARGETS " in *" rt "*) ;; *) [ "$f" = "$RT_SERVER" ] && continue ;; esac
+  [ -x "$f" ] || { echo "bench: $f is missing (make bench-build server)" >&2; exit 1; }
+done
+
+rm -rf "$DIR"; mkdir -p "$DIR/tmp"
+: > "$RESULTS"
+
+PIDS=()
+cleanup() {
+  local i p
+  # Newest first: the HTTP servers before the redis-server they use.
+  for (( i=${#PIDS[@]}-1; i>=0; i-- )); do
+    p=${PIDS[$i]}; kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_http URL: up to 10 s for a 200.
+wait_http() {
+  local i
+  for i in $(seq 1 100); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$1" 2>/dev/null)" = 200 ] && return 0
+    sleep 0.1
+  done
+  echo "bench: $1 did not come up" >&2; return 1
+}
+
+# With BENCH_PIN=1 the servers (and Redis) run on CPU 0, the generators on CPU 1.
+# taskset execs its command, so $! stays the server's own PID.
+SERVER_PIN=(); GEN_PIN=()
+if [ "${BENCH_PIN:-0}" = 1 ] && [ "$(nproc)" -ge 2 ]; then
+  SERVER_PIN=(taskset -c 0); GEN_PIN=(taskset -c 1)
+fi
+
+# ---- servers ---------------------------------------------------------------------------
+REDIS_PORT=$(free_port)
+"${SERVER_PIN[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+  --dir "$DIR" --logfile "$DIR/redis.log" --daemonize no &
+REDIS_PID=$!; PIDS+=("$REDIS_PID")
+for i in $(seq 1 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+redis-cli -p "$REDIS_PORT" ping >/dev/null
+
+RT_PORT=""
+if [[ " $TARGETS " == *" rt "* ]]; then
+  RT_PORT=$(free_port)
+  head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$DIR/token"
+  "${SERVER_PIN[@]}" "$RT_SERVER" --listen "127.0.0.1:$RT_PORT" --redis "redis://127.0.0.1:$REDIS_PORT" \
+    --publish-token-file "$DIR/token" --poll-timeout 600 --max-held $(( NOFILE + 1000 )) \
+    --threads "$THREADS" > "$DIR/rt-server.log" 2>&1 &
+  RT_PID=$!; PIDS+=("$RT_PID")
+  wait_http "http://127.0.0.1:$RT_PORT/healthz"
+fi
+
+NGINX_PORT=$(free_port)
+sed -e "s|@DIR@|$DIR|g" -e "s|@PORT@|$NGINX_PORT|g" -e "s|@REDIS_PORT@|$REDIS_PORT|g" \
+    -e "s|@WORKERS@|$THREADS|g" -e "s|@NOFILE@|$NOFILE|g" \
+    -e "s|@WORKER_CONNECTIONS@|$(( NOFILE - 100 ))|g" bench/nchan/nginx.conf.in > "$DIR/nginx.conf"
+"${SERVER_PIN[@]}" nginx -p "$DIR" -e "$DIR/nginx-error.log" -c "$DIR/nginx.conf" &
+NGINX_PID=$!; PIDS+=("$NGINX_PID")
+wait_http "http://127.0.0.1:$NGINX_PORT/floor"
+
+# ---- helpers ---------------------------------------------------------------------------
+# lg TARGETNAME MODE ARGS...: runs the generator against rt / nchan-r / nchan-m / plain and
+# appends its RESULT line (prefixed with the target name) to $RESULTS.
+lg() {
+  local name=$1 mode=$2; shift 2
+  local args=()
+  case "$name" in
+    rt)      args=(--target rt --port "$RT_PORT" --token-file "$DIR/token" --pids "$RT_PID") ;;
+    nchan-r) args=(--target nchan --port "$NGINX_PORT" --prefix /nchan-r --pids "$NGINX_PID") ;;
+    nchan-m) args=(--target nchan --port "$NGINX_PORT" --prefix /nchan-m --pids "$NGINX_PID") ;;
+    floor)   args=(--target plain --port "$NGINX_PORT" --path /floor --pids "$NGINX_PID") ;;
+  esac
+  local out
+  echo "bench: $name $mode $*" >&2
+  if out=$("${GEN_PIN[@]}" "$LOADGEN" "$mode" "${args[@]}" "$@" 2> >(tail -3 >&2) | grep '^RESULT'); then
+    echo "$name $out" >> "$RESULTS"
+  else
+    echo "$name RESULT mode=$mode failed=1" >> "$RESULTS"
+    echo "bench: $name $mode failed" >&2
+  fi
+}
+
+RUN_ID=$(date +%s)
+# Every scenario uses fresh channel names.
+ch() { echo "b$RUN_ID-$1"; }
+
+# ---- scenarios -------------------------------------------------------------------------
+for t in $TARGETS; do
+  lg "$t" catchup --conns "$CATCHUP_CONNS" --duration "$DUR" --warmup "$WARM" --channel "$(ch "$t-cu")"
+  lg "$t" publish --conns "$PUB_CONNS" --duration "$DUR" --warmup "$WARM" --channel "$(ch "$t-pub")"
+  lg "$t" multi --channels 200 --conns "$MULTI_CONNS" --duration "$DUR" --warmup "$WARM" --channel "$(ch "$t-mu")"
+  for n in $FANOUT_NS; do
+    lg "$t" fanout --n "$n" --channel "$(ch "$t-fo$n")"
+  done
+  lg "$t" held --n "$HELD" --channel "$(ch "$t-held")"
+done
+
+# Floors: nginx answering a fixed 60-byte JSON; Redis running the publish script and the
+# catch-up read (ZRANGEBYSCORE) at 50 clients.
+lg floor plain --conns "$CATCHUP_CONNS" --duration "$DUR" --warmup "$WARM"
+if command -v wrk >/dev/null; then
+  # The generator check: wrk on the same floor (2 threads). If wrk is much faster than
+  # rt-loadgen here, the generator is the bottleneck of the catch-up figures.
+  wrk_out=$("${GEN_PIN[@]}" wrk -t 2 -c "$CATCHUP_CONNS" -d "${DUR}s" --latency "http://127.0.0.1:$NGINX_PORT/floor" 2>&1 || true)
+  echo "$wrk_out" > "$DIR/wrk-floor.txt"
+  wrk_rps=$(awk '/^Requests\/sec/ {print int($2)}' <<< "$wrk_out")
+  echo "wrk RESULT mode=plain rps=${wrk_rps:-0}" >> "$RESULTS"
+fi
+
+redis_rps() {  # redis-benchmark -q output "NAME: 12345.67 requests per second, ..."
+  awk -F'[: ]+' '/requests per second/ {for (i=1;i<=NF;i++) if ($(i+1)=="requests") {print int($i); exit}}'
+}
+ZKEY="channel:{b$RUN_ID-zr}:msg_backlog"
+for i in 1 2; do redis-cli -p "$REDIS_PORT" zadd "$ZKEY" "$i" "{\"id\":$i,\"payload\":{\"tag\":\"m$i\"}}" >/dev/null; done
+zr=$(redis-benchmark -p "$REDIS_PORT" -c 50 -n "$REDIS_N" -q zrangebyscore "$ZKEY" '(1' +inf 2>&1 | tr '\r' '\n' | redis_rps)
+echo "redis RESULT mode=zrange rps=${zr:-0}" >> "$RESULTS"
+if [ -f "$PUBLISH_LUA" ]; then
+  sha=$(redis-cli -p "$REDIS_PORT" script load "$(cat "$PUBLISH_LUA")")
+  # KEYS and ARGV as the script's --input: comment describes them.
+  pkey="b$RUN_ID-rp"
+  # shellcheck disable=SC2086
+  pub=$(redis-benchmark -p "$REDIS_PORT" -c 50 -n "$REDIS_N" -q evalsha "$sha" ${PUBLISH_LUA_ARGS:-3 "channel:{$pkey}:msg_id" "channel:{$pkey}:msg_backlog" "channel:{$pkey}:pubsub" '{"tag":"publish","text":"a comment of a typical length"}' 100 604800} 2>&1 | tr '\r' '\n' | redis_rps)
+  echo "redis RESULT mode=publish_script rps=${pub:-0}" >> "$RESULTS"
+else
+  echo "redis RESULT mode=publish_script failed=1 missing=server/lua/publish.lua" >> "$RESULTS"
+fi
+
+# ---- the table -------------------------------------------------------------------------
+bench/table.py "$RESULTS" | tee "$TABLE"
+{
+  echo
+  echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
+  echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine adds noise)"
+  echo "rt threads / nginx workers: $THREADS; held polls asked: $HELD (file limit $NOFILE per process)"
+} | tee -a "$TABLE"
+
+if [ "$SMOKE" = 1 ]; then
+  bench/table.py --check "$RESULTS"
+fi

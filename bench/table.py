@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Turns bench/run.sh's raw results into the table of docs/PERFORMANCE.md.
+
+    bench/table.py RESULTS            print the table
+    bench/table.py --check RESULTS    exit 1 unless every scenario produced its figures
+
+RESULTS has one line per generator run: "<name> RESULT key=value ...", name one of rt,
+nchan-r (Nchan, Redis store), nchan-m (Nchan, memory store), floor, wrk, redis.
+"""
+import sys
+
+COLS = [("rt", "rt"), ("nchan-r", "Nchan redis"), ("nchan-m", "Nchan memory")]
+
+
+def load(path):
+    rows = []
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) < 2 or parts[1] != "RESULT":
+                continue
+            kv = dict(p.split("=", 1) for p in parts[2:] if "=" in p)
+            kv["name"] = parts[0]
+            rows.append(kv)
+    return rows
+
+
+def find(rows, name, mode, **match):
+    for r in rows:
+        if r["name"] == name and r.get("mode") == mode and "failed" not in r and \
+                all(r.get(k) == str(v) for k, v in match.items()):
+            return r
+    return None
+
+
+def fig(rows, name, mode, key, **match):
+    r = find(rows, name, mode, **match)
+    if r is None or key not in r:
+        return None
+    try:
+        return float(r[key])
+    except ValueError:
+        return None
+
+
+def scenarios(rows):
+    """(label, unit, better, key per column, floor value or None)."""
+    out = []
+
+    def add(label, unit, better, mode, key, floor=None, **match):
+        vals = {n: fig(rows, n, mode, key, **match) for n, _ in COLS}
+        out.append((label, unit, better, vals, floor))
+
+    catchup_conns = (find(rows, "rt", "catchup") or find(rows, "nchan-r", "catchup") or {}).get("conns", "?")
+    add(f"catch-up polls/s ({catchup_conns} conns)", "req/s", "higher", "catchup", "rps",
+        fig(rows, "floor", "plain", "rps"))
+    add("catch-up p50", "ms", "lower", "catchup", "p50_ms", fig(rows, "floor", "plain", "p50_ms"))
+    add("catch-up p99", "ms", "lower", "catchup", "p99_ms", fig(rows, "floor", "plain", "p99_ms"))
+    pub_conns = (find(rows, "rt", "publish") or find(rows, "nchan-r", "publish") or {}).get("conns", "?")
+    add(f"publish over HTTP ({pub_conns} conns)", "pub/s", "higher", "publish", "rps",
+        fig(rows, "redis", "publish_script", "rps"))
+    add("publish p50", "ms", "lower", "publish", "p50_ms")
+    add("publish p99", "ms", "lower", "publish", "p99_ms")
+    mu_conns = (find(rows, "rt", "multi") or find(rows, "nchan-r", "multi") or {}).get("conns", "?")
+    add(f"200-channel poll, answered at once ({mu_conns} conns)", "req/s", "higher", "multi", "rps")
+    add("200-channel poll p50", "ms", "lower", "multi", "p50_ms")
+    add("200-channel poll p99", "ms", "lower", "multi", "p99_ms")
+    ns = sorted({int(r["n"]) for r in rows if r.get("mode") == "fanout" and "n" in r})
+    for n in ns:
+        label = f"{n // 1000}k" if n % 1000 == 0 else str(n)
+        add(f"fan-out to {label} held polls p50", "ms", "lower", "fanout", "p50_ms", n=n)
+        add(f"fan-out to {label} held polls p99", "ms", "lower", "fanout", "p99_ms", n=n)
+        add(f"fan-out to {label} held polls, all answered", "ms", "lower", "fanout", "max_ms", n=n)
+    add("held polls", "polls", "higher", "held", "held")
+    add("memory per held poll (PSS)", "bytes", "lower", "held", "mem_pss_per_poll")
+    return out
+
+
+def fmt(v, unit):
+    if v is None:
+        return "n/a"
+    if unit == "ms":
+        return f"{v:.2f}" if v < 100 else f"{v:.0f}"
+    return f"{v:,.0f}"
+
+
+def table(rows):
+    head = ["scenario", "unit", "rt", "Nchan redis", "Nchan memory", "floor", "rt/Nchan redis"]
+    lines = []
+    for label, unit, better, vals, floor in scenarios(rows):
+        rt, nr = vals["rt"], vals["nchan-r"]
+        ratio = f"{rt / nr:.2f}x" if rt is not None and nr not in (None, 0) else "n/a"
+        lines.append([label, unit, fmt(rt, unit), fmt(nr, unit), fmt(vals["nchan-m"], unit),
+                      fmt(floor, unit) if floor is not None else "-", ratio + (" (lower is better)" if better == "lower" and ratio != "n/a" else "")])
+    widths = [max(len(str(x[i])) for x in [head] + lines) for i in range(len(head))]
+    text = []
+    for i, row in enumerate([head] + lines):
+        text.append("  ".join(str(c).ljust(widths[j]) if j == 0 or j == len(row) - 1 else str(c).rjust(widths[j])
+                              for j, c in enumerate(row)).rstrip())
+        if i == 0:
+            text.append("  ".join("-" * w for w in widths))
+    floor_names = ("floor: catch-up rows = nginx `return 200` of a fixed 60-byte JSON; "
+                   "publish row = redis-benchmark EVALSHA of server/lua/publish.lua (50 clients)")
+    text.append("")
+    text.append(floor_names)
+    zr = fig(rows, "redis", "zrange", "rps")
+    lg, wrk = fig(rows, "floor", "plain", "rps"), fig(rows, "wrk", "plain", "rps")
+    if zr is not None:
+        text.append(f"Redis ZRANGEBYSCORE alone (redis-benchmark, 50 clients): {zr:,.0f}/s")
+    if lg is not None and wrk:
+        text.append(f"generator check on the nginx floor: rt-loadgen {lg:,.0f} req/s, wrk -t2 {wrk:,.0f} req/s "
+                    f"({lg / wrk:.2f}x)")
+    cpu = []
+    for n, title in COLS:
+        r = find(rows, n, "catchup")
+        if r:
+            cpu.append(f"{title}: server {r.get('server_cpu_pct')}% / generator {r.get('gen_cpu_pct')}% CPU")
+    if cpu:
+        text.append("catch-up CPU (100% = one core): " + "; ".join(cpu))
+    failed = [f"{r['name']} {r.get('mode')}" for r in rows if "failed" in r]
+    if failed:
+        text.append("FAILED: " + ", ".join(failed))
+    return "\n".join(text)
+
+
+def check(rows):
+    """Every scenario of every target that ran produced its figures."""
+    problems = []
+    names = sorted({r["name"] for r in rows if r["name"] in dict(COLS)})
+    if not names:
+        problems.append("no target produced results")
+    for n in names:
+        for mode in ("catchup", "publish", "multi"):
+            r = find(rows, n, mode)
+            if r is None or float(r.get("rps", 0)) <= 0 or int(r.get("non2xx", 1)) != 0:
+                problems.append(f"{n} {mode}: no figure or error answers ({r})")
+        fo = [r for r in rows if r["name"] == n and r.get("mode") == "fanout"]
+        if not fo or any("failed" in r or r.get("answered") != r.get("n") for r in fo):
+            problems.append(f"{n} fanout: not every poll answered ({fo})")
+        h = find(rows, n, "held")
+        if h is None or h.get("held") != h.get("n") or h.get("mem_pss_per_poll") is None:
+            problems.append(f"{n} held: not every poll held ({h})")
+    if fig(rows, "floor", "plain", "rps") in (None, 0):
+        problems.append("nginx floor: no figure")
+    for p in problems:
+        print("bench-smoke: " + p, file=sys.stderr)
+    if not problems:
+        print("bench-smoke: every scenario produced its figures")
+    return 1 if problems else 0
+
+
+def main(argv):
+    if len(argv) == 3 and argv[1] == "--check":
+        return check(load(argv[2]))
+    if len(argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    print(table(load(argv[1])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
