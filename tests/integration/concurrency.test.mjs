@@ -19,15 +19,29 @@ after(async () => { await stack?.stop(); });
 
 // A subscriber chaining its last ids over `channels` until `shouldStop(last)` is true.
 // Records every message per channel; fails on a reset, a gap, a duplicate or a non-200.
-async function subscriber(name, channels, shouldStop, deadline) {
+// `sub.kick()` aborts a poll held while the subscriber already has everything (it was sent
+// before the publishers were known to be done): nothing would wake it before the timeout.
+function subscriber(name, channels, shouldStop, deadline) {
   const last = Object.fromEntries(channels.map((c) => [c, 0]));
   const seen = Object.fromEntries(channels.map((c) => [c, []]));
+  let inflight = null;
+  const kick = () => { if (inflight && shouldStop(last)) inflight.abort(); };
+  const run = async () => {
   let polls = 0;
   while (!shouldStop(last)) {
     if (Date.now() > deadline) {
       throw new Error(`${name}: deadline passed at ${JSON.stringify(last)} after ${polls} polls`);
     }
-    const r = await poll(base, channels.map((c) => [c, last[c]]));
+    inflight = new AbortController();
+    let r;
+    try {
+      r = await poll(base, channels.map((c) => [c, last[c]]), { signal: inflight.signal });
+    } catch (err) {
+      if (err.name === 'AbortError' && shouldStop(last)) break;
+      throw err;
+    } finally {
+      inflight = null;
+    }
     polls++;
     assert.equal(r.status, 200, `${name}: poll answered ${r.status} ${r.body}`);
     for (const [c, entry] of Object.entries(r.json)) {
@@ -42,6 +56,10 @@ async function subscriber(name, channels, shouldStop, deadline) {
     }
   }
   return { seen, polls };
+  };
+  const done = run();
+  done.catch(() => {}); // reported by the caller's Promise.all
+  return { done, kick };
 }
 
 // One round: start a poll at the channel's newest id, publish one message after `delay`
@@ -82,11 +100,7 @@ for (const cfg of CONFIGS) describe(`rt-server${cfg.label}`, () => {
 
     // 5 subscribers from the start, 2 joining mid-burst from 0 (the backlog still holds all).
     const subs = [];
-    const start = (name) => {
-      const p = subscriber(name, channels, allFinal, deadline);
-      p.catch(() => {}); // reported by Promise.all below
-      subs.push(p);
-    };
+    const start = (name) => subs.push(subscriber(name, channels, allFinal, deadline));
     for (let i = 0; i < 5; i++) start(`sub${i}`);
     const publishers = Array.from({ length: PUBLISHERS }, async (_, p) => {
       for (let i = 0; i < PER_PUBLISHER; i++) {
@@ -104,8 +118,9 @@ for (const cfg of CONFIGS) describe(`rt-server${cfg.label}`, () => {
     for (const c of channels) final[c] = published[c].size;
     publishersDone = true;
     const doneAt = Date.now();
+    for (const s of subs) s.kick();
     assert.equal(subs.length, 7);
-    const results = await Promise.all(subs);
+    const results = await Promise.all(subs.map((s) => s.done));
     // A subscriber whose wake-up was lost would sit out the poll timeout before catching up.
     const catchUp = Date.now() - doneAt;
     assert.ok(catchUp < (POLL_TIMEOUT - 2) * 1000,
