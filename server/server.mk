@@ -26,7 +26,7 @@ SERVER_TEST_OBJS := $(patsubst %.cpp,$(BUILD)/obj/%.o,$(SERVER_TEST_SRCS)) \
                     $(patsubst %.cpp,$(BUILD)/asan/obj/%.o,$(SERVER_TEST_SRCS))
 .SECONDARY: $(SERVER_TEST_OBJS)
 
-SERVER_CXXFLAGS   = $(CXXSTD) $(WARN) -MMD -MP -Iserver/src -Iserver $(SERVER_CFLAGS)
+SERVER_CXXFLAGS   = $(CXXSTD) $(WARN) -MMD -MP -Iserver/src -Iserver -Itests/unit/server $(SERVER_CFLAGS)
 
 .PHONY: server server-asan test-server-unit test-server-unit-asan
 server: $(BUILD)/rt-server

@@ -1,0 +1,179 @@
+// Unit tests of server/src/config: the command line is rt-server's public interface.
+#include "cmocka_wrap.hpp"
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+
+using rt::Config;
+using rt::ParseResult;
+
+static ParseResult parse(std::vector<const char*> args, Config* c, std::string* err) {
+  args.insert(args.begin(), "rt-server");
+  return rt::parse_args(int(args.size()), args.data(), c, err);
+}
+
+static void test_defaults(void**) {
+  Config c;
+  std::string err;
+  assert_int_equal(int(parse({}, &c, &err)), int(ParseResult::ok));
+  assert_string_equal(c.listen_host.c_str(), "127.0.0.1");
+  assert_int_equal(c.listen_port, 8080);
+  assert_false(c.redis.unix_socket);
+  assert_int_equal(c.redis.port, 6379);
+  assert_true(c.poll_timeout_s == 25.0);
+  assert_int_equal(c.backlog, 100);
+  assert_int_equal(c.ttl_s, 7 * 24 * 3600);
+  assert_int_equal(c.max_channels, 500);
+  assert_int_equal(c.max_url, 65536);
+  assert_int_equal(c.max_body, 65536);
+  assert_string_equal(c.key_prefix.c_str(), "channel:");
+  assert_int_equal(c.threads, 1);
+  assert_true(c.web_dir.empty());
+  assert_true(c.cors_origin.empty());
+}
+
+static void test_every_flag(void**) {
+  Config c;
+  std::string err;
+  ParseResult r = parse({"--listen", "0.0.0.0:9000", "--redis", "redis://10.0.0.5:7000/3",
+                         "--publish-token-file", "/tmp/tok", "--poll-timeout", "0.25", "--backlog", "10",
+                         "--ttl", "0", "--max-channels", "20", "--max-url", "5000", "--max-body=1024",
+                         "--web", "web", "--max-held", "7", "--key-prefix", "rt:", "--cors-origin",
+                         "http://127.0.0.1:3000", "--log-level", "debug", "--threads", "2", "--lua-dir",
+                         "/x/lua", "--redis-timeout", "0.5"},
+                        &c, &err);
+  assert_int_equal(int(r), int(ParseResult::ok));
+  assert_string_equal(c.listen_host.c_str(), "0.0.0.0");
+  assert_int_equal(c.listen_port, 9000);
+  assert_string_equal(c.redis.host.c_str(), "10.0.0.5");
+  assert_int_equal(c.redis.port, 7000);
+  assert_int_equal(c.redis.db, 3);
+  assert_string_equal(c.publish_token_file.c_str(), "/tmp/tok");
+  assert_true(c.poll_timeout_s == 0.25);
+  assert_int_equal(c.backlog, 10);
+  assert_int_equal(c.ttl_s, 0);
+  assert_int_equal(c.max_channels, 20);
+  assert_int_equal(c.max_url, 5000);
+  assert_int_equal(c.max_body, 1024);
+  assert_string_equal(c.web_dir.c_str(), "web");
+  assert_int_equal(c.max_held, 7);
+  assert_string_equal(c.key_prefix.c_str(), "rt:");
+  assert_string_equal(c.cors_origin.c_str(), "http://127.0.0.1:3000");
+  assert_int_equal(int(c.log_level), int(rt::log::Level::debug));
+  assert_int_equal(c.threads, 2);
+  assert_string_equal(c.lua_dir.c_str(), "/x/lua");
+  assert_true(c.redis_timeout_s == 0.5);
+}
+
+static void test_bad_flags(void**) {
+  const std::vector<std::vector<const char*>> bad = {
+      {"--nope"},
+      {"positional"},
+      {"--listen"},
+      {"--listen", "nocolon"},
+      {"--listen", "127.0.0.1:99999"},
+      {"--listen", "127.0.0.1:x"},
+      {"--redis", "http://x"},
+      {"--redis", "redis://h:0"},
+      {"--redis", "redis://h:70000"},
+      {"--redis", "redis://h:1/x"},
+      {"--redis", "redis://:pw@h:1"},
+      {"--redis", "unix://relative"},
+      {"--poll-timeout", "0"},
+      {"--poll-timeout", "-1"},
+      {"--poll-timeout", "1e3"},
+      {"--poll-timeout", "abc"},
+      {"--backlog", "0"},
+      {"--backlog", "10001"},
+      {"--ttl", "-5"},
+      {"--max-channels", "0"},
+      {"--max-url", "10"},
+      {"--max-body", "0"},
+      {"--max-held", "0"},
+      {"--log-level", "verbose"},
+      {"--threads", "0"},
+      {"--threads", "two"},
+      {"--cors-origin", "a\nb"},
+  };
+  for (const auto& args : bad) {
+    Config c;
+    std::string err;
+    assert_int_equal(int(parse(args, &c, &err)), int(ParseResult::error));
+    assert_false(err.empty());
+    // The message names the flag it is about.
+    if (args[0][0] == '-' && args[0][1] == '-') assert_non_null(strstr(err.c_str(), args[0]));
+  }
+}
+
+static void test_help(void**) {
+  Config c;
+  std::string err;
+  assert_int_equal(int(parse({"--help"}, &c, &err)), int(ParseResult::help));
+  std::string u = rt::usage();
+  for (const char* flag : {"--listen", "--redis", "--publish-token-file", "--poll-timeout", "--backlog", "--ttl",
+                           "--max-channels", "--max-url", "--max-body", "--web", "--max-held", "--key-prefix",
+                           "--cors-origin", "--log-level", "--threads", "--lua-dir", "--redis-timeout"})
+    assert_non_null(strstr(u.c_str(), flag));
+}
+
+static void test_redis_urls(void**) {
+  rt::RedisAddress a;
+  std::string err;
+  assert_true(rt::parse_redis_url("redis://127.0.0.1:6380", &a, &err));
+  assert_string_equal(a.host.c_str(), "127.0.0.1");
+  assert_int_equal(a.port, 6380);
+  assert_int_equal(a.db, 0);
+  assert_true(rt::parse_redis_url("redis://localhost", &a, &err));
+  assert_int_equal(a.port, 6379);
+  assert_true(rt::parse_redis_url("redis://localhost/", &a, &err));
+  assert_int_equal(a.db, 0);
+  assert_true(rt::parse_redis_url("redis://[::1]:7000/2", &a, &err));
+  assert_string_equal(a.host.c_str(), "::1");
+  assert_int_equal(a.port, 7000);
+  assert_int_equal(a.db, 2);
+  assert_true(rt::parse_redis_url("unix:///run/redis.sock", &a, &err));
+  assert_true(a.unix_socket);
+  assert_string_equal(a.path.c_str(), "/run/redis.sock");
+  assert_false(rt::parse_redis_url("redis://", &a, &err));
+  assert_false(rt::parse_redis_url("redis://[::1", &a, &err));
+}
+
+static void test_token(void**) {
+  Config c;
+  std::string err;
+  unsetenv("RT_PUBLISH_TOKEN");
+  assert_true(rt::load_publish_token(&c, &err));
+  assert_true(c.publish_token.empty());
+  setenv("RT_PUBLISH_TOKEN", "from-env", 1);
+  assert_true(rt::load_publish_token(&c, &err));
+  assert_string_equal(c.publish_token.c_str(), "from-env");
+  const char* path = "build/test-config-token";
+  {
+    std::ofstream f(path);
+    f << "  s3cret \n second line\n";
+  }
+  c.publish_token_file = path;
+  assert_true(rt::load_publish_token(&c, &err));
+  assert_string_equal(c.publish_token.c_str(), "s3cret");  // the file wins over the env
+  {
+    std::ofstream f(path);
+    f << "\n";
+  }
+  assert_false(rt::load_publish_token(&c, &err));
+  c.publish_token_file = "build/does-not-exist/token";
+  assert_false(rt::load_publish_token(&c, &err));
+  unsetenv("RT_PUBLISH_TOKEN");
+  remove(path);
+}
+
+int main() {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_defaults),  cmocka_unit_test(test_every_flag), cmocka_unit_test(test_bad_flags),
+      cmocka_unit_test(test_help),      cmocka_unit_test(test_redis_urls), cmocka_unit_test(test_token),
+  };
+  return cmocka_run_group_tests_name("server/config", tests, nullptr, nullptr);
+}
