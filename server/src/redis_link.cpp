@@ -112,7 +112,10 @@ void RedisLink::on_disconnect(const redisAsyncContext* ac, int status) noexcept 
 void RedisLink::went_down(const char* reason) noexcept {
   state_ = State::down;
   in_flight_ = 0;
-  RT_LOG(warn, "redis connection lost").kv("link", name_).kv("reason", reason);
+  if (destroying_)
+    RT_LOG(debug, "redis connection closed").kv("link", name_).kv("reason", reason);
+  else
+    RT_LOG(warn, "redis connection lost").kv("link", name_).kv("reason", reason);
   if (listener_) listener_->on_link_down();
   schedule_retry();
 }
