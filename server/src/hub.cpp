@@ -171,8 +171,8 @@ void Hub::tick() noexcept {
     link_.kill(in_flight_.empty() ? "pub/sub send failed" : "pub/sub timeout");  // -> on_link_down
     return;
   }
-  if (idle_count_ == 0) return;
-  // Unsubscribe channels that have lingered unused long enough.
+  // Unsubscribe channels that have lingered unused long enough (a full scan: every 5 ticks).
+  if (idle_count_ == 0 || ++sweep_tick_ % 5 != 0) return;
   std::vector<std::string> expired;
   for (auto& kv : chans_) {
     const Chan& c = kv.second;

@@ -85,7 +85,8 @@ class Hub : public RedisLink::Listener {
   bool link_down_pending_ = false;  // a send failed: drop the connection at the next tick
   std::unordered_map<std::string, Chan> chans_;
   std::deque<uint64_t> in_flight_;  // send times of (UN)SUBSCRIBEs awaiting their reply
-  size_t idle_count_ = 0;
+  size_t idle_count_ = 0;      // subscribed channels without listeners (lingering)
+  unsigned sweep_tick_ = 0;
   EventPtr tick_ev_;
 };
 

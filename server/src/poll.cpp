@@ -15,6 +15,7 @@ constexpr const char* kReadLimit = "1000";         // backlog messages per chann
 constexpr size_t kMaxPending = 1000;               // buffered pub/sub messages per channel
 constexpr size_t kResponseBudget = 8 << 20;        // bytes of messages in one response
 constexpr size_t kHeldReadLimit = 64 << 10;        // bytes read from a held request's client
+constexpr int kMaxRereads = 3;                     // re-reads in a row that found nothing
 }  // namespace
 
 Poll::Poll(Worker& w, evhttp_request* req, uint64_t started_us) : w_(w), req_(req), started_us_(started_us) {
@@ -55,7 +56,7 @@ void Poll::start(Worker& w, evhttp_request* req, std::vector<proto::ChannelPos> 
     switch (w.hub().add(p->chans_[i].name, p, i)) {
       case Hub::AddResult::confirmed: p->chans_[i].in_hub = true; break;
       case Hub::AddResult::pending: p->chans_[i].in_hub = true; p->unconfirmed_++; break;
-      case Hub::AddResult::unavailable: p->hub_lost_ = true; break;
+      case Hub::AddResult::unavailable: p->hub_lost_ = true; p->hub_never_up_ = true; break;
     }
   }
   w.defer(p);
@@ -146,7 +147,8 @@ void Poll::step() noexcept {
     return;
   }
   if (hub_lost_) {
-    answer_error(503, "redis unavailable (pub/sub connection lost)");
+    metrics::get().redis_errors.fetch_add(1, std::memory_order_relaxed);
+    answer_error(503, hub_never_up_ ? "redis unavailable" : "redis unavailable (pub/sub connection lost)");
     return;
   }
   switch (state_) {
@@ -323,6 +325,16 @@ void Poll::evaluate_pending() noexcept {
     answer_error(503, "out of memory");
     return;
   }
+  if (gap && ++rereads_ > kMaxRereads) {
+    // Redis keeps saying "nothing new" while pub/sub says otherwise (inconsistent data, e.g.
+    // another writer): trust Redis, forget these messages, keep holding.
+    RT_LOG(warn, "pub/sub disagrees with Redis after re-reads, ignoring pub/sub messages");
+    for (Chan& c : chans_) {
+      c.pending.clear();
+      c.overflow = false;
+    }
+    gap = false;
+  }
   if (gap) {
     metrics::get().rereads.fetch_add(1, std::memory_order_relaxed);
     RT_LOG(debug, "non-contiguous pub/sub message, re-reading");
@@ -330,6 +342,7 @@ void Poll::evaluate_pending() noexcept {
     return;
   }
   if (!entries.empty()) answer(std::move(entries));
+  else if (!gap) rereads_ = 0;
 }
 
 // --- answers -----------------------------------------------------------------------------
