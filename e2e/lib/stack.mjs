@@ -28,6 +28,11 @@ export function freePort() {
   });
 }
 
+// Children still running when this process exits (a crashed or killed test
+// worker) are killed by PID here, so no redis-server or rt-server outlives a run.
+const running = new Set();
+process.on('exit', () => { for (const child of running) child.kill('SIGKILL'); });
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `check` (async, truthy = ready) every 50 ms for up to `ms`. */
@@ -77,7 +82,8 @@ class Proc {
     const child = spawn(this.cmd, this.args, { cwd: repoRoot, stdio: ['ignore', out, out], env: { ...process.env, ...this.env } });
     fs.closeSync(out);
     this.child = child;
-    this.exited = new Promise((resolve) => child.once('exit', (code, sig) => resolve({ code, sig })));
+    running.add(child);
+    this.exited = new Promise((resolve) => child.once('exit', (code, sig) => { running.delete(child); resolve({ code, sig }); }));
     let died = null;
     this.exited.then((r) => { died = r; });
     try {

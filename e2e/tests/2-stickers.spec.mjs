@@ -12,7 +12,15 @@ test('sticker counts update live, and catch up after scrolling away and back', a
   // Live: another visitor adds stickers to a card in view.
   const first = await addSticker(request, stack.baseUrl, 'image.2', 'heart');
   await expect(cardCount(page, 2, 'heart')).toHaveText(String(first.counts.heart));
-  const second = await addSticker(request, stack.baseUrl, 'image.2', 'heart');
+  // ...and a visitor in another browser clicks the button.
+  const other = await openPage('/');
+  await waitPolling(other, ['stickers.image.2']);
+  await expect(cardCount(other, 2, 'heart')).toHaveText(String(first.counts.heart));
+  const clicked = other.waitForResponse((r) => r.url().endsWith('/api/stickers/image.2') && r.status() === 200);
+  await other.click('#item-2 .sticker[data-kind="heart"]');
+  const second = await (await clicked).json();
+  expect(second.counts.heart).toBe(first.counts.heart + 1);
+  await expect(cardCount(other, 2, 'heart')).toHaveText(String(second.counts.heart));
   await expect(cardCount(page, 2, 'heart')).toHaveText(String(second.counts.heart));
 
   // Far away: after scrolling settles, item 2 is no longer polled.
