@@ -90,7 +90,7 @@ for (const cfg of CONFIGS) describe(`rt-server${cfg.label}`, () => {
 
   test(`no loss under concurrency: 4 publishers, 3 channels, 7 chaining subscribers${cfg.label}`, { timeout: 90000 }, async () => {
     const channels = [uniqueChannel('s0'), uniqueChannel('s1'), uniqueChannel('s2')];
-    const PUBLISHERS = 4, PER_PUBLISHER = 150;
+    const PUBLISHERS = 4, PER_PUBLISHER = 120;
     const published = Object.fromEntries(channels.map((c) => [c, new Map()]));
     let publishersDone = false;
     let total = 0;

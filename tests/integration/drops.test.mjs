@@ -134,6 +134,12 @@ test('after all of it the server still serves', async () => {
   assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id, payload: 'final' }] } });
 });
 
-test('rt-server exits cleanly on SIGTERM with no sanitizer report', async () => {
+test('rt-server exits cleanly on SIGTERM while polls are held, with no sanitizer report', async () => {
+  // Held requests at shutdown must be released (answered or closed), not leaked.
+  const baseline = await heldPolls(base);
+  const socks = await openHeld(Array.from({ length: 30 }, (_, i) => `/rt?c=${uniqueChannel(`shut${i}`)}&m=0`));
+  await waitHeld(base, (n) => n === baseline + 30, { what: '30 polls held at shutdown' });
+  const closed = socks.map((s) => new Promise((resolve) => s.on('close', resolve)));
   await assertCleanShutdown(stack.server);
+  await Promise.all(closed);
 });

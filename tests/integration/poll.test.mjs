@@ -115,6 +115,19 @@ test('multi-channel poll answers only the channels with news', async () => {
   });
 });
 
+test('a poll held on 500 channels is woken by a publish on the last one, answered for it alone', async () => {
+  const prefix = uniqueChannel('many');
+  const pairs = Array.from({ length: 500 }, (_, i) => [`${prefix}-${i}`, 0]);
+  const pending = await heldPoll(pairs);
+  const id = await publishOk(base, `${prefix}-499`, 'last');
+  const r = await pending.response;
+  assert.deepEqual(r.json, { [`${prefix}-499`]: { status: 'ok', msg: [{ id, payload: 'last' }] } });
+  // and again on the first one
+  const pending2 = await heldPoll(pairs.map(([c]) => [c, c.endsWith('-499') ? 1 : 0]));
+  await publishOk(base, `${prefix}-0`, 'first');
+  assert.deepEqual((await pending2.response).json, { [`${prefix}-0`]: { status: 'ok', msg: [{ id: 1, payload: 'first' }] } });
+});
+
 test('gap in the backlog gives a reset with the newest message', async () => {
   const c = uniqueChannel();
   for (let i = 1; i <= 5; i++) assert.equal(await publishOk(base, c, { i }, { backlog: 2 }), i);

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { before, after } from 'node:test';
 import {
-  test, startStack, startServer, assertCleanShutdown, poll, publish, publishOk, waitHeld,
+  test, startStack, startServer, startRedis, assertCleanShutdown, poll, publish, publishOk, waitHeld,
   heldPolls, keys, uniqueChannel, redisCli, request, RedisClient, PUBLISH_LUA, TOKEN,
 } from './lib/harness.mjs';
 
@@ -280,6 +280,24 @@ test('--key-prefix, --ttl, a /db Redis URL and RT_PUBLISH_TOKEN from the environ
   } finally {
     db2.close();
     await assertCleanShutdown(other);
+  }
+});
+
+test('--redis unix:///path: publish and poll over a unix socket', async () => {
+  const r = await startRedis({ unixSocket: true });
+  const srv = await startServer({ redisUrl: r.unixUrl, pollTimeout: POLL_TIMEOUT });
+  try {
+    const c = uniqueChannel('unix');
+    const pending = poll(srv.base, [[c, 0]]);
+    const id = await publishOk(srv.base, c, { over: 'unix' });
+    assert.deepEqual((await pending).json, { [c]: { status: 'ok', msg: [{ id, payload: { over: 'unix' } }] } });
+    const direct = await RedisClient.connect(r.port);
+    try {
+      assert.equal(await direct.command('GET', keys(c).id), '1', 'stored in the unix-socket Redis');
+    } finally { direct.close(); }
+  } finally {
+    await assertCleanShutdown(srv);
+    await r.stop();
   }
 });
 

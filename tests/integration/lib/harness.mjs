@@ -139,20 +139,26 @@ async function stopProc(p, deadline = STOP_DEADLINE_MS) {
 // ---------------------------------------------------------------------------------------
 // redis-server
 
-export async function startRedis({ port } = {}) {
+// Starts a private redis-server on a free port (or `port`); with `unixSocket` it also
+// listens on a unix socket in its directory (redis.socketPath, redis.unixUrl).
+export async function startRedis({ port, unixSocket = false } = {}) {
   port = port || (await freePort());
   const dir = fs.mkdtempSync(path.join(tmpRoot, 'redis-'));
   const logFile = path.join(dir, 'redis.log');
+  const socketPath = path.join(dir, 'redis.sock');
   const out = fs.openSync(logFile, 'a');
   const child = spawn('redis-server', [
     '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
     '--dir', dir, '--protected-mode', 'no', '--daemonize', 'no',
+    ...(unixSocket ? ['--unixsocket', socketPath, '--unixsocketperm', '700'] : []),
   ], { stdio: ['ignore', out, out] });
   fs.closeSync(out);
   const p = track('redis-server', `:${port}`, child, logFile);
   const redis = {
     port,
     url: `redis://127.0.0.1:${port}`,
+    socketPath: unixSocket ? socketPath : undefined,
+    unixUrl: unixSocket ? `unix://${socketPath}` : undefined,
     proc: p,
     get pid() { return child.pid; },
     stop: () => stopProc(p),
