@@ -50,63 +50,19 @@ done
 rm -rf "$DIR"; mkdir -p "$DIR/tmp"
 : > "$RESULTS"
 
-PIDS=()
-cleanup() {
-  local i p
-  # Newest first: the HTTP servers before the redis-server they use.
-  for (( i=${#PIDS[@]}-1; i>=0; i-- )); do
-    p=${PIDS[$i]}; kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true
-  done
-}
-trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-# wait_http URL: up to 10 s for a 200.
-wait_http() {
-  local i
-  for i in $(seq 1 100); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "$1" 2>/dev/null)" = 200 ] && return 0
-    sleep 0.1
-  done
-  echo "bench: $1 did not come up" >&2; return 1
-}
-
-# With BENCH_PIN=1 the servers (and Redis) run on CPU 0, the generators on CPU 1.
-# taskset execs its command, so $! stays the server's own PID.
-SERVER_PIN=(); GEN_PIN=()
-if [ "${BENCH_PIN:-0}" = 1 ] && [ "$(nproc)" -ge 2 ]; then
-  SERVER_PIN=(taskset -c 0); GEN_PIN=(taskset -c 1)
-fi
+source bench/lib.sh
 
 # ---- servers ---------------------------------------------------------------------------
-REDIS_PORT=$(free_port)
-"${SERVER_PIN[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
-  --dir "$DIR" --logfile "$DIR/redis.log" --daemonize no &
-REDIS_PID=$!; PIDS+=("$REDIS_PID")
-for i in $(seq 1 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
-redis-cli -p "$REDIS_PORT" ping >/dev/null
-
-RT_PORT=""
-if [[ " $TARGETS " == *" rt "* ]]; then
-  RT_PORT=$(free_port)
-  head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$DIR/token"
-  "${SERVER_PIN[@]}" "$RT_SERVER" --listen "127.0.0.1:$RT_PORT" --redis "redis://127.0.0.1:$REDIS_PORT" \
-    --publish-token-file "$DIR/token" --poll-timeout 600 --max-held $(( NOFILE + 1000 )) \
-    --threads "$THREADS" > "$DIR/rt-server.log" 2>&1 &
-  RT_PID=$!; PIDS+=("$RT_PID")
-  wait_http "http://127.0.0.1:$RT_PORT/healthz"
-fi
-
-NGINX_PORT=$(free_port)
-sed -e "s|@DIR@|$DIR|g" -e "s|@PORT@|$NGINX_PORT|g" -e "s|@REDIS_PORT@|$REDIS_PORT|g" \
-    -e "s|@WORKERS@|$THREADS|g" -e "s|@NOFILE@|$NOFILE|g" \
-    -e "s|@WORKER_CONNECTIONS@|$(( NOFILE - 100 ))|g" bench/nchan/nginx.conf.in > "$DIR/nginx.conf"
-"${SERVER_PIN[@]}" nginx -p "$DIR" -e "$DIR/nginx-error.log" -c "$DIR/nginx.conf" &
-NGINX_PID=$!; PIDS+=("$NGINX_PID")
-wait_http "http://127.0.0.1:$NGINX_PORT/floor"
+# Each target's scenarios start on a freshly started server, so that the memory per held poll
+# (measured first) is not flattered by memory freed by earlier scenarios.
+start_redis
+RT_PORT=""; RT_PID=""; NGINX_PORT=""; NGINX_PID=""
+fresh() {
+  case "$1" in
+    rt) [ -n "$RT_PID" ] && stop_pid "$RT_PID"; start_rt ;;
+    *)  [ -n "$NGINX_PID" ] && stop_pid "$NGINX_PID"; start_nginx ;;
+  esac
+}
 
 # ---- helpers ---------------------------------------------------------------------------
 # lg TARGETNAME MODE ARGS...: runs the generator against rt / nchan-r / nchan-m / plain and
@@ -136,15 +92,17 @@ ch() { echo "b$RUN_ID-$1"; }
 
 # ---- scenarios -------------------------------------------------------------------------
 for t in $TARGETS; do
-  lg "$t" catchup --conns "$CATCHUP_CONNS" --duration "$DUR" --warmup "$WARM" --channel "$(ch "$t-cu")"
-  lg "$t" publish --conns "$PUB_CONNS" --duration "$DUR" --warmup "$WARM" --channel "$(ch "$t-pub")"
-  lg "$t" multi --channels 200 --conns "$MULTI_CONNS" --duration "$DUR" --warmup "$WARM" --channel "$(ch "$t-mu")"
+  fresh "$t"
+  lg "$t" held --n "$HELD" --channel "$(ch "$t-held")"
   for n in $FANOUT_NS; do
     lg "$t" fanout --n "$n" --channel "$(ch "$t-fo$n")"
   done
-  lg "$t" held --n "$HELD" --channel "$(ch "$t-held")"
+  lg "$t" catchup --conns "$CATCHUP_CONNS" --duration "$DUR" --warmup "$WARM" --channel "$(ch "$t-cu")"
+  lg "$t" publish --conns "$PUB_CONNS" --duration "$DUR" --warmup "$WARM" --channel "$(ch "$t-pub")"
+  lg "$t" multi --channels 200 --conns "$MULTI_CONNS" --duration "$DUR" --warmup "$WARM" --channel "$(ch "$t-mu")"
 done
 
+[ -n "$NGINX_PID" ] || start_nginx
 # Floors: nginx answering a fixed 60-byte JSON; Redis running the publish script and the
 # catch-up read (ZRANGEBYSCORE) at 50 clients.
 lg floor plain --conns "$CATCHUP_CONNS" --duration "$DUR" --warmup "$WARM"

@@ -245,6 +245,12 @@ int run_hold(Common& c, bool fanout) {
 
   uint64_t t0 = 0;
   if (fanout) {
+    // A profiler can start now (bench/profile.sh): tell it, give it time, then publish.
+    std::string ready_file = c.opt.get("ready-file");
+    if (!ready_file.empty()) {
+      std::ofstream(ready_file) << "held\n";
+      usleep(useconds_t(c.opt.num("publish-delay", 1) * 1e6));
+    }
     std::string e;
     t0 = mono_ns();
     if (!c.target->publish(channel, bench_payload("fanout"), &e)) std::fprintf(stderr, "publish: %s\n", e.c_str());
