@@ -47,3 +47,21 @@ test('50 comments posted quickly arrive all, in order, once', async ({ stack, op
     expect(await page.evaluate(() => window.threadState.reloads)).toBe(0);
   }
 });
+
+test('the publish token never reaches the browser', async ({ stack, openPage }) => {
+  const seen = [];
+  const watch = (page) => page.on('response', async (r) => {
+    const type = r.headers()['content-type'] ?? '';
+    if (/json|javascript|html|text/.test(type)) seen.push({ url: r.url(), body: await r.text().catch(() => '') });
+  });
+  const page = await openPage(`/thread.html?id=${N}`);
+  watch(page);
+  await page.reload();
+  await threadReady(page, N);
+  await page.fill('#author', 'carol');
+  await page.fill('#text', 'checking what the browser gets');
+  await page.click('#post-button');
+  await expect(page.locator('#comments li.comment', { hasText: 'checking what the browser gets' })).toHaveCount(1);
+  expect(seen.length).toBeGreaterThan(3);
+  for (const { url, body } of seen) expect(body.includes(stack.token), url).toBe(false);
+});

@@ -67,3 +67,11 @@ test('no burst of re-polls while scrolling continuously', async ({ stack, openPa
   expect(polls.length - start).toBeGreaterThanOrEqual(1);
   expect(polls.length - start).toBeLessThanOrEqual(3);
 });
+
+test('on load every card on screen is polled', async ({ stack, openPage }) => {
+  const page = await openPage('/');
+  await waitPolling(page, ['stickers.image.1']);
+  const onScreen = (await distances(page)).filter((x) => x.d === 0).map((x) => x.channel);
+  expect(onScreen.length).toBeGreaterThanOrEqual(4);
+  await waitPolling(page, onScreen);
+});
