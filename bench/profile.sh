@@ -52,7 +52,7 @@ if [ "$SCEN" = fanout ]; then
   lg_args+=(--ready-file "$DIR/held" --publish-delay 1)
   if [ "$USE_PERF" = 1 ]; then
     ( for i in $(seq 1 600); do [ -f "$DIR/held" ] && break; sleep 0.1; done
-      exec perf record -F 999 --call-graph dwarf,16384 -p "$RT_PID,$REDIS_PID" -o "$DIR/$SCEN.data" \
+      exec perf record -k mono -F 999 --call-graph dwarf,16384 -p "$RT_PID,$REDIS_PID" -o "$DIR/$SCEN.data" \
         > "$DIR/perf-record.log" 2>&1 ) &
     PERF_PID=$!
   fi
@@ -77,13 +77,16 @@ hz=$(getconf CLK_TCK)
   echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
   if [ "$USE_PERF" = 1 ]; then
+    # Fan-out: only the samples between the publish and the last answer.
+    window=$(grep -o 'window_mono=[^ ]*' "$DIR/$SCEN.result" | cut -d= -f2 || true)
+    tfilter=(); [ -n "$window" ] && tfilter=(--time "$window") && echo "(samples from the publish to the last answer only)"
     echo "== self time by process and symbol (top 45) =="
-    perf report -i "$DIR/$SCEN.data" --no-children --sort comm,sym --stdio -g none 2>/dev/null \
+    perf report -i "$DIR/$SCEN.data" "${tfilter[@]}" --no-children --sort comm,sym --stdio -g none 2>/dev/null \
       | grep -v '^#' | grep -v '^$' | head -45
     echo
-    echo "== rt-server: inclusive time by symbol (top 45) =="
-    perf report -i "$DIR/$SCEN.data" --children --comm rt-server --sort sym --stdio -g none 2>/dev/null \
-      | grep -v '^#' | grep -v '^$' | head -45
+    echo "== rt-server: inclusive time by symbol (top 60, userspace) =="
+    perf report -i "$DIR/$SCEN.data" "${tfilter[@]}" --children --comm rt-server --sort sym --stdio -g none 2>/dev/null \
+      | grep -v '^#' | grep -v '^$' | grep -v '\[k\]' | grep -v ' 0x0000' | head -60
   fi
 } > "$OUT"
 if [ "$USE_PERF" = 0 ]; then

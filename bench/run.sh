@@ -53,8 +53,7 @@ rm -rf "$DIR"; mkdir -p "$DIR/tmp"
 source bench/lib.sh
 
 # ---- servers ---------------------------------------------------------------------------
-# Each target's scenarios start on a freshly started server, so that the memory per held poll
-# (measured first) is not flattered by memory freed by earlier scenarios.
+# fresh TARGET: (re)starts the server of a target (nchan-r and nchan-m share one nginx).
 start_redis
 RT_PORT=""; RT_PID=""; NGINX_PORT=""; NGINX_PID=""
 fresh() {
@@ -91,14 +90,23 @@ RUN_ID=$(date +%s)
 ch() { echo "b$RUN_ID-$1"; }
 
 # ---- scenarios -------------------------------------------------------------------------
+# Memory per held poll first, each target on a freshly started server.
 for t in $TARGETS; do
   fresh "$t"
   lg "$t" held --n "$HELD" --channel "$(ch "$t-held")"
-  for n in $FANOUT_NS; do
-    lg "$t" fanout --n "$n" --channel "$(ch "$t-fo$n")"
-  done
+done
+# Then scenario by scenario, the targets one after the other, so that the load other work puts
+# on the machine hits them alike.
+for n in $FANOUT_NS; do
+  for t in $TARGETS; do lg "$t" fanout --n "$n" --channel "$(ch "$t-fo$n")"; done
+done
+for t in $TARGETS; do
   lg "$t" catchup --conns "$CATCHUP_CONNS" --duration "$DUR" --warmup "$WARM" --channel "$(ch "$t-cu")"
+done
+for t in $TARGETS; do
   lg "$t" publish --conns "$PUB_CONNS" --duration "$DUR" --warmup "$WARM" --channel "$(ch "$t-pub")"
+done
+for t in $TARGETS; do
   lg "$t" multi --channels 200 --conns "$MULTI_CONNS" --duration "$DUR" --warmup "$WARM" --channel "$(ch "$t-mu")"
 done
 

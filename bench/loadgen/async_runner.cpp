@@ -29,6 +29,7 @@ struct Conn {
   size_t body_left = 0;
   int status = 0;
   bool written = false;     // hold: request fully handed to the kernel
+  bool answered = false;    // hold: response received (the connection stays open)
   bool finished = false;
 };
 
@@ -52,6 +53,11 @@ void finish(Conn* c, bool error) {
   if (c->finished) return;
   Runner* r = c->runner;
   c->finished = true;
+  if (c->answered) {  // hold: already counted; the server closed it afterwards
+    bufferevent_free(c->bev);
+    c->bev = nullptr;
+    return;
+  }
   if (error) r->res->errors++;
   if (!c->written) {
     c->written = true;
@@ -85,10 +91,14 @@ void on_response(Conn* c, uint64_t now) {
   Runner* r = c->runner;
   const RunConfig& cfg = *r->cfg;
   if (cfg.shape == RunConfig::Shape::hold) {
+    // Record and keep the connection open: closing it here would add teardown work to the
+    // server inside the measured fan-out (a real client re-polls on it instead).
     r->res->done_ns[c->index - cfg.first_index] = now;
     r->res->completed++;
     if (c->status / 100 != 2) r->res->non2xx++;
-    finish(c, false);
+    c->answered = true;
+    r->active--;
+    if (r->active == 0) event_base_loopbreak(r->base);
     return;
   }
   if (c->sent_ns >= r->measure_from && now <= r->measure_to) {
@@ -105,6 +115,10 @@ void on_response(Conn* c, uint64_t now) {
 void read_cb(bufferevent* bev, void* arg) noexcept {
   Conn* c = static_cast<Conn*>(arg);
   evbuffer* in = bufferevent_get_input(bev);
+  if (c->answered) {  // hold: nothing more is expected on this connection
+    evbuffer_drain(in, evbuffer_get_length(in));
+    return;
+  }
   for (;;) {
     if (!c->in_body) {
       evbuffer_ptr p = evbuffer_search(in, "\r\n\r\n", 4, nullptr);
@@ -132,7 +146,7 @@ void read_cb(bufferevent* bev, void* arg) noexcept {
     if (c->body_left > 0) return;
     c->in_body = false;
     on_response(c, mono_ns());
-    if (c->finished || evbuffer_get_length(in) == 0) return;
+    if (c->finished || c->answered || evbuffer_get_length(in) == 0) return;
   }
 }
 

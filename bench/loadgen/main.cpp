@@ -295,6 +295,8 @@ int run_hold(Common& c, bool fanout) {
     Percentiles p = percentiles_ns(&lat);
     std::printf(" answered=%zu p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f", answered, p.p50_ms,
                 p.p90_ms, p.p99_ms, p.max_ms);
+    // The fan-out's window on CLOCK_MONOTONIC (for `perf record -k mono` + `perf report --time`).
+    std::printf(" window_mono=%.6f,%.6f", double(t0) / 1e9, double(t0) / 1e9 + p.max_ms / 1e3);
   }
   std::printf("\n");
   return 0;
