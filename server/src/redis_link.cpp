@@ -86,8 +86,8 @@ void RedisLink::on_connect(const redisAsyncContext* ac, int status) noexcept {
   }
   self->state_ = State::up;
   self->in_flight_ = 0;
-  self->backoff_.reset();
-  redisEnableKeepAlive(&self->ac_->c);
+  self->up_since_ms_ = now_ms();
+  if (!self->addr_.unix_socket) redisEnableKeepAlive(&self->ac_->c);  // ENOTSUP on unix sockets
   if (self->ever_up_) metrics::get().redis_reconnects.fetch_add(1, std::memory_order_relaxed);
   self->ever_up_ = true;
   RT_LOG(info, "redis connected").kv("link", self->name_);
@@ -110,6 +110,9 @@ void RedisLink::on_disconnect(const redisAsyncContext* ac, int status) noexcept 
 }
 
 void RedisLink::went_down(const char* reason) noexcept {
+  // A connection that held for a while starts the backoff afresh; one that drops right
+  // after connecting (flapping, refused commands) keeps backing off.
+  if (now_ms() - up_since_ms_ >= 1000) backoff_.reset();
   state_ = State::down;
   in_flight_ = 0;
   if (destroying_)

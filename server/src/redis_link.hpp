@@ -90,6 +90,7 @@ class RedisLink {
   bool ever_up_ = false;
   bool destroying_ = false;
   uint64_t connect_started_ms_ = 0;
+  uint64_t up_since_ms_ = 0;
   uint64_t in_flight_ = 0;          // commands sent through command() without a reply yet
   uint64_t last_progress_ms_ = 0;   // last reply, or when in_flight_ went from 0 to 1
   Backoff backoff_;
