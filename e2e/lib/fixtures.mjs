@@ -17,14 +17,18 @@ export const test = base.extend({
       await use(stack);
     } finally {
       await stack.stop();
-      if (testInfo.status !== testInfo.expectedStatus) {
+      // With a sanitizer build (make e2e-asan) any report fails the test.
+      const rtLog = path.join(stack.dir, 'rt-server.log');
+      const report = fs.existsSync(rtLog) && /ERROR: AddressSanitizer|runtime error:|LeakSanitizer/.test(fs.readFileSync(rtLog, 'utf8'));
+      if (report || testInfo.status !== testInfo.expectedStatus) {
         for (const f of ['rt-server.log', 'backend.log', 'redis.log']) {
           const file = path.join(stack.dir, f);
           if (fs.existsSync(file)) await testInfo.attach(f, { path: file, contentType: 'text/plain' });
         }
-      } else {
+      } else if (!process.env.RT_E2E_KEEP) {
         fs.rmSync(stack.dir, { recursive: true, force: true });
       }
+      if (report) throw new Error(`sanitizer report in ${rtLog} (attached)`);
     }
   },
 
