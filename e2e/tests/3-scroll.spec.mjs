@@ -50,7 +50,10 @@ test('no burst of re-polls while scrolling continuously', async ({ stack, openPa
   await page.waitForFunction(() => window.rt.activePollUrls().length > 0);
 
   const polls = [];
-  page.on('request', (r) => { if (new URL(r.url()).pathname === '/rt') polls.push(r.url()); });
+  const pollTimes = [];
+  page.on('request', (r) => {
+    if (new URL(r.url()).pathname === '/rt') { polls.push(r.url()); pollTimes.push(Date.now()); }
+  });
   // Scroll 60 px every 50 ms for 3 s: scrolling never stops for 1 s.
   for (let i = 0; i < 60; i++) {
     await page.evaluate(() => document.getElementById('feed').scrollBy(0, 60));
@@ -58,7 +61,8 @@ test('no burst of re-polls while scrolling continuously', async ({ stack, openPa
   }
   expect(polls.length, `polls started while scrolling:\n${polls.join('\n')}`).toBeLessThanOrEqual(1);
 
-  // Once it stops, the selection follows within a couple of seconds: one new set.
+  // Once it stops, the selection follows after the 1 s settle time: one new set.
+  const stoppedAt = Date.now();
   const start = polls.length;
   await page.waitForFunction(() => {
     const cs = window.rt.activePollUrls().flatMap((u) => new URL(u).searchParams.getAll('c'));
@@ -66,6 +70,8 @@ test('no burst of re-polls while scrolling continuously', async ({ stack, openPa
   });
   expect(polls.length - start).toBeGreaterThanOrEqual(1);
   expect(polls.length - start).toBeLessThanOrEqual(3);
+  // Not before scrolling had stopped for (about) 1 s.
+  expect(pollTimes[start] - stoppedAt).toBeGreaterThanOrEqual(900);
 });
 
 test('on load every card on screen is polled', async ({ stack, openPage }) => {
