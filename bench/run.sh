@@ -70,9 +70,9 @@ lg() {
   local name=$1 mode=$2; shift 2
   local args=()
   case "$name" in
-    rt)      args=(--target rt --port "$RT_PORT" --token-file "$DIR/token" --pids "$RT_PID") ;;
-    nchan-r) args=(--target nchan --port "$NGINX_PORT" --prefix /nchan-r --pids "$NGINX_PID") ;;
-    nchan-m) args=(--target nchan --port "$NGINX_PORT" --prefix /nchan-m --pids "$NGINX_PID") ;;
+    rt)      args=(--target rt --port "$RT_PORT" --token-file "$DIR/token" --pids "$RT_PID" --aux-pids "$REDIS_PID") ;;
+    nchan-r) args=(--target nchan --port "$NGINX_PORT" --prefix /nchan-r --pids "$NGINX_PID" --aux-pids "$REDIS_PID") ;;
+    nchan-m) args=(--target nchan --port "$NGINX_PORT" --prefix /nchan-m --pids "$NGINX_PID" --aux-pids "$REDIS_PID") ;;
     floor)   args=(--target plain --port "$NGINX_PORT" --path /floor --pids "$NGINX_PID") ;;
   esac
   local out

@@ -56,15 +56,19 @@ def scenarios(rows):
         fig(rows, "floor", "plain", "rps"))
     add("catch-up p50", "ms", "lower", "catchup", "p50_ms", fig(rows, "floor", "plain", "p50_ms"))
     add("catch-up p99", "ms", "lower", "catchup", "p99_ms", fig(rows, "floor", "plain", "p99_ms"))
+    add("catch-up CPU per poll (server + Redis)", "us", "lower", "catchup", "cpu_us_per_req",
+        fig(rows, "floor", "plain", "cpu_us_per_req"))
     pub_conns = (find(rows, "rt", "publish") or find(rows, "nchan-r", "publish") or {}).get("conns", "?")
     add(f"publish over HTTP ({pub_conns} conns)", "pub/s", "higher", "publish", "rps",
         fig(rows, "redis", "publish_script", "rps"))
     add("publish p50", "ms", "lower", "publish", "p50_ms")
     add("publish p99", "ms", "lower", "publish", "p99_ms")
+    add("publish CPU per publish (server + Redis)", "us", "lower", "publish", "cpu_us_per_req")
     mu_conns = (find(rows, "rt", "multi") or find(rows, "nchan-r", "multi") or {}).get("conns", "?")
     add(f"200-channel poll, answered at once ({mu_conns} conns)", "req/s", "higher", "multi", "rps")
     add("200-channel poll p50", "ms", "lower", "multi", "p50_ms")
     add("200-channel poll p99", "ms", "lower", "multi", "p99_ms")
+    add("200-channel poll CPU per poll (server + Redis)", "us", "lower", "multi", "cpu_us_per_req")
     ns = sorted({int(r["n"]) for r in rows if r.get("mode") == "fanout" and "n" in r})
     for n in ns:
         label = f"{n // 1000}k" if n % 1000 == 0 else str(n)
@@ -79,8 +83,8 @@ def scenarios(rows):
 def fmt(v, unit):
     if v is None:
         return "n/a"
-    if unit == "ms":
-        return f"{v:.2f}" if v < 100 else f"{v:.0f}"
+    if unit in ("ms", "us"):
+        return f"{v:.2f}" if v < 10 else f"{v:.1f}" if v < 100 else f"{v:,.0f}"
     return f"{v:,.0f}"
 
 
