@@ -151,6 +151,44 @@ test('publishes that succeed during a flapping Redis are never lost by the next 
   assert.deepEqual(r.json[c].msg.map((m) => m.id), after);
 });
 
+test('Redis frozen (SIGSTOP): requests end with 503 instead of hanging; recovery after SIGCONT', { timeout: 60000 }, async () => {
+  // "Never a hang": a Redis that accepts connections but never answers must not hold
+  // requests forever. Bound used here: poll timeout + 4 s.
+  const limit = POLL_TIMEOUT * 1000 + 4000;
+  const c = uniqueChannel('frozen');
+  await publishOk(base, c, 'before');
+  const baseline = await heldPolls(base);
+  const held = poll(base, [[c, 1]]);
+  held.catch(() => {});
+  await waitHeld(base, (n) => n === baseline + 1, { what: 'poll held before the freeze' });
+  redis.freeze();
+  let thawed = false;
+  try {
+    const t0 = Date.now();
+    const within = (p, what) => Promise.race([p, new Promise((_, rej) =>
+      setTimeout(() => rej(new Error(`${what}: no answer ${limit} ms into the freeze`)), limit - (Date.now() - t0)))]);
+    const [h, r, pub] = await Promise.all([
+      within(held, 'poll held at the freeze'),
+      within(poll(base, [[c, 1], [uniqueChannel('other'), 0]]), 'poll sent during the freeze'),
+      within(publish(base, c, '"frozen"'), 'publish during the freeze'),
+    ]);
+    assert.ok(h.status === 503 || (h.status === 200 && h.body.trim() === '{}'), `held poll: ${h.status} ${h.body}`);
+    // With --poll-timeout no longer than the Redis command timeout, {} at the poll timeout
+    // is also honest enough: the client re-polls with the same ids.
+    assert.ok(r.status === 503 || (r.status === 200 && r.body.trim() === '{}'), `poll during the freeze: ${r.status} ${r.body}`);
+    assert.ok(pub.status === 503 || pub.status === 200, `publish during the freeze: ${pub.status} ${pub.body}`);
+    const hz = await within(fetch(base + '/healthz').then(async (x) => { await x.text(); return x.status; }), '/healthz during the freeze');
+    assert.equal(hz, 503, '/healthz while Redis does not answer');
+  } finally {
+    redis.thaw();
+    thawed = true;
+  }
+  assert.ok(thawed);
+  await waitFor(async () => (await health()) === 200, { timeout: 10000, what: '/healthz 200 after SIGCONT' });
+  await expectWokenAfterRecovery(c, 'channel held at the freeze');
+  await expectWokenAfterRecovery(uniqueChannel('after-freeze'), 'a new channel after the freeze');
+});
+
 test('after all of it the server still serves', async () => {
   assert.equal(await health(), 200);
   const c = uniqueChannel();

@@ -128,6 +128,7 @@ function logsForFailure() {
 async function stopProc(p, deadline = STOP_DEADLINE_MS) {
   if (p.exitInfo) return { ...p.exitInfo, forced: false };
   try { process.kill(p.child.pid, 'SIGTERM'); } catch { /* already gone */ }
+  try { process.kill(p.child.pid, 'SIGCONT'); } catch { /* already gone */ } // if frozen
   const timer = sleep(deadline).then(() => null);
   const info = await Promise.race([p.exited, timer]);
   if (info) return { ...info, forced: false };
@@ -162,6 +163,9 @@ export async function startRedis({ port, unixSocket = false } = {}) {
     proc: p,
     get pid() { return child.pid; },
     stop: () => stopProc(p),
+    // SIGSTOP / SIGCONT: a Redis that hangs (connections open, no answers).
+    freeze: () => process.kill(child.pid, 'SIGSTOP'),
+    thaw: () => process.kill(child.pid, 'SIGCONT'),
     // SIGKILL: the way a crashed Redis goes away (no goodbye on its connections).
     kill: async () => {
       try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ }
