@@ -70,8 +70,10 @@ std::string render() {
   const Registry& r = g_registry;
   std::string out;
   out.reserve(8192);
-  gauge(&out, "rt_held_polls", "Open /rt requests (subscribing, reading or held).",
+  gauge(&out, "rt_held_polls", "Long polls held: read from Redis, nothing new yet, waiting for a message.",
         r.held_polls.load(std::memory_order_relaxed));
+  gauge(&out, "rt_open_polls", "Open /rt requests (subscribing, reading or held).",
+        r.open_polls.load(std::memory_order_relaxed));
   gauge(&out, "rt_subscribed_channels", "Channels subscribed on Redis pub/sub.",
         r.subscribed_channels.load(std::memory_order_relaxed));
   line(&out, "# HELP rt_requests_total HTTP requests answered, by endpoint and status.\n"

@@ -34,7 +34,8 @@ class Histogram {
 };
 
 struct Registry {
-  std::atomic<int64_t> held_polls{0};           // open /rt requests (subscribing, reading or held)
+  std::atomic<int64_t> held_polls{0};           // /rt requests held: read, nothing new yet, waiting
+  std::atomic<int64_t> open_polls{0};           // open /rt requests (subscribing, reading or held)
   std::atomic<int64_t> subscribed_channels{0};  // channels SUBSCRIBEd on Redis (all workers)
   std::atomic<uint64_t> requests[kEndpoints][kStatusCount] = {};
   std::atomic<uint64_t> publishes{0};           // messages stored by POST /publish

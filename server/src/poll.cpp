@@ -20,12 +20,13 @@ constexpr int kMaxRereads = 3;                     // re-reads in a row that fou
 
 Poll::Poll(Worker& w, evhttp_request* req, uint64_t started_us) : w_(w), req_(req), started_us_(started_us) {
   w_.open_polls++;
-  metrics::get().held_polls.fetch_add(1, std::memory_order_relaxed);
+  metrics::get().open_polls.fetch_add(1, std::memory_order_relaxed);
 }
 
 Poll::~Poll() {
   w_.open_polls--;
-  metrics::get().held_polls.fetch_sub(1, std::memory_order_relaxed);
+  metrics::get().open_polls.fetch_sub(1, std::memory_order_relaxed);
+  if (counted_held_) metrics::get().held_polls.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void Poll::start(Worker& w, evhttp_request* req, std::vector<proto::ChannelPos> chans, uint64_t started_us) noexcept {
@@ -295,6 +296,11 @@ void Poll::evaluate_round() noexcept {
     return;
   }
   state_ = State::held;
+  if (!counted_held_) {
+    // Held from now until answered (re-read rounds included): the rt_held_polls gauge.
+    counted_held_ = true;
+    metrics::get().held_polls.fetch_add(1, std::memory_order_relaxed);
+  }
   evaluate_pending();  // messages that arrived while the read was in flight
 }
 
@@ -418,6 +424,10 @@ void Poll::finish() noexcept {
     c.pending.clear();
   }
   timer_.reset();
+  if (counted_held_) {
+    counted_held_ = false;
+    metrics::get().held_polls.fetch_sub(1, std::memory_order_relaxed);
+  }
   w_.defer(this);  // freed by run_deferred once no read reply is outstanding
 }
 

@@ -78,6 +78,7 @@ class Poll final : public HubListener, public Deferred {
   bool timed_out_ = false, client_gone_ = false, hub_lost_ = false, woken_ = false;
   bool read_failed_ = false;
   bool hub_never_up_ = false;  // the hub was down when the poll came
+  bool counted_held_ = false;  // counted in rt_held_polls
   int rereads_ = 0;            // re-read rounds in a row that answered nothing
   std::string read_error_;
   EventPtr timer_;
