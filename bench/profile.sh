@@ -82,16 +82,16 @@ hz=$(getconf CLK_TCK)
     tfilter=(); [ -n "$window" ] && tfilter=(--time "$window") && echo "(samples from the publish to the last answer only)"
     echo "== self time by process and symbol (top 45) =="
     perf report -i "$DIR/$SCEN.data" "${tfilter[@]}" --no-children --sort comm,sym --stdio -g none 2>/dev/null \
-      | grep -v '^#' | grep -v '^$' | head -45
+      | grep -v '^#' | grep -v '^$' | head -45 || true
     echo
     echo "== rt-server: inclusive time by symbol (top 60, userspace) =="
     perf report -i "$DIR/$SCEN.data" "${tfilter[@]}" --children --comm rt-server --sort sym --stdio -g none 2>/dev/null \
-      | grep -v '^#' | grep -v '^$' | grep -v '\[k\]' | grep -v ' 0x0000' | head -60
+      | grep -v '^#' | grep -v '^$' | grep -v '\[k\]' | grep -v ' 0x0000' | head -60 || true
   fi
 } > "$OUT"
 if [ "$USE_PERF" = 0 ]; then
   cleanup  # callgrind writes its file when rt-server exits
   f=$(ls -t "$DIR"/callgrind.out.* | head -1)
-  callgrind_annotate --inclusive=yes "$f" | head -60 >> "$OUT"
+  callgrind_annotate --inclusive=yes "$f" | head -60 >> "$OUT" || true
 fi
 cat "$OUT"
