@@ -109,12 +109,8 @@ test-client-unit-asan: $(CLIENT_ASAN_BINS)
 
 # The wasm build in Node 20. The smoke test also needs build/rt-server (make server) and
 # redis-server; it starts both on free ports and stops them by PID.
-test-client-wasm: client server-if-present
+test-client-wasm: client server
 	RT_CLIENT_DIR=$(abspath $(CLIENT_OUT)) RT_SERVER_BIN=$(abspath $(BUILD)/rt-server) \
 	  node --test tests/wasm/ 2>&1
-
-.PHONY: server-if-present
-server-if-present:
-	@if $(MAKE) -n server >/dev/null 2>&1; then $(MAKE) --no-print-directory server; fi
 
 TEST_TARGETS += test-client-unit test-client-unit-asan test-client-wasm

@@ -1,0 +1,295 @@
+// The wasm client through its public JS API in Node, with a fake fetch and a manual clock:
+// the scenarios of the native unit tests, now across the embind boundary and the JS host.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { createClient, newClient, pairsOf, wasmBinary } from './helpers.mjs';
+
+const okEntry = (ids) => ({ status: 'ok', msg: ids.map((id) => ({ id, payload: { n: id } })) });
+
+test('subscribe polls with the last id; messages once, in order, payloads parsed', async () => {
+  const { rt, clock, ff, statuses } = await newClient();
+  const got = [];
+  const sub = rt.subscribe('thread.42', { lastId: 17, onMessage: (p, id, c) => got.push([c, id, p]) });
+  await clock.advance(0);
+  assert.deepEqual(pairsOf(ff.only().url), [['thread.42', 17]]);
+  assert.match(ff.only().url, /^http:\/\/127\.0\.0\.1:8080\/rt\?c=thread\.42&m=17&cachebreak=[0-9a-f]{12}$/);
+  assert.deepEqual(rt.activePollUrls(), [ff.only().url]);
+  assert.equal(statuses.at(-1).state, 'connecting');
+  await ff.respond(ff.only(), 200, { 'thread.42': okEntry([17, 18, 19]) });
+  assert.equal(statuses.at(-1).state, 'live');
+  assert.deepEqual(pairsOf(ff.only().url), [['thread.42', 19]]);  // re-polled at once
+  await ff.respond(ff.only(), 200, { 'thread.42': okEntry([19, 20]) });
+  await ff.respond(ff.only(), 200, {});
+  assert.deepEqual(got, [['thread.42', 18, { n: 18 }], ['thread.42', 19, { n: 19 }], ['thread.42', 20, { n: 20 }]]);
+  assert.equal(sub.lastId(), 20);
+  assert.equal(rt.lastId('thread.42'), 20);
+  rt.close();
+  assert.ok(ff.requests.at(-1).aborted);
+});
+
+test('reset: onReset gets the newest message; without onReset it goes to onMessage', async () => {
+  const { rt, clock, ff } = await newClient();
+  const resets = [];
+  const msgs = [];
+  rt.subscribe('a', { lastId: 3, onMessage: () => assert.fail('no message expected'), onReset: (n, id, c) => resets.push([n, id, c]) });
+  rt.subscribe('b', { onMessage: (p, id) => msgs.push([p, id]) });
+  await clock.advance(0);
+  await ff.respond(ff.only(), 200, {
+    a: { status: 'reset', id: 70, msg: [{ id: 70, payload: 'x' }] },
+    b: { status: 'reset', id: 9, msg: [{ id: 9, payload: { stickers: 4 } }] },
+  });
+  assert.deepEqual(resets, [[{ id: 70, payload: 'x' }, 70, 'a']]);
+  assert.deepEqual(msgs, [[{ stickers: 4 }, 9]]);
+  assert.deepEqual(pairsOf(ff.only().url), [['a', 70], ['b', 9]]);
+  await ff.respond(ff.only(), 200, { a: { status: 'reset', id: 0, msg: [] } });
+  assert.deepEqual(resets.at(-1), [null, 0, 'a']);
+  rt.close();
+});
+
+test('network errors and 5xx back off with jitter, honour Retry-After, reset after success', async () => {
+  const { rt, clock, ff, statuses } = await newClient();
+  rt.subscribe('a', { onMessage() {} });
+  await clock.advance(0);
+  const bounds = [200, 250, 500, 1000, 2000];
+  for (const bound of bounds) {
+    await ff.fail(ff.only(), 'connection refused');
+    assert.equal(ff.pending().length, 0);
+    const s = statuses.at(-1);
+    assert.equal(s.state, 'retrying');
+    assert.ok(s.retryInMs >= 0 && s.retryInMs <= bound, `${s.retryInMs} <= ${bound}`);
+    assert.match(s.reason, /network error: TypeError: connection refused/);
+    await clock.advance(s.retryInMs);
+    assert.equal(ff.pending().length, 1);
+  }
+  await ff.respond(ff.only(), 503, '{"error":"redis unreachable"}', { 'Retry-After': '3' });
+  assert.equal(statuses.at(-1).httpStatus, 503);
+  const wait = statuses.at(-1).retryInMs;
+  assert.ok(wait >= 3000 && wait <= 4000, `${wait}`);  // max(Retry-After, jitter 0..4000)
+  await clock.advance(2999);
+  assert.equal(ff.pending().length, 0);
+  await clock.advance(wait - 2999);
+  assert.equal(ff.pending().length, 1);
+  await ff.respond(ff.only(), 200, '{}');
+  assert.equal(statuses.at(-1).state, 'live');
+  await ff.fail(ff.only());
+  assert.ok(statuses.at(-1).retryInMs <= 200);  // back to the first step
+  rt.close();
+});
+
+test('a 4xx is an error status and is retried with backoff, not in a loop', async () => {
+  const { rt, clock, ff, statuses } = await newClient();
+  rt.subscribe('a', { onMessage() {} });
+  await clock.advance(0);
+  await ff.respond(ff.only(), 400, '{"error":"parameter m: not an id"}');
+  const s = statuses.at(-1);
+  assert.equal(s.state, 'error');
+  assert.equal(s.httpStatus, 400);
+  assert.match(s.reason, /parameter m/);
+  assert.equal(ff.pending().length, 0);
+  const before = ff.requests.length;
+  await clock.advance(250);
+  assert.equal(ff.requests.length, before + 1);
+  rt.close();
+});
+
+test('client-side deadline: poll timeout + margin aborts and retries', async () => {
+  const { rt, clock, ff, statuses } = await newClient({ pollTimeoutMs: 10000, deadlineMarginMs: 1000 });
+  rt.subscribe('a', { onMessage() {} });
+  await clock.advance(0);
+  const first = ff.only();
+  await clock.advance(10999);
+  assert.equal(first.aborted, false);
+  await clock.advance(1);
+  assert.equal(first.aborted, true);
+  assert.match(statuses.at(-1).reason, /deadline/);
+  await clock.advance(200);
+  assert.notEqual(ff.only(), first);
+  rt.close();
+});
+
+test('offline aborts the poll and waits; online retries at once (window events)', async () => {
+  const win = new EventTarget();
+  const { rt, clock, ff, statuses } = await newClient({ window: win });
+  rt.subscribe('a', { onMessage() {} });
+  await clock.advance(0);
+  const first = ff.only();
+  win.dispatchEvent(new Event('offline'));
+  assert.ok(first.aborted);
+  assert.equal(statuses.at(-1).state, 'offline');
+  await clock.advance(60000);
+  assert.equal(ff.pending().length, 0);
+  win.dispatchEvent(new Event('online'));
+  assert.equal(ff.pending().length, 1);
+  assert.equal(statuses.at(-1).state, 'connecting');
+  rt.close();
+  assert.equal(ff.pending().length, 0);
+});
+
+test('becoming visible after the deadline passed retries at once (document events)', async () => {
+  const doc = new EventTarget();
+  doc.visibilityState = 'visible';
+  const { rt, clock, ff } = await newClient({ document: doc });
+  rt.subscribe('a', { onMessage() {} });
+  await clock.advance(0);
+  const first = ff.only();
+  doc.visibilityState = 'hidden';
+  doc.dispatchEvent(new Event('visibilitychange'));
+  clock.t += 120000;  // a hidden tab: timers throttled, nothing fired
+  doc.visibilityState = 'visible';
+  doc.dispatchEvent(new Event('visibilitychange'));
+  assert.ok(first.aborted);
+  assert.notEqual(ff.only(), first);
+  rt.close();
+});
+
+test('channels that do not fit the URL budget are split over concurrent polls', async () => {
+  const { rt, clock, ff } = await newClient({ urlBudget: 400 });
+  const names = Array.from({ length: 50 }, (_, i) => `thread.${i}`);
+  for (const [i, n] of names.entries()) rt.subscribe(n, { lastId: 100 + i, onMessage() {} });
+  await clock.advance(0);
+  const urls = rt.activePollUrls();
+  assert.ok(urls.length > 1);
+  assert.equal(ff.pending().length, urls.length);
+  for (const u of urls) assert.ok(u.length <= 400, `${u.length} bytes`);
+  const pairs = urls.flatMap(pairsOf).sort((x, y) => x[1] - y[1]);
+  assert.deepEqual(pairs, names.map((n, i) => [n, 100 + i]));
+  rt.close();
+});
+
+test('changing the channel set aborts the poll and carries every last id; re-adding resumes', async () => {
+  const { rt, clock, ff } = await newClient();
+  const got = [];
+  const a = rt.subscribe('a', { onMessage: (p, id, c) => got.push(c + id) });
+  rt.subscribe('b', { onMessage: (p, id, c) => got.push(c + id) });
+  await clock.advance(0);
+  await ff.respond(ff.only(), 200, { a: okEntry([1, 2]), b: okEntry([5]) });
+  const running = ff.only();
+  rt.subscribe('c', { lastId: 9, onMessage() {} });
+  await clock.advance(0);
+  assert.ok(running.aborted);
+  assert.deepEqual(pairsOf(ff.only().url), [['a', 2], ['b', 5], ['c', 9]]);
+  a.unsubscribe();
+  a.unsubscribe();  // idempotent
+  await clock.advance(0);
+  assert.deepEqual(pairsOf(ff.only().url), [['b', 5], ['c', 9]]);
+  rt.subscribe('a', { onMessage: (p, id, c) => got.push(c + id) });
+  await clock.advance(0);
+  assert.deepEqual(pairsOf(ff.only().url), [['a', 2], ['b', 5], ['c', 9]]);
+  await ff.respond(ff.only(), 200, { a: okEntry([2, 3]) });
+  assert.deepEqual(got, ['a1', 'a2', 'b5', 'a3']);
+  rt.close();
+});
+
+test('infinite scroll without a DOM: all items, nothing while scrolling, closest 40 after 1 s', async () => {
+  const { rt, clock, ff } = await newClient();
+  let scrollTop = 0;
+  const measure = () => ({
+    viewport: { top: 0, left: 0, bottom: 800, right: 1000 },
+    items: Array.from({ length: 150 }, (_, i) => ({
+      channel: `img.${i}`, rect: { top: i * 100 - scrollTop, left: 0, bottom: i * 100 + 90 - scrollTop, right: 300 },
+    })),
+  });
+  const got = [];
+  const watch = rt.watchScroll(null, { measure, onMessage: (p, id, c) => got.push([c, id]) });
+  await clock.advance(0);
+  const channels = () => rt.activePollUrls().flatMap(pairsOf).map(([c]) => c).sort();
+  assert.equal(channels().length, 150);
+  const before = ff.requests.length;
+  for (let i = 0; i < 8; i++) {  // scrolling for 2.4 s
+    scrollTop += 500;
+    watch.notifyScroll();
+    await clock.advance(300);
+  }
+  assert.equal(ff.requests.length, before);  // nothing changed while scrolling
+  await clock.advance(699);
+  assert.equal(ff.requests.length, before);
+  await clock.advance(1);  // 1 s after the last scroll event
+  const now = channels();
+  assert.equal(now.length, 40);
+  assert.ok(now.includes('img.40') && now.includes('img.47'));  // visible at scrollTop 4000
+  assert.ok(!now.includes('img.0') && !now.includes('img.149'));
+  await ff.respond(ff.pending()[0], 200, { 'img.41': okEntry([1]) });
+  assert.deepEqual(got, [['img.41', 1]]);
+  watch.stop();
+  await clock.advance(0);
+  assert.equal(rt.activePollUrls().length, 0);
+  rt.close();
+});
+
+test('watchScroll settleMs and closest options', async () => {
+  const { rt, clock } = await newClient();
+  const measure = () => ({
+    viewport: { top: 0, left: 0, bottom: 100, right: 100 },
+    items: Array.from({ length: 10 }, (_, i) => ({ channel: `i${i}`, rect: { top: i * 50, left: 0, bottom: i * 50 + 40, right: 10 } })),
+  });
+  const watch = rt.watchScroll(null, { measure, onMessage() {}, settleMs: 200, closest: 3 });
+  await clock.advance(0);
+  watch.notifyScroll();
+  await clock.advance(200);
+  assert.deepEqual(rt.activePollUrls().flatMap(pairsOf).map(([c]) => c), ['i0', 'i1', 'i2']);
+  rt.close();
+});
+
+test('malformed and truncated bodies give a retrying status, never a crash', async () => {
+  const { rt, clock, ff, statuses, errors } = await newClient();
+  const got = [];
+  rt.subscribe('a', { onMessage: (p, id) => got.push(id) });
+  await clock.advance(0);
+  const good = JSON.stringify({ a: okEntry([1, 2]) });
+  const bad = ['', 'null', '<html>', '{"a":{"status":"ok","msg":[{"id":"1","payload":1}]}}', '\u0000\u0001'];
+  for (let len = 0; len < good.length; len += 7) bad.push(good.slice(0, len));
+  for (const body of bad) {
+    await ff.respond(ff.only(), 200, body);
+    assert.equal(statuses.at(-1).state, 'retrying');
+    assert.match(statuses.at(-1).reason, /malformed response/);
+    await clock.advance(statuses.at(-1).retryInMs);
+  }
+  await ff.respond(ff.only(), 200, good);
+  assert.deepEqual(got, [1, 2]);
+  assert.deepEqual(errors, []);
+  rt.close();
+});
+
+test('bad input is rejected with clear errors', async () => {
+  await assert.rejects(createClient({ baseUrl: 'http://h', wasmBinary, urlBudget: 10, window: null, document: null, navigator: null }), /urlBudget/);
+  await assert.rejects(createClient({ baseUrl: 'http://h', wasmBinary, closest: 1.5, window: null, document: null, navigator: null }), /closest/);
+  const { rt } = await newClient();
+  assert.throws(() => rt.subscribe('no spaces', { onMessage() {} }), TypeError);
+  assert.throws(() => rt.subscribe('x'.repeat(129), { onMessage() {} }), /invalid channel name/);
+  assert.throws(() => rt.subscribe('ok', { lastId: -1, onMessage() {} }), /lastId/);
+  assert.throws(() => rt.subscribe('ok', {}), /onMessage/);
+  rt.close();
+});
+
+test('an exception in a page callback is reported and delivery goes on', async () => {
+  const { rt, clock, ff, errors } = await newClient();
+  const got = [];
+  rt.subscribe('a', { onMessage: (p, id) => { got.push(id); if (id === 1) throw new Error('page bug'); } });
+  await clock.advance(0);
+  await ff.respond(ff.only(), 200, { a: okEntry([1, 2]) });
+  assert.deepEqual(got, [1, 2]);
+  assert.equal(errors.length, 1);
+  assert.equal(ff.pending().length, 1);
+  rt.close();
+});
+
+test('callbacks may subscribe and unsubscribe re-entrantly', async () => {
+  const { rt, clock, ff } = await newClient();
+  const got = [];
+  let sub2 = null;
+  const sub = rt.subscribe('a', {
+    onMessage: (p, id) => {
+      got.push(id);
+      if (!sub2) sub2 = rt.subscribe('b', { onMessage: (q, j) => got.push(`b${j}`) });
+      if (id === 2) sub.unsubscribe();
+    },
+  });
+  await clock.advance(0);
+  await ff.respond(ff.only(), 200, { a: okEntry([1, 2, 3]) });
+  assert.deepEqual(got, [1, 2]);  // unsubscribed during 2: 3 is not delivered
+  await clock.advance(0);
+  assert.deepEqual(pairsOf(ff.only().url), [['b', 0]]);
+  assert.equal(rt.lastId('a'), 3);
+  rt.close();
+});
