@@ -80,4 +80,18 @@ start_nginx() {
   "${SERVER_PIN[@]}" nginx -p "$DIR" -e "$DIR/nginx-error.log" -c "$DIR/nginx.conf" &
   NGINX_PID=$!; PIDS+=("$NGINX_PID")
   wait_http "http://127.0.0.1:$NGINX_PORT/floor"
+  # Nchan's Redis store connects in each worker after start-up: wait until publishing and a
+  # catch-up read work, several times so that every worker has been reached.
+  local i ok=0 code
+  for i in $(seq 1 100); do
+    code=$(curl -s -m 2 -o /dev/null -w '%{http_code}' -X POST -d '{"ready":1}' \
+      "http://127.0.0.1:$NGINX_PORT/nchan-r/pub?c=ready" 2>/dev/null || true)
+    if [[ "$code" == 20? ]] && [ "$(curl -s -m 2 -o /dev/null -w '%{http_code}' \
+        "http://127.0.0.1:$NGINX_PORT/nchan-r/sub?c=ready" 2>/dev/null || true)" = 200 ]; then
+      ok=$((ok + 1)); [ "$ok" -ge 6 ] && return 0
+    else
+      ok=0; sleep 0.1
+    fi
+  done
+  echo "bench: Nchan's Redis store did not come up" >&2; return 1
 }
