@@ -26,11 +26,14 @@ def load(path):
 
 
 def find(rows, name, mode, **match):
-    for r in rows:
-        if r["name"] == name and r.get("mode") == mode and "failed" not in r and \
-                all(r.get(k) == str(v) for k, v in match.items()):
-            return r
-    return None
+    """The run of `name` in `mode`; with several rounds (fan-out), the median by max_ms."""
+    hits = [r for r in rows if r["name"] == name and r.get("mode") == mode and "failed" not in r and
+            all(r.get(k) == str(v) for k, v in match.items())]
+    if not hits:
+        return None
+    if len(hits) > 1 and all("max_ms" in r for r in hits):
+        hits.sort(key=lambda r: float(r["max_ms"]))
+    return hits[(len(hits) - 1) // 2]
 
 
 def fig(rows, name, mode, key, **match):
@@ -70,11 +73,16 @@ def scenarios(rows):
     add("200-channel poll p99", "ms", "lower", "multi", "p99_ms")
     add("200-channel poll CPU per poll (server + Redis)", "us", "lower", "multi", "cpu_us_per_req")
     ns = sorted({int(r["n"]) for r in rows if r.get("mode") == "fanout" and "n" in r})
+    # fan-out rows: "fan-out to 10k" = one publish to a channel with 10,000 held polls
     for n in ns:
+        rounds = max(len([r for r in rows if r["name"] == c and r.get("mode") == "fanout" and r.get("n") == str(n)])
+                     for c, _ in COLS)
         label = f"{n // 1000}k" if n % 1000 == 0 else str(n)
-        add(f"fan-out to {label} held polls p50", "ms", "lower", "fanout", "p50_ms", n=n)
-        add(f"fan-out to {label} held polls p99", "ms", "lower", "fanout", "p99_ms", n=n)
-        add(f"fan-out to {label} held polls, all answered", "ms", "lower", "fanout", "max_ms", n=n)
+        if rounds > 1:
+            label += f" (median of {rounds})"
+        add(f"fan-out to {label} p50", "ms", "lower", "fanout", "p50_ms", n=n)
+        add(f"fan-out to {label} p99", "ms", "lower", "fanout", "p99_ms", n=n)
+        add(f"fan-out to {label}: all answered", "ms", "lower", "fanout", "max_ms", n=n)
     add("held polls", "polls", "higher", "held", "held")
     add("memory per held poll (PSS)", "bytes", "lower", "held", "mem_pss_per_poll")
     return out
