@@ -98,9 +98,13 @@ function subscribeComments(lastId) {
   });
 }
 
-/** Loads the thread from the backend; shows every comment not shown yet. */
+/**
+ * Loads the thread from the backend and shows every comment not shown yet.
+ * Resolves with the id to poll the comment channel from.
+ */
 async function load() {
   const data = await api('GET', `/api/threads/${n}`);
+  if (!thread) renderPost(data.thread);
   thread = data.thread;
   for (const c of data.comments) addComment(c, false);
   updateCount();
@@ -155,12 +159,7 @@ async function main() {
   authorInput.value = localStorage.getItem('skyline-name') ?? '';
   config = await loadConfig();
   rt = await startRt(config);
-  const data = await api('GET', `/api/threads/${n}`);
-  thread = data.thread;
-  renderPost(thread);
-  for (const c of data.comments) addComment(c, false);
-  updateCount();
-  subscribeComments(data.resumeId);
+  subscribeComments(await load());
   note.textContent = 'New comments appear live';
   window.threadState.ready = true;
 }
