@@ -205,9 +205,9 @@ bool check_message(std::string_view json, uint64_t* id) {
         *id = v;
         return true;
       }
-      return false;
     }
   }
+  // Not the canonical layout (or more members after the payload): the general check.
   return proto::parse_message(json, id);
 }
 

@@ -397,7 +397,10 @@ void Poll::answer(std::vector<proto::Entry> entries) noexcept {
   auto& m = metrics::get();
   m.deliveries.fetch_add(delivered, std::memory_order_relaxed);
   m.resets.fetch_add(resets, std::memory_order_relaxed);
-  m.rt_latency.observe_us(now_us() - started_us_);
+  uint64_t us = now_us() - started_us_;
+  m.rt_latency.observe_us(us);
+  RT_LOG(debug, "rt answered").kv("status", 200).kv("channels", chans_.size()).kv("entries", entries.size())
+      .kv("messages", delivered).kv("ms", double(us) / 1000.0);
   finish();
 }
 
@@ -406,7 +409,9 @@ void Poll::answer_error(int code, const std::string& message) noexcept {
     disarm_close_detection();
     send_error(req_, code, message, metrics::Endpoint::rt, w_.reply_options());
     req_ = nullptr;
-    metrics::get().rt_latency.observe_us(now_us() - started_us_);
+    uint64_t us = now_us() - started_us_;
+    metrics::get().rt_latency.observe_us(us);
+    RT_LOG(debug, "rt answered").kv("status", code).kv("error", message).kv("ms", double(us) / 1000.0);
   }
   finish();
 }

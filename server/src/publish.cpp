@@ -30,7 +30,9 @@ void finish(Worker& w, evhttp_request* req, int code, std::string_view body_or_e
     send_error(req, code, body_or_error, metrics::Endpoint::publish, w.reply_options());
   else
     send_json(req, code, body_or_error, metrics::Endpoint::publish, w.reply_options());
-  metrics::get().publish_latency.observe_us(now_us() - started_us);
+  uint64_t us = now_us() - started_us;
+  metrics::get().publish_latency.observe_us(us);
+  RT_LOG(debug, "publish answered").kv("status", code).kv("ms", double(us) / 1000.0);
 }
 
 void on_published(redisReply* r, void* priv) noexcept {

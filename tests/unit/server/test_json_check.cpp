@@ -48,6 +48,8 @@ static void test_messages(void**) {
   // Other layouts go through the protocol module.
   assert_true(rt::check_message("{ \"payload\": \"x\", \"id\": 3 }", &id));
   assert_int_equal(id, 3);
+  assert_true(rt::check_message("{\"id\":4,\"payload\":[1],\"extra\":true}", &id));
+  assert_int_equal(id, 4);
   for (const char* bad : {"{\"id\":0,\"payload\":1}", "{\"id\":9007199254740992,\"payload\":1}",
                           "{\"id\":5,\"payload\":}", "{\"id\":5,\"payload\":[1}", "{\"id\":5,\"payload\":1",
                           "{\"id\":5}", "{\"id\":\"5\",\"payload\":1}", "not json", "",
