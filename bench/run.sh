@@ -5,7 +5,8 @@
 #   bench/run.sh --smoke    tiny loads, about a second each (make bench-smoke): asserts only
 #                           that every figure came out
 #
-# Environment: BENCH_TARGETS (default "rt nchan-r nchan-m"), BENCH_THREADS (rt's --threads and
+# Environment: BENCH_TARGETS (default "rt nchan-r nchan-m"), BENCH_SCENARIOS (default
+# "held fanout catchup publish multi"; the floors come with catchup and publish), BENCH_THREADS (rt's --threads and
 # nginx's worker_processes, default 2), BENCH_DURATION (s per closed-loop figure, default 10),
 # BENCH_HELD (held polls, default min(50000, file limit - 500)), BENCH_PIN=1 (pin servers and
 # generator to separate CPUs; needs >= 2 CPUs).
@@ -29,6 +30,7 @@ TABLE=$ROOT/build/bench/table.txt
 PUBLISH_LUA=$ROOT/server/lua/publish.lua
 
 TARGETS=${BENCH_TARGETS:-rt nchan-r nchan-m}
+SCENARIOS=${BENCH_SCENARIOS:-held fanout catchup publish multi}
 THREADS=${BENCH_THREADS:-2}
 # The hard file limit bounds held polls per process (no CAP_SYS_RESOURCE to raise it).
 ulimit -n "$(ulimit -Hn)"
@@ -86,63 +88,79 @@ lg() {
   fi
 }
 
+redis_rps() {  # redis-benchmark -q output "NAME: 12345.67 requests per second, ..."
+  awk -F'[: ]+' '/requests per second/ {for (i=1;i<=NF;i++) if ($(i+1)=="requests") {print int($i); exit}}'
+}
+
 RUN_ID=$(date +%s)
 # Every scenario uses fresh channel names.
 ch() { echo "b$RUN_ID-$1"; }
 
 # ---- scenarios -------------------------------------------------------------------------
 # Memory per held poll first, each target on a freshly started server.
+want() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+
+# Memory per held poll first, each target on a freshly started server.
 for t in $TARGETS; do
   fresh "$t"
-  lg "$t" held --n "$HELD" --channel "$(ch "$t-held")"
+  if want held; then lg "$t" held --n "$HELD" --channel "$(ch "$t-held")"; fi
 done
-# Then scenario by scenario, the targets one after the other, so that the load other work puts
-# on the machine hits them alike.
-# Fan-out is short and noisy: several rounds, the table shows the median round.
-for n in $FANOUT_NS; do
-  for r in $(seq 1 "$FANOUT_ROUNDS"); do
-    for t in $TARGETS; do lg "$t" fanout --n "$n" --channel "$(ch "$t-fo$n-$r")"; done
-  done
-done
-for t in $TARGETS; do
-  lg "$t" catchup --conns "$CATCHUP_CONNS" --duration "$DUR" --warmup "$WARM" --channel "$(ch "$t-cu")"
-done
-for t in $TARGETS; do
-  lg "$t" publish --conns "$PUB_CONNS" --duration "$DUR" --warmup "$WARM" --channel "$(ch "$t-pub")"
-done
-for t in $TARGETS; do
-  lg "$t" multi --channels 200 --conns "$MULTI_CONNS" --duration "$DUR" --warmup "$WARM" --channel "$(ch "$t-mu")"
-done
-
 [ -n "$NGINX_PID" ] || start_nginx
-# Floors: nginx answering a fixed 60-byte JSON; Redis running the publish script and the
-# catch-up read (ZRANGEBYSCORE) at 50 clients.
-lg floor plain --conns "$CATCHUP_CONNS" --duration "$DUR" --warmup "$WARM"
-if command -v wrk >/dev/null; then
-  # The generator check: wrk on the same floor (2 threads). If wrk is much faster than
-  # rt-loadgen here, the generator is the bottleneck of the catch-up figures.
-  wrk_out=$("${GEN_PIN[@]}" wrk -t 2 -c "$CATCHUP_CONNS" -d "${DUR}s" --latency "http://127.0.0.1:$NGINX_PORT/floor" 2>&1 || true)
-  echo "$wrk_out" > "$DIR/wrk-floor.txt"
-  wrk_rps=$(awk '/^Requests\/sec/ {print int($2)}' <<< "$wrk_out")
-  echo "wrk RESULT mode=plain rps=${wrk_rps:-0}" >> "$RESULTS"
+
+# Then scenario by scenario, the targets one after the other and the floor right after them,
+# so that the load other work puts on the machine hits them alike.
+# Fan-out is short and noisy: several rounds, the table shows the median round.
+if want fanout; then
+  for n in $FANOUT_NS; do
+    for r in $(seq 1 "$FANOUT_ROUNDS"); do
+      for t in $TARGETS; do lg "$t" fanout --n "$n" --channel "$(ch "$t-fo$n-$r")"; done
+    done
+  done
 fi
 
-redis_rps() {  # redis-benchmark -q output "NAME: 12345.67 requests per second, ..."
-  awk -F'[: ]+' '/requests per second/ {for (i=1;i<=NF;i++) if ($(i+1)=="requests") {print int($i); exit}}'
-}
-ZKEY="channel:{b$RUN_ID-zr}:msg_backlog"
-for i in 1 2; do redis-cli -p "$REDIS_PORT" zadd "$ZKEY" "$i" "{\"id\":$i,\"payload\":{\"tag\":\"m$i\"}}" >/dev/null; done
-zr=$(redis-benchmark -p "$REDIS_PORT" -c 50 -n "$REDIS_N" -q zrangebyscore "$ZKEY" '(1' +inf 2>&1 | tr '\r' '\n' | redis_rps)
-echo "redis RESULT mode=zrange rps=${zr:-0}" >> "$RESULTS"
-if [ -f "$PUBLISH_LUA" ]; then
-  sha=$(redis-cli -p "$REDIS_PORT" script load "$(cat "$PUBLISH_LUA")")
-  # KEYS and ARGV as the script's --input: comment describes them.
-  pkey="b$RUN_ID-rp"
-  # shellcheck disable=SC2086
-  pub=$(redis-benchmark -p "$REDIS_PORT" -c 50 -n "$REDIS_N" -q evalsha "$sha" ${PUBLISH_LUA_ARGS:-3 "channel:{$pkey}:msg_id" "channel:{$pkey}:msg_backlog" "channel:{$pkey}:pubsub" '{"tag":"publish","text":"a comment of a typical length"}' 100 604800} 2>&1 | tr '\r' '\n' | redis_rps)
-  echo "redis RESULT mode=publish_script rps=${pub:-0}" >> "$RESULTS"
-else
-  echo "redis RESULT mode=publish_script failed=1 missing=server/lua/publish.lua" >> "$RESULTS"
+if want catchup; then
+  for t in $TARGETS; do
+    lg "$t" catchup --conns "$CATCHUP_CONNS" --duration "$DUR" --warmup "$WARM" --channel "$(ch "$t-cu")"
+  done
+  # The HTTP floor: nginx answering a fixed 60-byte JSON.
+  lg floor plain --conns "$CATCHUP_CONNS" --duration "$DUR" --warmup "$WARM"
+  if command -v wrk >/dev/null; then
+    # The generator check: wrk on the same floor (2 threads). If wrk is much faster than
+    # rt-loadgen here, the generator is the bottleneck of the catch-up figures.
+    wrk_out=$("${GEN_PIN[@]}" wrk -t 2 -c "$CATCHUP_CONNS" -d "${DUR}s" --latency "http://127.0.0.1:$NGINX_PORT/floor" 2>&1 || true)
+    echo "$wrk_out" > "$DIR/wrk-floor.txt"
+    wrk_rps=$(awk '/^Requests\/sec/ {print int($2)}' <<< "$wrk_out")
+    echo "wrk RESULT mode=plain rps=${wrk_rps:-0}" >> "$RESULTS"
+  fi
+  # For reference: Redis alone answering the catch-up's range read.
+  ZKEY="channel:{b$RUN_ID-zr}:msg_backlog"
+  for i in 1 2; do redis-cli -p "$REDIS_PORT" zadd "$ZKEY" "$i" "{\"id\":$i,\"payload\":{\"tag\":\"m$i\"}}" >/dev/null; done
+  zr=$(redis-benchmark -p "$REDIS_PORT" -c 50 -n "$REDIS_N" -q zrangebyscore "$ZKEY" '(1' +inf 2>&1 | tr '\r' '\n' | redis_rps)
+  echo "redis RESULT mode=zrange rps=${zr:-0}" >> "$RESULTS"
+fi
+
+if want publish; then
+  for t in $TARGETS; do
+    lg "$t" publish --conns "$PUB_CONNS" --duration "$DUR" --warmup "$WARM" --channel "$(ch "$t-pub")"
+  done
+  # The Redis floor: redis-benchmark running the publish script as rt runs it.
+  if [ -f "$PUBLISH_LUA" ]; then
+    sha=$(redis-cli -p "$REDIS_PORT" script load "$(cat "$PUBLISH_LUA")")
+    # KEYS and ARGV as the script's --input: comment describes them; backlog 100 and ttl
+    # 7 days are rt-server's defaults.
+    pkey="b$RUN_ID-rp"
+    # shellcheck disable=SC2086
+    pub=$(redis-benchmark -p "$REDIS_PORT" -c 50 -n "$REDIS_N" -q evalsha "$sha" ${PUBLISH_LUA_ARGS:-3 "channel:{$pkey}:msg_id" "channel:{$pkey}:msg_backlog" "channel:{$pkey}:pubsub" '{"tag":"publish","text":"a comment of a typical length"}' 100 604800} 2>&1 | tr '\r' '\n' | redis_rps)
+    echo "redis RESULT mode=publish_script rps=${pub:-0}" >> "$RESULTS"
+  else
+    echo "redis RESULT mode=publish_script failed=1 missing=server/lua/publish.lua" >> "$RESULTS"
+  fi
+fi
+
+if want multi; then
+  for t in $TARGETS; do
+    lg "$t" multi --channels 200 --conns "$MULTI_CONNS" --duration "$DUR" --warmup "$WARM" --channel "$(ch "$t-mu")"
+  done
 fi
 
 # ---- the table -------------------------------------------------------------------------
