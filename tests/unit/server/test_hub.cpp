@@ -1,0 +1,229 @@
+// Unit tests of server/src/hub (the shared pub/sub connection) against a real redis-server
+// started by the test on a free port: reference counting, linger and UNSUBSCRIBE, a channel
+// wanted again while its UNSUBSCRIBE is in flight (a hiredis 0.14 pitfall), fan-out,
+// invalid messages, and the loss of the connection.
+#include "cmocka_wrap.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <functional>
+
+#include "hub.hpp"
+#include "log.hpp"
+#include "metrics.hpp"
+#include "protocol/protocol.hpp"
+#include "redis_link.hpp"
+
+extern char** environ;
+
+namespace {
+
+int free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+pid_t start_redis(int port) {
+  std::string p = std::to_string(port);
+  const char* argv[] = {"redis-server", "--port", p.c_str(), "--bind", "127.0.0.1", "--save", "",
+                        "--appendonly", "no", "--loglevel", "warning", nullptr};
+  pid_t pid = 0;
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);  // quiet start-up banner
+  int rc = posix_spawnp(&pid, "redis-server", &fa, nullptr, const_cast<char**>(argv), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  return rc == 0 ? pid : -1;
+}
+
+void stop_redis(pid_t pid) {
+  if (pid <= 0) return;
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+}
+
+struct Fixture {
+  int port = 0;
+  pid_t redis = -1;
+  rt::EventBasePtr base{event_base_new()};
+  std::unique_ptr<rt::RedisLink> sub, cmd;
+  std::unique_ptr<rt::Hub> hub;
+
+  // Runs the loop until pred() holds (checked after every loop iteration) or `ms` passed.
+  bool wait_for(const std::function<bool()>& pred, uint64_t ms = 5000) {
+    uint64_t end = rt::now_ms() + ms;
+    while (!pred()) {
+      if (rt::now_ms() > end) return false;
+      event_base_loop(base.get(), EVLOOP_ONCE | EVLOOP_NONBLOCK);
+      usleep(200);
+    }
+    return true;
+  }
+
+  void publish(const std::string& channel, const std::string& msg) {
+    std::string name = hub->pubsub_name(channel);
+    const char* argv[] = {"PUBLISH", name.c_str(), msg.c_str()};
+    size_t lens[] = {7, name.size(), msg.size()};
+    static int done;
+    done = 0;
+    assert_true(cmd->command([](redisReply*, void*) noexcept { done = 1; }, nullptr, 3, argv, lens));
+    assert_true(wait_for([] { return done == 1; }));
+  }
+};
+
+struct Recorder : rt::HubListener {
+  std::vector<size_t> subscribed;
+  std::vector<std::pair<size_t, uint64_t>> messages;
+  int lost = 0;
+  void on_subscribed(size_t idx) noexcept override { subscribed.push_back(idx); }
+  void on_message(size_t idx, const rt::proto::Message& m) noexcept override { messages.emplace_back(idx, m.id); }
+  void on_hub_lost() noexcept override { lost++; }
+};
+
+int64_t subscribed_gauge() { return rt::metrics::get().subscribed_channels.load(); }
+
+int setup(void** state) {
+  auto* f = new Fixture;
+  f->port = free_port();
+  f->redis = start_redis(f->port);
+  if (f->redis <= 0) return -1;
+  rt::RedisAddress addr;
+  addr.host = "127.0.0.1";
+  addr.port = f->port;
+  f->sub = std::make_unique<rt::RedisLink>(f->base.get(), addr, 2000, "test/pubsub");
+  f->cmd = std::make_unique<rt::RedisLink>(f->base.get(), addr, 2000, "test/command");
+  f->hub = std::make_unique<rt::Hub>(f->base.get(), *f->sub, "channel:", 2000);
+  f->sub->set_listener(f->hub.get());
+  f->sub->start();
+  f->cmd->start();
+  if (!f->wait_for([f] { return f->hub->up() && f->cmd->up(); }, 10000)) return -1;
+  *state = f;
+  return 0;
+}
+
+int teardown(void** state) {
+  auto* f = static_cast<Fixture*>(*state);
+  f->cmd.reset();
+  f->sub.reset();
+  f->hub.reset();
+  stop_redis(f->redis);
+  delete f;
+  return 0;
+}
+
+void test_refcount_and_fanout(void** state) {
+  auto& f = *static_cast<Fixture*>(*state);
+  Recorder a, b;
+  int64_t g0 = subscribed_gauge();
+  assert_int_equal(int(f.hub->add("news", &a, 3)), int(rt::Hub::AddResult::pending));
+  assert_true(f.wait_for([&] { return a.subscribed.size() == 1; }));
+  assert_int_equal(a.subscribed[0], 3);
+  assert_int_equal(subscribed_gauge(), g0 + 1);
+  // A second listener shares the confirmed subscription.
+  assert_int_equal(int(f.hub->add("news", &b, 0)), int(rt::Hub::AddResult::confirmed));
+  assert_int_equal(f.hub->channel_count(), 1);
+
+  f.publish("news", "{\"id\":7,\"payload\":{\"x\":1}}");
+  assert_true(f.wait_for([&] { return a.messages.size() == 1 && b.messages.size() == 1; }));
+  assert_int_equal(a.messages[0].first, 3);
+  assert_int_equal(a.messages[0].second, 7);
+  assert_int_equal(b.messages[0].first, 0);
+
+  // Invalid message JSON is dropped and counted, never fanned out.
+  uint64_t inv0 = rt::metrics::get().invalid_messages.load();
+  f.publish("news", "{\"id\":8,\"payload\":nope}");
+  f.publish("news", "{\"id\":9,\"payload\":2}");
+  assert_true(f.wait_for([&] { return a.messages.size() == 2; }));
+  assert_int_equal(a.messages[1].second, 9);
+  assert_int_equal(rt::metrics::get().invalid_messages.load(), inv0 + 1);
+
+  // Another channel's messages do not reach these listeners.
+  f.publish("other", "{\"id\":1,\"payload\":0}");
+  f.wait_for([] { return false; }, 100);
+  assert_int_equal(a.messages.size(), 2);
+
+  f.hub->remove("news", &a);
+  f.publish("news", "{\"id\":10,\"payload\":3}");
+  assert_true(f.wait_for([&] { return b.messages.size() == 3; }));
+  assert_int_equal(a.messages.size(), 2);
+  f.hub->remove("news", &b);
+  f.hub->remove("news", &b);  // removing twice is harmless
+  // Lingers subscribed for a while, then goes.
+  assert_int_equal(subscribed_gauge(), g0 + 1);
+  assert_true(f.wait_for([&] { return f.hub->channel_count() == 0; }, 6000));
+  assert_int_equal(subscribed_gauge(), g0);
+}
+
+void test_wanted_again_while_unsubscribing(void** state) {
+  auto& f = *static_cast<Fixture*>(*state);
+  for (int round = 0; round < 3; round++) {
+    Recorder a, b;
+    int64_t g0 = subscribed_gauge();
+    f.hub->add("flip", &a, 0);
+    assert_true(f.wait_for([&] { return a.subscribed.size() == 1; }));
+    f.hub->remove("flip", &a);
+    // The gauge drops the moment the hub sends UNSUBSCRIBE; re-add before its reply.
+    assert_true(f.wait_for([&] { return subscribed_gauge() == g0; }, 6000));
+    assert_int_equal(f.hub->channel_count(), 1);  // still known: its UNSUBSCRIBE is in flight
+    rt::Hub::AddResult r = f.hub->add("flip", &b, 5);
+    assert_true(r == rt::Hub::AddResult::pending);
+    assert_true(f.wait_for([&] { return b.subscribed.size() == 1; }));
+    assert_int_equal(b.subscribed[0], 5);
+    f.publish("flip", "{\"id\":1,\"payload\":true}");
+    assert_true(f.wait_for([&] { return b.messages.size() == 1; }));
+    f.hub->remove("flip", &b);
+    assert_true(f.wait_for([&] { return f.hub->channel_count() == 0; }, 6000));
+  }
+  assert_true(f.hub->up());
+}
+
+void test_connection_lost(void** state) {
+  auto& f = *static_cast<Fixture*>(*state);
+  Recorder a, b;
+  f.hub->add("x", &a, 0);
+  f.hub->add("y", &a, 1);
+  f.hub->add("y", &b, 0);
+  assert_true(f.wait_for([&] { return a.subscribed.size() == 2 && b.subscribed.size() == 1; }));
+  stop_redis(f.redis);
+  // Every listener hears about the loss exactly once; the hub forgot them.
+  assert_true(f.wait_for([&] { return a.lost == 1 && b.lost == 1; }));
+  assert_false(f.hub->up());
+  assert_int_equal(f.hub->channel_count(), 0);
+  Recorder c;
+  assert_int_equal(int(f.hub->add("z", &c, 0)), int(rt::Hub::AddResult::unavailable));
+  f.hub->remove("x", &a);  // no-op
+  // Redis comes back on the same port: the hub reconnects by itself.
+  f.redis = start_redis(f.port);
+  assert_true(f.wait_for([&] { return f.hub->up(); }, 10000));
+  assert_int_equal(int(f.hub->add("z", &c, 0)), int(rt::Hub::AddResult::pending));
+  assert_true(f.wait_for([&] { return c.subscribed.size() == 1; }));
+  assert_int_equal(a.lost, 1);
+  f.hub->remove("z", &c);
+}
+
+}  // namespace
+
+int main() {
+  signal(SIGPIPE, SIG_IGN);
+  rt::log::set_level(rt::log::Level::error);  // connection-loss warnings are expected here
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_refcount_and_fanout, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_wanted_again_while_unsubscribing, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_connection_lost, setup, teardown),
+  };
+  return cmocka_run_group_tests_name("server/hub (with a real redis-server)", tests, nullptr, nullptr);
+}
