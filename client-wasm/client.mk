@@ -31,40 +31,64 @@ $(JANSSON_SRC_STAMP): client-wasm/fetch-jansson.sh | $(BOOTSTRAP_ALL)
 
 # jansson is small: compile its .c files directly with emcc. The two config headers that
 # configure/cmake would generate are written here for wasm32 (long long, no locale,
-# atomic builtins; no /dev/urandom since the module has no filesystem: the client seeds
-# the hash function itself).
-$(JANSSON_WASM_LIB): $(JANSSON_SRC_STAMP)
-	@rm -rf $(JANSSON_WASM) && mkdir -p $(JANSSON_WASM)/include $(JANSSON_WASM)/obj $(JANSSON_WASM)/lib
+# atomic builtins; no /dev/urandom since the module has no filesystem). strtod is routed
+# to rt_strtod (bindings.cpp: the browser's parseFloat), which spares the module musl's
+# software 128-bit long double arithmetic (~7 kB).
+# Built in a private temporary directory and moved into place, so that concurrent `make
+# client` runs (other parts' tests build the client too) never see a half-built tree.
+$(JANSSON_WASM_LIB): $(JANSSON_SRC_STAMP) client-wasm/client.mk
+	@mkdir -p $(CLIENT_OUT)
+	set -e; tmp=$$(mktemp -d $(CLIENT_OUT)/.jansson-wasm.XXXXXX); \
 	src=$$(cat $(JANSSON_SRC_STAMP))/src; \
+	mkdir -p $$tmp/include $$tmp/obj $$tmp/lib; \
 	sed -e 's/@json_inline@/inline/' -e 's/@json_have_long_long@/1/' \
 	    -e 's/@json_have_localeconv@/0/' -e 's/@json_have_atomic_builtins@/1/' \
-	    -e 's/@json_have_sync_builtins@/1/' $$src/jansson_config.h.in > $(JANSSON_WASM)/include/jansson_config.h && \
+	    -e 's/@json_have_sync_builtins@/1/' $$src/jansson_config.h.in > $$tmp/include/jansson_config.h; \
 	printf '#define HAVE_STDINT_H 1\n#define HAVE_ATOMIC_BUILTINS 1\n#define HAVE_SYNC_BUILTINS 1\n#define INITIAL_HASHTABLE_ORDER 3\n' \
-	  > $(JANSSON_WASM)/include/jansson_private_config.h && \
-	cp $$src/jansson.h $(JANSSON_WASM)/include/ && \
+	  > $$tmp/include/jansson_private_config.h; \
+	cp $$src/jansson.h $$tmp/include/; \
 	for f in $(JANSSON_C_FILES); do \
-	  $(EMCC) -Oz -DHAVE_CONFIG_H=1 -I$(JANSSON_WASM)/include -I$$src -c $$src/$$f \
-	    -o $(JANSSON_WASM)/obj/$${f%.c}.o || exit 1; \
-	done && \
-	$(EMENV) emar rcs $@ $(JANSSON_WASM)/obj/*.o
+	  $(EMCC) -Oz -flto -DHAVE_CONFIG_H=1 -Dstrtod=rt_strtod -I$$tmp/include -I$$src -c $$src/$$f \
+	    -o $$tmp/obj/$${f%.c}.o; \
+	done; \
+	$(EMENV) emar rcs $$tmp/lib/libjansson.a $$tmp/obj/*.o; \
+	rm -rf $(JANSSON_WASM).old; [ ! -e $(JANSSON_WASM) ] || mv $(JANSSON_WASM) $(JANSSON_WASM).old; \
+	mv $$tmp $(JANSSON_WASM); rm -rf $(JANSSON_WASM).old
+
+# --- build-time JS tools (npm ci into build/, from client-wasm/package-lock.json) ------------
+# Closure Compiler (native binary from npm, no Java needed) for Emscripten's --closure, and
+# esbuild to minify the host module: together they halve the JavaScript a page downloads.
+CLIENT_TOOLS       := $(CLIENT_OUT)/tools
+CLIENT_TOOLS_STAMP := $(CLIENT_TOOLS)/.installed
+CLOSURE_COMPILER   := $(abspath $(CLIENT_TOOLS))/node_modules/.bin/google-closure-compiler
+ESBUILD            := $(CLIENT_TOOLS)/node_modules/.bin/esbuild
+
+$(CLIENT_TOOLS_STAMP): client-wasm/package.json client-wasm/package-lock.json
+	@mkdir -p $(CLIENT_OUT)
+	set -e; tmp=$$(mktemp -d $(CLIENT_OUT)/.tools.XXXXXX); \
+	cp client-wasm/package.json client-wasm/package-lock.json $$tmp/; \
+	(cd $$tmp && npm ci --no-audit --no-fund --loglevel=error); \
+	touch $$tmp/.installed; \
+	rm -rf $(CLIENT_TOOLS).old; [ ! -e $(CLIENT_TOOLS) ] || mv $(CLIENT_TOOLS) $(CLIENT_TOOLS).old; \
+	mv $$tmp $(CLIENT_TOOLS); rm -rf $(CLIENT_TOOLS).old
 
 # --- the wasm module and the JS API --------------------------------------------------------
-CLIENT_WASM_FLAGS := -Oz -flto --bind -sMODULARIZE=1 -sEXPORT_ES6=1 -sEXPORT_NAME=createRtCore \
+CLIENT_WASM_FLAGS := -Oz -flto --closure 1 --bind -sMODULARIZE=1 -sEXPORT_ES6=1 -sEXPORT_NAME=createRtCore \
   -sENVIRONMENT=web,worker -sFILESYSTEM=0 -sMALLOC=emmalloc -sALLOW_MEMORY_GROWTH=1 \
   -sDYNAMIC_EXECUTION=0 -sINCOMING_MODULE_JS_API=wasmBinary,locateFile,print,printErr,onAbort
 
 CLIENT_ARTIFACTS := $(CLIENT_OUT)/rt-core.mjs $(CLIENT_OUT)/rt-client.mjs $(CLIENT_OUT)/rt-client.d.ts
 
 $(CLIENT_OUT)/rt-core.mjs: client-wasm/client.mk client-wasm/bindings.cpp $(CLIENT_CORE_SRCS) $(CLIENT_CORE_HDRS) $(PROTO_SRCS) \
-                           $(JANSSON_WASM_LIB) | $(BOOTSTRAP_ALL)
+                           $(JANSSON_WASM_LIB) $(CLIENT_TOOLS_STAMP) | $(BOOTSTRAP_ALL)
 	@mkdir -p $(dir $@)
-	$(EMXX) $(CXXSTD) $(WARN) $(CLIENT_INCLUDES) -I$(JANSSON_WASM)/include \
+	EM_CLOSURE_COMPILER=$(CLOSURE_COMPILER) $(EMXX) $(CXXSTD) $(WARN) $(CLIENT_INCLUDES) -I$(JANSSON_WASM)/include \
 	  client-wasm/bindings.cpp $(CLIENT_CORE_SRCS) $(PROTO_SRCS) $(JANSSON_WASM_LIB) \
 	  $(CLIENT_WASM_FLAGS) -o $@
 
-$(CLIENT_OUT)/rt-client.mjs: client-wasm/host.mjs
+$(CLIENT_OUT)/rt-client.mjs: client-wasm/host.mjs $(CLIENT_TOOLS_STAMP)
 	@mkdir -p $(dir $@)
-	cp $< $@
+	$(ESBUILD) $< --minify --format=esm --log-level=warning --outfile=$@
 
 $(CLIENT_OUT)/rt-client.d.ts: client-wasm/rt-client.d.ts
 	@mkdir -p $(dir $@)
@@ -73,13 +97,12 @@ $(CLIENT_OUT)/rt-client.d.ts: client-wasm/rt-client.d.ts
 .PHONY: client client-size
 client: $(CLIENT_ARTIFACTS)
 
-# Gzipped size of what a page downloads (JS + wasm).
+# Gzipped size of what a page downloads (JS + wasm), each file compressed on its own.
 client-size: client
-	@for f in rt-client.mjs rt-core.mjs rt-core.wasm; do \
-	  printf '%-14s %7d bytes, gzip -9: %6d bytes\n' $$f $$(wc -c < $(CLIENT_OUT)/$$f) \
-	    $$(gzip -9c $(CLIENT_OUT)/$$f | wc -c); done; \
-	printf 'total gzip -9: %d bytes\n' $$(cat $(CLIENT_OUT)/rt-client.mjs $(CLIENT_OUT)/rt-core.mjs | gzip -9c | wc -c | \
-	  xargs -I{} sh -c 'echo $$(( {} + $$(gzip -9c $(CLIENT_OUT)/rt-core.wasm | wc -c) ))')
+	@total=0; for f in rt-client.mjs rt-core.mjs rt-core.wasm; do \
+	  raw=$$(wc -c < $(CLIENT_OUT)/$$f); gz=$$(gzip -9c $(CLIENT_OUT)/$$f | wc -c); total=$$((total + gz)); \
+	  printf '%-14s %7d bytes, gzip -9: %6d bytes\n' $$f $$raw $$gz; done; \
+	printf 'total gzip -9: %d bytes\n' $$total
 
 # --- native unit tests (CMocka, simulated time) --------------------------------------------
 CLIENT_TEST_NAMES := backoff channel_state poll_planner scroll_selector client_core wire_json
