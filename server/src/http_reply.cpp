@@ -24,20 +24,29 @@ const char* reason_phrase(int code) noexcept {
   }
 }
 
-void send_json(evhttp_request* req, int code, std::string_view body, metrics::Endpoint ep,
-               const ReplyOptions& opt) noexcept {
+namespace {
+// The common tail of every answer: Content-Type, Cache-Control, body, counting.
+void send_body(evhttp_request* req, int code, std::string_view body, const char* content_type,
+               metrics::Endpoint ep) noexcept {
   evkeyvalq* h = evhttp_request_get_output_headers(req);
-  evhttp_add_header(h, "Content-Type", "application/json");
+  evhttp_add_header(h, "Content-Type", content_type);
   evhttp_add_header(h, "Cache-Control", "no-store");
-  if (opt.cors_origin && !opt.cors_origin->empty()) {
-    evhttp_add_header(h, "Access-Control-Allow-Origin", opt.cors_origin->c_str());
-    evhttp_add_header(h, "Vary", "Origin");
-  }
   evbuffer* buf = evbuffer_new();
   if (buf) evbuffer_add(buf, body.data(), body.size());
   evhttp_send_reply(req, code, reason_phrase(code), buf);
   if (buf) evbuffer_free(buf);
   metrics::count_request(ep, code);
+}
+}  // namespace
+
+void send_json(evhttp_request* req, int code, std::string_view body, metrics::Endpoint ep,
+               const ReplyOptions& opt) noexcept {
+  if (opt.cors_origin && !opt.cors_origin->empty()) {
+    evkeyvalq* h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Access-Control-Allow-Origin", opt.cors_origin->c_str());
+    evhttp_add_header(h, "Vary", "Origin");
+  }
+  send_body(req, code, body, "application/json", ep);
 }
 
 void send_error(evhttp_request* req, int code, std::string_view message, metrics::Endpoint ep,
@@ -53,14 +62,7 @@ void send_error(evhttp_request* req, int code, std::string_view message, metrics
 
 void send_text(evhttp_request* req, int code, std::string_view body, const char* content_type,
                metrics::Endpoint ep) noexcept {
-  evkeyvalq* h = evhttp_request_get_output_headers(req);
-  evhttp_add_header(h, "Content-Type", content_type);
-  evhttp_add_header(h, "Cache-Control", "no-store");
-  evbuffer* buf = evbuffer_new();
-  if (buf) evbuffer_add(buf, body.data(), body.size());
-  evhttp_send_reply(req, code, reason_phrase(code), buf);
-  if (buf) evbuffer_free(buf);
-  metrics::count_request(ep, code);
+  send_body(req, code, body, content_type, ep);
 }
 
 }  // namespace rt

@@ -9,6 +9,7 @@
 #include "json_check.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
+#include "percent.hpp"
 #include "protocol/protocol.hpp"
 #include "scripts.hpp"
 
@@ -54,32 +55,6 @@ void on_published(redisReply* r, void* priv) noexcept {
   delete call;
 }
 
-int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Percent-decodes (and '+' -> ' ') a query component. False on bad encoding.
-bool decode(std::string_view in, std::string* out) {
-  out->clear();
-  for (size_t i = 0; i < in.size(); i++) {
-    char c = in[i];
-    if (c == '%') {
-      if (i + 2 >= in.size()) return false;
-      int h = hexval(in[i + 1]), l = hexval(in[i + 2]);
-      if (h < 0 || l < 0) return false;
-      c = char(h * 16 + l);
-      i += 2;
-    } else if (c == '+') {
-      c = ' ';
-    }
-    out->push_back(c);
-  }
-  return true;
-}
-
 }  // namespace
 
 bool token_matches(std::string_view presented, std::string_view expected) noexcept {
@@ -106,8 +81,8 @@ bool parse_publish_query(std::string_view query, uint32_t default_backlog, std::
     }
     size_t eq = part.find('=');
     std::string name, value;
-    if (!decode(part.substr(0, eq), &name) ||
-        !decode(eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1), &value)) {
+    if (!percent_decode(part.substr(0, eq), true, &name) ||
+        !percent_decode(eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1), true, &value)) {
       *error = "bad percent-encoding in the query";
       return false;
     }
@@ -148,11 +123,6 @@ bool parse_publish_query(std::string_view query, uint32_t default_backlog, std::
 void handle_publish(Worker& w, evhttp_request* req, const char* query, uint64_t started_us) noexcept {
   const Config& cfg = w.cfg();
   auto fail = [&](int code, std::string_view msg) { finish(w, req, code, msg, true, started_us); };
-  if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
-    fail(405, "method not allowed: use POST /publish");
-    return;
-  }
   if (cfg.publish_token.empty()) {
     fail(403, "publishing is disabled: the server has no publish token (--publish-token-file or RT_PUBLISH_TOKEN)");
     return;

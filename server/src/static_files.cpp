@@ -8,17 +8,11 @@
 
 #include "http_reply.hpp"
 #include "metrics.hpp"
+#include "percent.hpp"
 
 namespace rt {
 
 namespace {
-int hex(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
@@ -27,18 +21,9 @@ bool ends_with(std::string_view s, std::string_view suffix) {
 bool sanitize_static_path(std::string_view url_path, std::string* rel) {
   if (url_path.empty() || url_path[0] != '/' || url_path.size() > 4096) return false;
   std::string decoded;
-  for (size_t i = 0; i < url_path.size(); i++) {
-    char c = url_path[i];
-    if (c == '%') {
-      if (i + 2 >= url_path.size()) return false;
-      int h = hex(url_path[i + 1]), l = hex(url_path[i + 2]);
-      if (h < 0 || l < 0) return false;
-      c = char(h * 16 + l);
-      i += 2;
-    }
+  if (!percent_decode(url_path, false, &decoded)) return false;
+  for (char c : decoded)
     if (c == '\0' || c == '\\') return false;
-    decoded += c;
-  }
   std::string out;
   size_t pos = 0;
   bool trailing_slash = decoded.back() == '/';

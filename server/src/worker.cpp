@@ -189,20 +189,25 @@ void Worker::route(evhttp_request* req) noexcept {
   }
   evhttp_cmd_type method = evhttp_request_get_command(req);
   const char* query = evhttp_uri_get_query(parsed);
+  // Answers 405 with Allow when `method` is not `allowed`; CORS preflights (OPTIONS) of the
+  // JSON endpoints get 204 when --cors-origin is set. Returns true when it answered.
+  auto refuse_method = [&](evhttp_cmd_type allowed, const char* allow, const char* extra_headers) {
+    if (method == allowed) return false;
+    evkeyvalq* h = evhttp_request_get_output_headers(req);
+    if (method == EVHTTP_REQ_OPTIONS && !cfg_.cors_origin.empty() && ep != metrics::Endpoint::web) {
+      evhttp_add_header(h, "Access-Control-Allow-Methods", allow);
+      if (extra_headers) evhttp_add_header(h, "Access-Control-Allow-Headers", extra_headers);
+      evhttp_add_header(h, "Access-Control-Max-Age", "86400");
+      send_json(req, 204, "", ep, reply_opt_);
+      return true;
+    }
+    evhttp_add_header(h, "Allow", allow);
+    send_error(req, 405, std::string("method not allowed: use ") + allow + " " + std::string(p), ep, reply_opt_);
+    return true;
+  };
   switch (ep) {
     case metrics::Endpoint::rt: {
-      if (method == EVHTTP_REQ_OPTIONS && !cfg_.cors_origin.empty()) {
-        evkeyvalq* h = evhttp_request_get_output_headers(req);
-        evhttp_add_header(h, "Access-Control-Allow-Methods", "GET");
-        evhttp_add_header(h, "Access-Control-Max-Age", "86400");
-        send_json(req, 204, "", ep, reply_opt_);
-        return;
-      }
-      if (method != EVHTTP_REQ_GET) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET");
-        send_error(req, 405, "method not allowed: use GET /rt", ep, reply_opt_);
-        return;
-      }
+      if (refuse_method(EVHTTP_REQ_GET, "GET", nullptr)) return;
       std::vector<proto::ChannelPos> chans;
       std::string detail;
       if (proto::parse_rt_query(query ? query : "", cfg_.max_channels, &chans, &detail) != proto::QueryError::none) {
@@ -214,38 +219,19 @@ void Worker::route(evhttp_request* req) noexcept {
       return;
     }
     case metrics::Endpoint::publish:
-      if (method == EVHTTP_REQ_OPTIONS && !cfg_.cors_origin.empty()) {
-        evkeyvalq* h = evhttp_request_get_output_headers(req);
-        evhttp_add_header(h, "Access-Control-Allow-Methods", "POST");
-        evhttp_add_header(h, "Access-Control-Allow-Headers", "Authorization, Content-Type");
-        evhttp_add_header(h, "Access-Control-Max-Age", "86400");
-        send_json(req, 204, "", ep, reply_opt_);
-        return;
-      }
+      if (refuse_method(EVHTTP_REQ_POST, "POST", "Authorization, Content-Type")) return;
       handle_publish(*this, req, query, started_us);
       return;
     case metrics::Endpoint::healthz:
-      if (method != EVHTTP_REQ_GET) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET");
-        send_error(req, 405, "method not allowed: use GET /healthz", ep, reply_opt_);
-        return;
-      }
+      if (refuse_method(EVHTTP_REQ_GET, "GET", nullptr)) return;
       handle_healthz(req);
       return;
     case metrics::Endpoint::metrics:
-      if (method != EVHTTP_REQ_GET) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET");
-        send_error(req, 405, "method not allowed: use GET /metrics", ep, reply_opt_);
-        return;
-      }
+      if (refuse_method(EVHTTP_REQ_GET, "GET", nullptr)) return;
       handle_metrics(req);
       return;
     case metrics::Endpoint::web:
-      if (method != EVHTTP_REQ_GET) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET");
-        send_error(req, 405, "method not allowed", ep, reply_opt_);
-        return;
-      }
+      if (refuse_method(EVHTTP_REQ_GET, "GET", nullptr)) return;
       serve_static(cfg_.web_dir, req, p);
       return;
     case metrics::Endpoint::other:
