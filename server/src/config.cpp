@@ -276,7 +276,7 @@ Reliable real-time updates over HTTP long polls, backed by Redis.
   --max-channels N            channels per /rt request (default 500)
   --max-url BYTES             longest request URL, longer answers 414 (default 65536)
   --max-body BYTES            largest POST /publish body, larger answers 413 (default 65536)
-  --max-held N                open /rt requests per worker; beyond it /rt answers 503 (default 10000)
+  --max-held N                open /rt requests (all threads); beyond it /rt answers 503 (default 10000)
   --web DIR                   serve static files from DIR (GET only)
   --key-prefix PREFIX         Redis key prefix (default "channel:")
   --cors-origin ORIGIN        send Access-Control-Allow-Origin: ORIGIN on /rt, /publish, /healthz

@@ -31,7 +31,7 @@ struct Config {
   size_t max_url = 65536;
   size_t max_body = 65536;
   std::string web_dir;             // empty: no static files
-  size_t max_held = 10000;         // open /rt requests per worker beyond which /rt answers 503
+  size_t max_held = 10000;         // open /rt requests (all workers) beyond which /rt answers 503
   std::string key_prefix = "channel:";
   std::string cors_origin;         // empty: no Access-Control-Allow-Origin header
   log::Level log_level = log::Level::info;

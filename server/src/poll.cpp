@@ -19,18 +19,17 @@ constexpr int kMaxRereads = 3;                     // re-reads in a row that fou
 }  // namespace
 
 Poll::Poll(Worker& w, evhttp_request* req, uint64_t started_us) : w_(w), req_(req), started_us_(started_us) {
-  w_.open_polls++;
   metrics::get().open_polls.fetch_add(1, std::memory_order_relaxed);
 }
 
 Poll::~Poll() {
-  w_.open_polls--;
   metrics::get().open_polls.fetch_sub(1, std::memory_order_relaxed);
   if (counted_held_) metrics::get().held_polls.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void Poll::start(Worker& w, evhttp_request* req, std::vector<proto::ChannelPos> chans, uint64_t started_us) noexcept {
-  if (w.open_polls >= w.cfg().max_held) {
+  // One bound for the whole process (all workers); threads may overshoot it by a few.
+  if (metrics::get().open_polls.load(std::memory_order_relaxed) >= int64_t(w.cfg().max_held)) {
     send_error(req, 503, "too many open polls, retry later", metrics::Endpoint::rt, w.reply_options());
     metrics::get().rt_latency.observe_us(now_us() - started_us);
     return;

@@ -63,9 +63,6 @@ class Worker : private RedisLink::Listener {
   // deferred before that). `d` must stay alive until it runs.
   void defer(Deferred* d) noexcept;
 
-  // Open /rt requests on this worker (bounded by --max-held).
-  size_t open_polls = 0;
-
   // Redis key names of a channel: <prefix>{<channel>}:<suffix>
   std::string key(const std::string& channel, const char* suffix) const;
 
