@@ -9,7 +9,8 @@
 # "held fanout catchup publish multi"; the floors come with catchup and publish), BENCH_THREADS (rt's --threads and
 # nginx's worker_processes, default 2), BENCH_DURATION (s per closed-loop figure, default 10),
 # BENCH_HELD (held polls, default min(50000, file limit - 500)), BENCH_PIN=1 (pin servers and
-# generator to separate CPUs; needs >= 2 CPUs).
+# generator to separate CPUs; needs >= 2 CPUs), BENCH_DIR (run directory, default
+# build/bench/run), RT_SERVER (the rt-server binary to measure, default build/rt-server).
 #
 # Starts a private redis-server, rt-server and nginx (+Nchan) on free loopback ports, stops
 # them by PID on exit. Raw results: build/bench/run/results.txt; the table: build/bench/table.txt.
@@ -22,11 +23,11 @@ SMOKE=0
 
 LOADGEN=$ROOT/build/bench/rt-loadgen
 RT_SERVER=${RT_SERVER:-$ROOT/build/rt-server}
-DIR=$ROOT/build/bench/run
+DIR=${BENCH_DIR:-$ROOT/build/bench/run}
 [ "$SMOKE" = 1 ] && DIR=$ROOT/build/bench/smoke
 RESULTS=$DIR/results.txt
 TABLE=$ROOT/build/bench/table.txt
-[ "$SMOKE" = 1 ] && TABLE=$DIR/table.txt
+[ "$SMOKE" = 1 ] || [ -n "${BENCH_DIR:-}" ] && TABLE=$DIR/table.txt
 PUBLISH_LUA=$ROOT/server/lua/publish.lua
 
 TARGETS=${BENCH_TARGETS:-rt nchan-r nchan-m}

@@ -83,6 +83,7 @@ def scenarios(rows):
         add(f"fan-out to {label} p50", "ms", "lower", "fanout", "p50_ms", n=n)
         add(f"fan-out to {label} p99", "ms", "lower", "fanout", "p99_ms", n=n)
         add(f"fan-out to {label}: all answered", "ms", "lower", "fanout", "max_ms", n=n)
+        add(f"fan-out to {label}: server CPU per answer", "us", "lower", "fanout", "cpu_us_per_answer", n=n)
     add("held polls", "polls", "higher", "held", "held")
     add("memory per held poll (PSS)", "bytes", "lower", "held", "mem_pss_per_poll")
     return out

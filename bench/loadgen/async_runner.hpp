@@ -3,7 +3,8 @@
 // Two shapes:
 //   hold   — each connection sends its request once and waits; the time its response
 //            completes is recorded (absolute CLOCK_MONOTONIC ns). Used for held polls and
-//            fan-out. Tells the parent through `ready_fd` once every request is written,
+//            fan-out. Tells the parent through `ready_fd` once every request is written
+//            ('r') and when its loop ends, before closing its connections ('d');
 //            stops on a byte from `control_fd`, when every connection is answered, or at the
 //            deadline.
 //   closed — each connection sends, waits for the response, records its latency, sends again

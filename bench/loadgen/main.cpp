@@ -243,7 +243,7 @@ int run_hold(Common& c, bool fanout) {
   if (c.server_pids.empty()) usleep(500000);
   MemSample after = sample_memory(c.server_pids);
 
-  uint64_t t0 = 0;
+  uint64_t t0 = 0, cpu0 = 0;
   if (fanout) {
     // A profiler can start now (bench/profile.sh): tell it, give it time, then publish.
     std::string ready_file = c.opt.get("ready-file");
@@ -252,6 +252,7 @@ int run_hold(Common& c, bool fanout) {
       usleep(useconds_t(c.opt.num("publish-delay", 1) * 1e6));
     }
     std::string e;
+    cpu0 = cpu_ticks(c.server_pids);
     t0 = mono_ns();
     if (!c.target->publish(channel, bench_payload("fanout"), &e)) std::fprintf(stderr, "publish: %s\n", e.c_str());
     // Workers stop by themselves once every poll is answered; bound the wait.
@@ -267,6 +268,12 @@ int run_hold(Common& c, bool fanout) {
   // A stop request reaches workers still waiting; closing twice is avoided above.
   for (Worker& w : ws)
     if (w.to_child >= 0) close(w.to_child), w.to_child = -1;
+  for (Worker& w : ws) {  // each worker's 'd': its loop ended, its connections still open
+    char b;
+    (void)read_full(w.from_child, &b, 1);
+  }
+  // Server CPU from the publish until every poll is answered (clock-tick resolution).
+  double fanout_cpu_ms = fanout ? double(cpu_ticks(c.server_pids) - cpu0) * 1000.0 / ticks_per_second() : 0;
   double gen_cpu = 0;
   RunResult r = collect(&ws, &gen_cpu);
 
@@ -293,8 +300,10 @@ int run_hold(Common& c, bool fanout) {
               (unsigned long long)after.pss_bytes);
   if (fanout) {
     Percentiles p = percentiles_ns(&lat);
-    std::printf(" answered=%zu p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f", answered, p.p50_ms,
-                p.p90_ms, p.p99_ms, p.max_ms);
+    std::printf(" answered=%zu p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f server_cpu_ms=%.0f "
+                "cpu_us_per_answer=%.1f",
+                answered, p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms, fanout_cpu_ms,
+                answered ? fanout_cpu_ms * 1000.0 / double(answered) : 0.0);
     // The fan-out's window on CLOCK_MONOTONIC (for `perf record -k mono` + `perf report --time`).
     std::printf(" window_mono=%.6f,%.6f", double(t0) / 1e9, double(t0) / 1e9 + p.max_ms / 1e3);
   }
