@@ -45,7 +45,6 @@ void Poll::start(Worker& w, evhttp_request* req, std::vector<proto::ChannelPos> 
     p->chans_[i].name = std::move(chans[i].channel);
     p->chans_[i].last = chans[i].last_id;
   }
-  p->arm_close_detection();
   p->timer_.reset(evtimer_new(w.base(), on_timeout, p));
   timeval tv = ms_to_tv(uint64_t(w.cfg().poll_timeout_s * 1000.0 + 0.5));
   if (p->timer_) evtimer_add(p->timer_.get(), &tv);
@@ -299,6 +298,9 @@ void Poll::evaluate_round() noexcept {
     // Held from now until answered (re-read rounds included): the rt_held_polls gauge.
     counted_held_ = true;
     metrics::get().held_polls.fetch_add(1, std::memory_order_relaxed);
+    // Watch for the client going away only now: a poll answered straight from its read
+    // (the catch-up case) is over within milliseconds and saves the epoll changes.
+    arm_close_detection();
   }
   evaluate_pending();  // messages that arrived while the read was in flight
 }
@@ -438,8 +440,9 @@ void Poll::finish() noexcept {
 // --- client-drop detection (libevent 2.1.12 evhttp does not notice by itself) -------------
 
 void Poll::arm_close_detection() noexcept {
-  evhttp_connection* conn = evhttp_request_get_connection(req_);
+  evhttp_connection* conn = req_ ? evhttp_request_get_connection(req_) : nullptr;
   if (conn == nullptr) return;
+  close_armed_ = true;
   evhttp_connection_set_closecb(conn, on_conn_close, this);
   bufferevent* bev = evhttp_connection_get_bufferevent(conn);
   bufferevent_data_cb readcb = nullptr, writecb = nullptr;
@@ -455,6 +458,8 @@ void Poll::arm_close_detection() noexcept {
 }
 
 void Poll::disarm_close_detection() noexcept {
+  if (!close_armed_) return;
+  close_armed_ = false;
   evhttp_connection* conn = evhttp_request_get_connection(req_);
   if (conn == nullptr) return;
   evhttp_connection_set_closecb(conn, nullptr, nullptr);

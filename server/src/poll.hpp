@@ -2,7 +2,7 @@
 // read every channel (one read.lua EVALSHA per channel, pipelined) → decide ok/reset/none
 // per channel → answer at once, or hold → answer from pub/sub (contiguous messages), re-read
 // on anything non-contiguous, answer {} at the poll timeout, or free at once when the client
-// goes away.
+// of a held poll goes away.
 //
 // No loss: reads start only after every channel's SUBSCRIBE is confirmed, and pub/sub
 // messages that arrive while a read is in flight are kept and examined after it.
@@ -79,6 +79,7 @@ class Poll final : public HubListener, public Deferred {
   bool read_failed_ = false;
   bool hub_never_up_ = false;  // the hub was down when the poll came
   bool counted_held_ = false;  // counted in rt_held_polls
+  bool close_armed_ = false;   // the connection is watched for the client going away
   int rereads_ = 0;            // re-read rounds in a row that answered nothing
   std::string read_error_;
   EventPtr timer_;
