@@ -7,54 +7,13 @@
 // nothing but std::bad_alloc; the wasm build has no exception support (smaller), so there
 // an allocation failure aborts the module, which host.mjs reports as a fatal error.
 #include <emscripten/bind.h>
-#include <emscripten/em_macros.h>
-#include <emscripten/em_js.h>
 
-#include <cerrno>
 #include <cmath>
 #include <memory>
 #include <string>
 
 #include "client_core.hpp"
 #include "wire_json.hpp"
-
-// strtod for the wasm build of jansson (compiled with -Dstrtod=rt_strtod, see client.mk):
-// jansson calls it only on number lexemes it has already validated against the JSON grammar. musl's version works in 128-bit long
-// double, which wasm emulates in software (~7 kB of the module); the browser's parseFloat
-// is correctly rounded and does the same job. Overflow gives +-HUGE_VAL with ERANGE, which
-// jansson reports as "real number overflow", like with musl.
-EM_JS(double, rt_parse_float, (const char* text, int length), {
-  return parseFloat(UTF8ToString(text, length));
-});
-
-extern "C" double rt_strtod(const char* s, char** end) {
-  const char* p = s;
-  while (*p == ' ' || (*p >= '\t' && *p <= '\r')) p++;
-  const char* start = p;
-  if (*p == '+' || *p == '-') p++;
-  const char* digits = p;
-  while (*p >= '0' && *p <= '9') p++;
-  if (*p == '.') {
-    p++;
-    while (*p >= '0' && *p <= '9') p++;
-  }
-  if (p == digits || (p == digits + 1 && *digits == '.')) {  // no digits: no conversion
-    if (end) *end = const_cast<char*>(s);
-    return 0;
-  }
-  if (*p == 'e' || *p == 'E') {
-    const char* q = p + 1;
-    if (*q == '+' || *q == '-') q++;
-    if (*q >= '0' && *q <= '9') {
-      while (*q >= '0' && *q <= '9') q++;
-      p = q;
-    }
-  }
-  if (end) *end = const_cast<char*>(p);
-  double v = rt_parse_float(start, static_cast<int>(p - start));
-  if (std::isinf(v)) errno = ERANGE;
-  return v;
-}
 
 namespace rt::client {
 namespace {

@@ -293,3 +293,33 @@ test('callbacks may subscribe and unsubscribe re-entrantly', async () => {
   assert.equal(rt.lastId('a'), 3);
   rt.close();
 });
+
+// The wasm build routes jansson's strtod/snprintf to small shims (wasm_shims.cpp): numbers
+// and escapes must survive parse + re-serialisation exactly.
+test('payload numbers, strings and escapes survive the wasm JSON round trip', async () => {
+  const { rt, clock, ff, statuses } = await newClient();
+  const got = [];
+  rt.subscribe('a', { onMessage: (p) => got.push(p) });
+  await clock.advance(0);
+  const reals = [0.1, 1.5, -2.5e-7, 1e-5, 0.0001, 123456789.123, 1e21, 1e22, 5e-324, 1.7976931348623157e308,
+    100, 2 ** 53 - 1, -(2 ** 53) + 1, 3.141592653589793, 1 / 3, 6.02214076e23];
+  const payload = { reals, real100: 'x', negzero: 'x', s: 'ctl:\u0001\u001f tab:\t quote:" bs:\\ uni:é😀', nested: [[{}], null, true, false] };
+  const body = JSON.stringify({ a: { status: 'ok', msg: [{ id: 1, payload }] } })
+    .replace('"real100":"x"', '"real100":100.0')  // a JSON real with no fraction stays numeric
+    .replace('"negzero":"x"', '"negzero":-0.0');
+  await ff.respond(ff.only(), 200, body);
+  assert.equal(statuses.at(-1).state, 'live', statuses.at(-1).reason);
+  assert.equal(got.length, 1);
+  assert.deepEqual(got[0].reals, reals);
+  assert.equal(got[0].real100, 100);
+  assert.ok(Object.is(got[0].negzero, -0));
+  assert.equal(got[0].s, payload.s);
+  assert.deepEqual(got[0].nested, payload.nested);
+  // Overflow is rejected (jansson: real number overflow), with jansson's formatted message.
+  await ff.respond(ff.only(), 200, '{"a":{"status":"ok","msg":[{"id":2,"payload":1e400}]}}');
+  assert.match(statuses.at(-1).reason, /malformed response: invalid JSON: real number overflow near '1e400'/);
+  await clock.advance(statuses.at(-1).retryInMs);
+  await ff.respond(ff.only(), 200, '<html>');
+  assert.match(statuses.at(-1).reason, /invalid JSON: '\[' or '\{' expected near '<'/);
+  rt.close();
+});
