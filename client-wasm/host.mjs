@@ -287,17 +287,20 @@ export async function createClient(options = {}) {
       const channelOf = opts.channelOf || ((el) => el.dataset && el.dataset.rtChannel);
       const lastIdOf = opts.lastIdOf || ((el) => (el.dataset && el.dataset.rtLastId) || 0);
       const w = win || globalThis;
-      const isWindowScroller = !container || container === doc || (doc && (container === doc.documentElement || container === doc.body));
+      const isElement = container && container !== doc && container.getBoundingClientRect;
       const root = container && container.querySelectorAll ? container : doc;
+      // The viewport is the window, narrowed to the container's visible box when the
+      // container is an element (a scrolling box, or a long feed inside the page).
       const measure = opts.measure || (() => {
         const items = scrollItemsFromDom(root, sel, channelOf, lastIdOf);
         let viewport = { top: 0, left: 0, bottom: w.innerHeight || 0, right: w.innerWidth || 0 };
-        if (!isWindowScroller) {
+        if (isElement) {
           const r = container.getBoundingClientRect();
-          viewport = {
+          const v = {
             top: Math.max(r.top, 0), left: Math.max(r.left, 0),
             bottom: Math.min(r.bottom, viewport.bottom), right: Math.min(r.right, viewport.right),
           };
+          if (v.bottom > v.top && v.right > v.left) viewport = v;
         }
         return { items, viewport };
       });
@@ -319,17 +322,14 @@ export async function createClient(options = {}) {
         },
       };
       scroll = rec;
-      if (!opts.measure) {
+      if (!opts.measure && w && w.addEventListener) {
+        // Scroll events do not bubble: capturing on the window sees the window's and every
+        // element's (whichever box scrolls the feed). Resizing moves items too.
         const onScroll = () => call('scrollMoved');
-        const target = isWindowScroller ? w : container;
-        if (target && target.addEventListener) {
-          target.addEventListener('scroll', onScroll, { passive: true });
-          offs.push(() => target.removeEventListener('scroll', onScroll, { passive: true }));
-        }
-        if (w && w.addEventListener) {
-          w.addEventListener('resize', onScroll, { passive: true });
-          offs.push(() => w.removeEventListener('resize', onScroll, { passive: true }));
-        }
+        const o = { capture: true, passive: true };
+        w.addEventListener('scroll', onScroll, o);
+        w.addEventListener('resize', onScroll, o);
+        offs.push(() => { w.removeEventListener('scroll', onScroll, o); w.removeEventListener('resize', onScroll, o); });
       }
       const settle = opts.settleMs === undefined ? -1 : Number(opts.settleMs);
       const closest = opts.closest === undefined ? 0 : Number(opts.closest);

@@ -323,3 +323,38 @@ test('payload numbers, strings and escapes survive the wasm JSON round trip', as
   assert.match(statuses.at(-1).reason, /invalid JSON: '\[' or '\{' expected near '<'/);
   rt.close();
 });
+
+test('watchScroll over DOM-like elements: data attributes, rects, window scroll events', async () => {
+  const win = new EventTarget();
+  win.innerHeight = 800;
+  win.innerWidth = 1000;
+  let scrollY = 0;
+  const els = Array.from({ length: 100 }, (_, i) => ({
+    dataset: i === 3 ? { rtChannel: `img.${i}`, rtLastId: '12' } : { rtChannel: `img.${i}` },
+    getBoundingClientRect: () => ({ top: i * 100 - scrollY, left: 0, bottom: i * 100 + 90 - scrollY, right: 500 }),
+  }));
+  const container = {
+    querySelectorAll: (sel) => { assert.equal(sel, '[data-rt-channel]'); return els; },
+    getBoundingClientRect: () => ({ top: 50 - scrollY, left: 0, bottom: 10050 - scrollY, right: 1000 }),
+  };
+  const { rt, clock } = await newClient({ window: win });
+  const watch = rt.watchScroll(container, { onMessage() {}, closest: 10 });
+  await clock.advance(0);
+  const pairs = () => rt.activePollUrls().flatMap(pairsOf);
+  assert.equal(pairs().length, 100);
+  assert.deepEqual(pairs().find(([c]) => c === 'img.3'), ['img.3', 12]);
+  scrollY = 5000;
+  win.dispatchEvent(new Event('scroll'));
+  await clock.advance(999);
+  assert.equal(pairs().length, 100);
+  await clock.advance(1);
+  const chosen = pairs().map(([c]) => Number(c.slice(4))).sort((a, b) => a - b);
+  assert.equal(chosen.length, 10);
+  assert.ok(chosen.includes(50) && chosen.includes(57), `${chosen}`);  // visible rows
+  assert.ok(chosen.every((n) => n >= 45 && n <= 60), `${chosen}`);
+  watch.stop();
+  win.dispatchEvent(new Event('scroll'));  // listeners removed: nothing armed
+  await clock.advance(2000);
+  assert.equal(rt.activePollUrls().length, 0);
+  rt.close();
+});
