@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { before, after } from 'node:test';
 import {
-  test, startStack, startServer, assertCleanShutdown, poll, publishOk, openRawGet, heldPolls,
+  test, startStack, withServer, assertCleanShutdown, poll, publishOk, openRawGet, heldPolls,
   waitHeld, waitFor, uniqueChannel,
 } from './lib/harness.mjs';
 
@@ -101,8 +101,7 @@ test('answered polls leave the gauge too (keep-alive connection stays usable)', 
 });
 
 test('--max-held bounds held polls; the server refuses the excess promptly', { timeout: 30000 }, async () => {
-  const small = await startServer({ redisUrl: stack.redis.url, pollTimeout: POLL_TIMEOUT, args: ['--max-held', '10'] });
-  try {
+  await withServer({ redisUrl: stack.redis.url, pollTimeout: POLL_TIMEOUT, args: ['--max-held', '10'] }, async (small) => {
     const c = uniqueChannel('bounded');
     const ctrl = new AbortController();
     const first = Array.from({ length: 10 }, () => poll(small.base, [[c, 0]], { signal: ctrl.signal }));
@@ -120,9 +119,7 @@ test('--max-held bounds held polls; the server refuses the excess promptly', { t
     for (const r of await Promise.all(first)) {
       assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id, payload: 'bounded' }] } });
     }
-  } finally {
-    await assertCleanShutdown(small);
-  }
+  });
 });
 
 test('after all of it the server still serves', async () => {

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { before, after } from 'node:test';
 import {
-  test, startStack, startServer, assertCleanShutdown, get, request, poll, publishOk, rawHttp,
+  test, startStack, withServer, assertCleanShutdown, get, request, poll, publishOk, rawHttp,
   uniqueChannel,
 } from './lib/harness.mjs';
 
@@ -100,8 +100,7 @@ test('/rt: a URL over 65536 bytes (default --max-url) answers 414; just under is
 });
 
 test('--max-channels and --max-url are honoured', async () => {
-  const small = await startServer({ redisUrl: stack.redis.url, args: ['--max-channels', '5', '--max-url', '1000'] });
-  try {
+  await withServer({ redisUrl: stack.redis.url, args: ['--max-channels', '5', '--max-url', '1000'] }, async (small) => {
     const pairs = (n) => Array.from({ length: n }, (_, i) => `c=k${i}&m=1`).join('&');
     assertJsonError(await get(small.base, `/rt?${pairs(6)}`), 400, '6 channels with --max-channels 5');
     const r5 = await get(small.base, `/rt?${pairs(5)}`);
@@ -111,9 +110,7 @@ test('--max-channels and --max-url are honoured', async () => {
     assertJsonError(long, 414, '1100-byte URL with --max-url 1000', { noStore: false });
     const short = await get(small.base, `/rt?c=a&m=1&cachebreak=${'z'.repeat(800)}`);
     assert.equal(short.status, 200, short.body);
-  } finally {
-    await assertCleanShutdown(small);
-  }
+  });
 });
 
 test('/rt: methods other than GET answer 405', async () => {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { before, after } from 'node:test';
 import {
-  test, startStack, startServer, startRedis, assertCleanShutdown, poll, publish, publishOk, waitHeld,
+  test, startStack, withServer, startRedis, assertCleanShutdown, poll, publish, publishOk, waitHeld,
   heldPolls, keys, uniqueChannel, redisCli, request, RedisClient, PUBLISH_LUA, TOKEN,
 } from './lib/harness.mjs';
 
@@ -255,38 +255,37 @@ test('server/lua/publish.lua run by another backend via EVAL is served and wakes
 
 test('--key-prefix, --ttl, a /db Redis URL and RT_PUBLISH_TOKEN from the environment', async () => {
   const token = 'env-token-' + Math.random().toString(36).slice(2);
-  const other = await startServer({
+  await withServer({
     redisUrl: `${stack.redis.url}/2`, pollTimeout: POLL_TIMEOUT, token, tokenViaEnv: true,
     args: ['--key-prefix', 'app1:', '--ttl', '60'],
+  }, async (other) => {
+    const db2 = await RedisClient.connect(stack.redis.port);
+    try {
+      await db2.command('SELECT', '2');
+      const c = uniqueChannel();
+      assertError(await publish(other.base, c, '1'), 401, 'file token is not the env token');
+      assert.equal(await publishOk(other.base, c, { db: 2 }, { token }), 1);
+      const k = keys(c, 'app1:');
+      assert.equal(await db2.command('GET', k.id), '1');
+      const ttl = await db2.command('TTL', k.id);
+      assert.ok(ttl > 0 && ttl <= 60, `msg_id TTL ${ttl} with --ttl 60`);
+      const ttlB = await db2.command('TTL', k.backlog);
+      assert.ok(ttlB > 0 && ttlB <= 60, `msg_backlog TTL ${ttlB} with --ttl 60`);
+      assert.equal(await redis.command('EXISTS', keys(c).id, k.id), 0, 'nothing in db 0');
+      const r = await poll(other.base, [[c, 0]]);
+      assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id: 1, payload: { db: 2 } }] } });
+      // The default server (db 0, prefix channel:) does not see it.
+      const r0 = await poll(base, [[c, 1]]);
+      assert.deepEqual(r0.json, { [c]: { status: 'reset', id: 0, msg: [] } });
+    } finally {
+      db2.close();
+    }
   });
-  const db2 = await RedisClient.connect(stack.redis.port);
-  try {
-    await db2.command('SELECT', '2');
-    const c = uniqueChannel();
-    assertError(await publish(other.base, c, '1'), 401, 'file token is not the env token');
-    assert.equal(await publishOk(other.base, c, { db: 2 }, { token }), 1);
-    const k = keys(c, 'app1:');
-    assert.equal(await db2.command('GET', k.id), '1');
-    const ttl = await db2.command('TTL', k.id);
-    assert.ok(ttl > 0 && ttl <= 60, `msg_id TTL ${ttl} with --ttl 60`);
-    const ttlB = await db2.command('TTL', k.backlog);
-    assert.ok(ttlB > 0 && ttlB <= 60, `msg_backlog TTL ${ttlB} with --ttl 60`);
-    assert.equal(await redis.command('EXISTS', keys(c).id, k.id), 0, 'nothing in db 0');
-    const r = await poll(other.base, [[c, 0]]);
-    assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id: 1, payload: { db: 2 } }] } });
-    // The default server (db 0, prefix channel:) does not see it.
-    const r0 = await poll(base, [[c, 1]]);
-    assert.deepEqual(r0.json, { [c]: { status: 'reset', id: 0, msg: [] } });
-  } finally {
-    db2.close();
-    await assertCleanShutdown(other);
-  }
 });
 
 test('--redis unix:///path: publish and poll over a unix socket', async () => {
   const r = await startRedis({ unixSocket: true });
-  const srv = await startServer({ redisUrl: r.unixUrl, pollTimeout: POLL_TIMEOUT });
-  try {
+  await withServer({ redisUrl: r.unixUrl, pollTimeout: POLL_TIMEOUT }, async (srv) => {
     const c = uniqueChannel('unix');
     const pending = poll(srv.base, [[c, 0]]);
     const id = await publishOk(srv.base, c, { over: 'unix' });
@@ -295,10 +294,8 @@ test('--redis unix:///path: publish and poll over a unix socket', async () => {
     try {
       assert.equal(await direct.command('GET', keys(c).id), '1', 'stored in the unix-socket Redis');
     } finally { direct.close(); }
-  } finally {
-    await assertCleanShutdown(srv);
-    await r.stop();
-  }
+  });
+  await r.stop();
 });
 
 test('a large catch-up (1000 messages, ~4 MB) is delivered complete', async () => {

@@ -7,7 +7,7 @@
 // (ASan/UBSan/LSan) in any rt-server log fail the file, and each file ends with an explicit
 // clean-shutdown check (exit code 0 after SIGTERM, no sanitizer report).
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -123,15 +123,41 @@ function logsForFailure() {
   return out;
 }
 
+// A process that ignored SIGTERM: append every thread's stack (gdb, when installed) to its
+// log so that the failure report shows where it hangs.
+function appendStacks(p) {
+  const pid = p.child.pid;
+  let text = '';
+  try {
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+      const rd = (f) => { try { return fs.readFileSync(`/proc/${pid}/task/${tid}/${f}`, 'utf8').trim(); } catch { return '?'; } };
+      const stat = rd('stat');
+      const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+      text += `task ${tid} ${rd('comm')} state=${state} wchan=${rd('wchan')}\n`;
+    }
+  } catch (e) { text += `(no /proc: ${e.message})\n`; }
+  const r = spawnSync('gdb', ['-p', String(pid), '-batch', '-ex', 'thread apply all bt 20'],
+    { encoding: 'utf8', timeout: 30000 });
+  if (r.error) text += `(no gdb stacks: ${r.error.message})\n`;
+  else {
+    text += (r.stdout || '').split('\n').filter((l) => /^(#|Thread )/.test(l)).join('\n');
+    if (!/^#/m.test(r.stdout || '')) text += `gdb: ${(r.stderr || '').slice(0, 800)}`;
+  }
+  try { fs.appendFileSync(p.logFile, `\n[harness] no exit after SIGTERM; threads and stacks:\n${text}\n`); } catch { /* ignore */ }
+}
+
 // Stops a process by its PID: SIGTERM, then SIGKILL after `deadline` ms.
 // Returns { code, signal, forced }.
 async function stopProc(p, deadline = STOP_DEADLINE_MS) {
   if (p.exitInfo) return { ...p.exitInfo, forced: false };
   try { process.kill(p.child.pid, 'SIGTERM'); } catch { /* already gone */ }
-  try { process.kill(p.child.pid, 'SIGCONT'); } catch { /* already gone */ } // if frozen
+  // Only to a process this harness froze: a stray SIGCONT while LeakSanitizer's exit-time
+  // tracer stops the threads makes it wait forever.
+  if (p.frozen) try { process.kill(p.child.pid, 'SIGCONT'); } catch { /* already gone */ }
   const timer = sleep(deadline).then(() => null);
   const info = await Promise.race([p.exited, timer]);
   if (info) return { ...info, forced: false };
+  if (p.kind === 'rt-server') appendStacks(p);
   try { process.kill(p.child.pid, 'SIGKILL'); } catch { /* already gone */ }
   const killed = await p.exited;
   return { ...killed, forced: true };
@@ -164,8 +190,8 @@ export async function startRedis({ port, unixSocket = false } = {}) {
     get pid() { return child.pid; },
     stop: () => stopProc(p),
     // SIGSTOP / SIGCONT: a Redis that hangs (connections open, no answers).
-    freeze: () => process.kill(child.pid, 'SIGSTOP'),
-    thaw: () => process.kill(child.pid, 'SIGCONT'),
+    freeze: () => { p.frozen = true; process.kill(child.pid, 'SIGSTOP'); },
+    thaw: () => { process.kill(child.pid, 'SIGCONT'); p.frozen = false; },
     // SIGKILL: the way a crashed Redis goes away (no goodbye on its connections).
     kill: async () => {
       try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ }
@@ -265,6 +291,25 @@ export async function assertCleanShutdown(server) {
   if (problems.length) {
     throw new Error(`rt-server ${server.port}: ${problems.join('; ')}\n${readLog(server.logFile)}`);
   }
+}
+
+// Runs `fn(server)` with an extra rt-server, then checks its clean shutdown. A failure of
+// `fn` wins over a shutdown problem (both are reported).
+export async function withServer(opts, fn) {
+  const server = await startServer(opts);
+  let failure = null;
+  try {
+    await fn(server);
+  } catch (err) {
+    failure = err;
+  }
+  try {
+    await assertCleanShutdown(server);
+  } catch (err) {
+    if (!failure) throw err;
+    try { failure.message += `\n(also: ${err.message.split('\n')[0]})`; } catch { /* read-only */ }
+  }
+  if (failure) throw failure;
 }
 
 // Wrapper around node:test's `test`: on failure appends the logs of this file's servers.
