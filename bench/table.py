@@ -121,8 +121,10 @@ def table(rows):
     if zr is not None:
         text.append(f"Redis ZRANGEBYSCORE alone (redis-benchmark, 50 clients): {zr:,.0f}/s")
     if lg is not None and wrk:
+        lg_us, wrk_us = fig(rows, "floor", "plain", "gen_us_per_req"), fig(rows, "wrk", "plain", "gen_us_per_req")
+        cost = f"; generator CPU per request {lg_us:.1f} us vs wrk {wrk_us:.1f} us" if lg_us and wrk_us else ""
         text.append(f"generator check on the nginx floor: rt-loadgen {lg:,.0f} req/s, wrk -t2 {wrk:,.0f} req/s "
-                    f"({lg / wrk:.2f}x)")
+                    f"({lg / wrk:.2f}x){cost}")
     cpu = []
     for n, title in COLS:
         r = find(rows, n, "catchup")

@@ -362,12 +362,12 @@ int run_closed(Common& c) {
   Percentiles p = percentiles_us(&r.latencies_us);
   std::printf("RESULT mode=%s target=%s conns=%zu procs=%zu rps=%.0f requests=%llu non2xx=%llu "
               "errors=%llu p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f gen_cpu_pct=%.0f "
-              "server_cpu_pct=%.0f aux_cpu_pct=%.0f cpu_us_per_req=%.1f request_bytes=%zu\n",
+              "server_cpu_pct=%.0f aux_cpu_pct=%.0f cpu_us_per_req=%.1f gen_us_per_req=%.1f request_bytes=%zu\n",
               mode.c_str(), c.tcfg.kind.c_str(), cfg.conns, procs, rps,
               (unsigned long long)r.completed, (unsigned long long)r.non2xx,
               (unsigned long long)r.errors, p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms,
               100.0 * gen_cpu / wall, 100.0 * srv_cpu / wall, 100.0 * aux_cpu / wall, cpu_us_per_req,
-              reqs[0].size());
+              rps > 0 ? gen_cpu / (rps * wall) * 1e6 : 0.0, reqs[0].size());
   return 0;
 }
 
