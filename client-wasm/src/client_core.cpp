@@ -362,7 +362,7 @@ void ClientCore::close(Millis now, Actions* out) {
 
 // ---------------------------------------------------------------- status and timer
 
-Status ClientCore::compute_status(Millis now) const {
+Status ClientCore::compute_status() const {
   Status s;
   if (!online_) {
     s.state = ConnState::offline;
@@ -394,7 +394,7 @@ Millis ClientCore::next_wake() const {
 }
 
 void ClientCore::finish(Millis now, Actions* out) {
-  Status s = compute_status(now);
+  Status s = compute_status();
   if (!status_sent_ || s != status_) {
     status_ = s;
     status_sent_ = true;

@@ -121,7 +121,7 @@ class ClientCore {
                  Millis retry_after_ms, bool skip_first_step);
   void pump(Millis now, Actions* out);
   void finish(Millis now, Actions* out);
-  Status compute_status(Millis now) const;
+  Status compute_status() const;
   Millis next_wake() const;
   Slot* slot_of(uint64_t poll_id);
 
