@@ -57,13 +57,40 @@ size_t decimal_length(uint64_t v) noexcept {
 }
 
 // Reads an integer member as an id in [min, kMaxId]. False when absent or out of range.
+// Accepts an integral real too: documents with integers beyond 64 bits are decoded with
+// every number as a real (see load_json), and ids up to 2^53 stay exact as doubles.
 bool json_id(const json_t* obj, const char* key, uint64_t min, uint64_t* out) noexcept {
   const json_t* v = json_object_get(obj, key);
-  if (!json_is_integer(v)) return false;
-  json_int_t i = json_integer_value(v);
-  if (i < 0 || static_cast<uint64_t>(i) < min || static_cast<uint64_t>(i) > kMaxId) return false;
-  *out = static_cast<uint64_t>(i);
+  uint64_t u;
+  if (json_is_integer(v)) {
+    json_int_t i = json_integer_value(v);
+    if (i < 0) return false;
+    u = static_cast<uint64_t>(i);
+  } else if (json_is_real(v)) {
+    double d = json_real_value(v);
+    if (!(d >= 0 && d <= static_cast<double>(kMaxId)) || d != static_cast<double>(static_cast<uint64_t>(d)))
+      return false;
+    u = static_cast<uint64_t>(d);
+  } else {
+    return false;
+  }
+  if (u < min || u > kMaxId) return false;
+  *out = u;
   return true;
+}
+
+// Parses JSON text the way every reader in rt must: strings may hold \u0000, duplicate keys
+// are refused, and a number too large for a 64-bit integer (valid JSON, as a JavaScript page
+// would publish it) does not make the document unreadable: the document is then decoded with
+// every number as a real, the way JavaScript itself reads it. May return NULL (err filled).
+json_t* load_json(std::string_view text, json_error_t* err) noexcept {
+  const size_t flags = JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL;
+  json_error_t local;
+  json_error_t* e = err ? err : &local;
+  json_t* root = json_loadb(text.data(), text.size(), flags, e);
+  if (!root && json_error_code(e) == json_error_numeric_overflow)
+    root = json_loadb(text.data(), text.size(), flags | JSON_DECODE_INT_AS_REAL, e);
+  return root;
 }
 
 std::string dump_compact(const json_t* j) {
@@ -162,7 +189,7 @@ size_t query_pair_length(const ChannelPos& pos, bool first) noexcept {
 }
 
 bool parse_message(std::string_view json, uint64_t* id) {
-  JsonPtr root(json_loadb(json.data(), json.size(), JSON_REJECT_DUPLICATES, nullptr));
+  JsonPtr root(load_json(json, nullptr));
   if (!root || !json_is_object(root.get())) return false;
   if (!json_object_get(root.get(), "payload")) return false;
   return json_id(root.get(), "id", 1, id);
@@ -245,7 +272,7 @@ bool parse_response(std::string_view body, std::vector<ReceivedEntry>* out, std:
     return false;
   };
   json_error_t err;
-  JsonPtr root(json_loadb(body.data(), body.size(), JSON_REJECT_DUPLICATES, &err));
+  JsonPtr root(load_json(body, &err));
   if (!root) return fail(std::string("invalid JSON: ") + err.text);
   if (!json_is_object(root.get())) return fail("response is not a JSON object");
 
@@ -290,7 +317,7 @@ bool parse_response(std::string_view body, std::vector<ReceivedEntry>* out, std:
 }
 
 bool payload_of(std::string_view message_json, std::string* payload_json) {
-  JsonPtr root(json_loadb(message_json.data(), message_json.size(), JSON_REJECT_DUPLICATES, nullptr));
+  JsonPtr root(load_json(message_json, nullptr));
   uint64_t id;
   if (!root || !json_is_object(root.get()) || !json_id(root.get(), "id", 1, &id)) return false;
   const json_t* payload = json_object_get(root.get(), "payload");

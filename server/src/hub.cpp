@@ -15,11 +15,14 @@ namespace {
 constexpr uint64_t kLingerMs = 2000;   // an unused channel stays subscribed this long
 constexpr size_t kMaxIdle = 10000;     // beyond this many lingering channels, unsubscribe at once
 constexpr uint64_t kTickMs = 100;
+constexpr uint64_t kPingEveryMs = 5000;  // liveness ping of the pub/sub connection
 }  // namespace
 
-Hub::Hub(event_base* base, RedisLink& link, std::string key_prefix, uint64_t timeout_ms)
-    : link_(link), prefix_(std::move(key_prefix)), timeout_ms_(timeout_ms) {
-  sentinel_ = prefix_ + "{!rt-hub}:pubsub";
+Hub::Hub(event_base* base, RedisLink& link, RedisLink* pinger, std::string key_prefix, uint64_t timeout_ms,
+         const std::string& tag)
+    : link_(link), pinger_(pinger), prefix_(std::move(key_prefix)), timeout_ms_(timeout_ms) {
+  // Not a valid channel name ('!'), so no client channel can collide with it.
+  sentinel_ = prefix_ + "{!rt-hub." + tag + "}:pubsub";
   tick_ev_.reset(event_new(base, -1, EV_PERSIST, on_tick, this));
   timeval tv = ms_to_tv(kTickMs);
   event_add(tick_ev_.get(), &tv);
@@ -110,7 +113,9 @@ void Hub::handle_reply(redisReply* r) noexcept {
   bool is_sub = type == "subscribe", is_unsub = type == "unsubscribe";
   if ((is_sub || is_unsub) && !in_flight_.empty()) in_flight_.pop_front();
   if (name == sentinel_) {
-    if (is_sub) {
+    if (type == "message") {
+      ping_awaited_ms_ = 0;  // the connection delivers
+    } else if (is_sub) {
       sentinel_confirmed_ = true;
       RT_LOG(debug, "pub/sub hub ready").kv("link", link_.name());
     }
@@ -163,6 +168,17 @@ void Hub::handle_reply(redisReply* r) noexcept {
 
 void Hub::on_tick(evutil_socket_t, short, void* arg) noexcept { static_cast<Hub*>(arg)->tick(); }
 
+void Hub::on_ping_published(redisReply* reply, void* priv) noexcept {
+  auto* self = static_cast<Hub*>(priv);  // the hub outlives its pinger link (see the constructor)
+  self->ping_in_flight_ = false;
+  // Redis has run the PUBLISH: the message is due on our pub/sub connection from now on (a
+  // count of 0 receivers means our subscription is gone: it will time out the same way).
+  // A ping sent before the pub/sub connection was replaced proves nothing about the new one.
+  if (reply != nullptr && reply->type == REDIS_REPLY_INTEGER && self->ping_awaited_ms_ == 0 &&
+      self->ping_epoch_ == self->epoch_ && self->link_.up())
+    self->ping_awaited_ms_ = now_ms();
+}
+
 void Hub::tick() noexcept {
   if (!link_.up()) return;
   uint64_t now = now_ms();
@@ -170,6 +186,23 @@ void Hub::tick() noexcept {
     link_down_pending_ = false;
     link_.kill(in_flight_.empty() ? "pub/sub send failed" : "pub/sub timeout");  // -> on_link_down
     return;
+  }
+  // Liveness: a ping published on the command link must arrive here. Generous deadline (a
+  // busy connection delivers a backlog of messages first).
+  if (ping_awaited_ms_ != 0 && now - ping_awaited_ms_ > 3 * timeout_ms_) {
+    ping_awaited_ms_ = 0;
+    link_.kill("pub/sub silent (liveness ping not delivered)");
+    return;
+  }
+  if (pinger_ && sentinel_confirmed_ && !ping_in_flight_ && ping_awaited_ms_ == 0 &&
+      now - last_ping_ms_ >= kPingEveryMs) {
+    const char* argv[] = {"PUBLISH", sentinel_.c_str(), "ping"};
+    size_t lens[] = {7, sentinel_.size(), 4};
+    if (pinger_->command(on_ping_published, this, 3, argv, lens)) {
+      ping_in_flight_ = true;
+      ping_epoch_ = epoch_;
+      last_ping_ms_ = now;
+    }
   }
   // Unsubscribe channels that have lingered unused long enough (a full scan: every 5 ticks).
   if (idle_count_ == 0 || ++sweep_tick_ % 5 != 0) return;
@@ -188,14 +221,18 @@ void Hub::tick() noexcept {
 }
 
 void Hub::on_link_up() noexcept {
+  epoch_++;
   sentinel_confirmed_ = false;
+  ping_awaited_ms_ = 0;
   link_down_pending_ = false;
   in_flight_.clear();
   if (!send("SUBSCRIBE", std::string())) link_down_pending_ = true;
 }
 
 void Hub::on_link_down() noexcept {
+  epoch_++;
   sentinel_confirmed_ = false;
+  ping_awaited_ms_ = 0;
   in_flight_.clear();
   idle_count_ = 0;
   std::vector<HubListener*> lost;

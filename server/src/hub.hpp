@@ -10,6 +10,9 @@
 //  - a sentinel channel stays subscribed for the connection's life, so the subscription
 //    count never drops to 0 (hiredis would leave subscribe mode and assert on the next
 //    subscribe confirmation).
+// The sentinel also proves the connection alive: every few seconds a PUBLISH to it goes out
+// on the command link, and a pub/sub connection that does not deliver it in time (a silent,
+// half-open TCP connection would otherwise hold polls without ever waking them) is dropped.
 #pragma once
 
 #include <deque>
@@ -38,7 +41,11 @@ class HubListener {
 
 class Hub : public RedisLink::Listener {
  public:
-  Hub(event_base* base, RedisLink& link, std::string key_prefix, uint64_t timeout_ms);
+  // `link` is the subscribe connection; `pinger` (may be NULL: no liveness pings) a command
+  // connection used to PUBLISH to the sentinel; it must be destroyed before the hub (its
+  // pending callbacks reach the hub). `tag` makes the sentinel name unique.
+  Hub(event_base* base, RedisLink& link, RedisLink* pinger, std::string key_prefix, uint64_t timeout_ms,
+      const std::string& tag);
   ~Hub() override;
 
   enum class AddResult { confirmed, pending, unavailable };
@@ -71,6 +78,7 @@ class Hub : public RedisLink::Listener {
 
   static void on_sub_reply(redisAsyncContext* ac, void* reply, void* priv) noexcept;
   static void on_tick(evutil_socket_t, short, void* arg) noexcept;
+  static void on_ping_published(redisReply* reply, void* priv) noexcept;
   void handle_reply(struct redisReply* r) noexcept;
   bool send(const char* verb, const std::string& channel) noexcept;
   void became_idle(Chan& c) noexcept;
@@ -78,6 +86,12 @@ class Hub : public RedisLink::Listener {
   void tick() noexcept;
 
   RedisLink& link_;
+  RedisLink* pinger_;
+  uint64_t last_ping_ms_ = 0;      // when the last ping was published
+  uint64_t ping_awaited_ms_ = 0;   // when Redis ran the PUBLISH of a ping not yet received (0: none)
+  bool ping_in_flight_ = false;
+  uint64_t epoch_ = 0;             // bumped whenever the pub/sub connection goes up or down
+  uint64_t ping_epoch_ = 0;        // epoch_ when the ping in flight was sent
   std::string prefix_;
   std::string sentinel_;  // pub/sub name of the sentinel channel (not a valid channel name)
   uint64_t timeout_ms_;

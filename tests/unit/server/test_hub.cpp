@@ -106,7 +106,7 @@ int setup(void** state) {
   addr.port = f->port;
   f->sub = std::make_unique<rt::RedisLink>(f->base.get(), addr, 2000, "test/pubsub");
   f->cmd = std::make_unique<rt::RedisLink>(f->base.get(), addr, 2000, "test/command");
-  f->hub = std::make_unique<rt::Hub>(f->base.get(), *f->sub, "channel:", 2000);
+  f->hub = std::make_unique<rt::Hub>(f->base.get(), *f->sub, f->cmd.get(), "channel:", 2000, "test");
   f->sub->set_listener(f->hub.get());
   f->sub->start();
   f->cmd->start();
