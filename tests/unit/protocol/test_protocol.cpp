@@ -266,6 +266,32 @@ static void test_parse_response_malformed(void**) {
   }
 }
 
+// One odd but valid payload must not make a whole response unreadable (the client would
+// retry it forever): NUL characters in strings and integers beyond 64 bits.
+static void test_parse_response_odd_payloads(void**) {
+  std::vector<ReceivedEntry> got;
+  std::string detail;
+  assert_true(parse_response("{\"a\":{\"status\":\"ok\",\"msg\":[{\"id\":4,\"payload\":\"x\\u0000y\"}]}}", &got, &detail));
+  assert_string_equal(got[0].msgs[0].payload_json.c_str(), "\"x\\u0000y\"");
+  const char* big =
+      "{\"a\":{\"status\":\"ok\",\"msg\":[{\"id\":5,\"payload\":{\"n\":123456789012345678901234567890}},"
+      "{\"id\":6,\"payload\":7}]},\"b\":{\"status\":\"reset\",\"id\":9007199254740991,\"msg\":[]}}";
+  assert_true(parse_response(big, &got, &detail));
+  assert_int_equal(got.size(), 2);
+  const ReceivedEntry& a = got[0].channel == "a" ? got[0] : got[1];
+  const ReceivedEntry& b = got[0].channel == "a" ? got[1] : got[0];
+  assert_int_equal(a.msgs[0].id, 5);
+  assert_int_equal(a.msgs[1].id, 6);
+  assert_string_equal(a.msgs[0].payload_json.c_str(), "{\"n\":1.2345678901234568e29}");
+  assert_int_equal(b.id, kMaxId);
+  // ids must still be exact integers
+  assert_false(parse_response("{\"a\":{\"status\":\"ok\",\"msg\":[{\"id\":5.5,\"payload\":1e999999}]}}", &got, &detail));
+  uint64_t id = 0;
+  assert_true(parse_message("{\"id\":3,\"payload\":[99999999999999999999999]}", &id));
+  assert_int_equal(id, 3);
+  assert_true(parse_message("{\"id\":3,\"payload\":\"\\u0000\"}", &id));
+}
+
 static void test_error_body(void**) {
   assert_string_equal(error_body("parameter c: \"x\"").c_str(), "{\"error\":\"parameter c: \\\"x\\\"\"}");
   assert_string_equal(error_body(std::string("bad \xff utf8")).c_str(), "{\"error\":\"invalid request\"}");
@@ -279,7 +305,8 @@ int main(void) {
       cmocka_unit_test(test_messages),              cmocka_unit_test(test_decide_nothing_new),
       cmocka_unit_test(test_decide_ok),             cmocka_unit_test(test_decide_reset_gap),
       cmocka_unit_test(test_decide_reset_lost_history), cmocka_unit_test(test_build_response),
-      cmocka_unit_test(test_parse_response_malformed),  cmocka_unit_test(test_error_body),
+      cmocka_unit_test(test_parse_response_malformed),  cmocka_unit_test(test_parse_response_odd_payloads),
+      cmocka_unit_test(test_error_body),
   };
   return cmocka_run_group_tests_name("protocol", tests, nullptr, nullptr);
 }
