@@ -1,6 +1,14 @@
-# Shared by bench/run.sh and bench/profile.sh: private servers on free loopback ports,
-# stopped by their PIDs on exit. The caller sets DIR, THREADS, NOFILE, RT_SERVER and cds to
-# the repository root (rt-server finds server/lua there).
+# Shared by bench/run.sh, profile.sh and syscalls.sh: common settings, and private servers on
+# free loopback ports, stopped by their PIDs on exit. Sourced from the repository root
+# (rt-server finds server/lua there); the caller sets DIR before starting servers.
+
+ROOT=$PWD
+LOADGEN=$ROOT/build/bench/rt-loadgen
+RT_SERVER=${RT_SERVER:-$ROOT/build/rt-server}
+THREADS=${BENCH_THREADS:-2}   # rt's --threads and nginx's worker_processes
+# The hard file limit bounds held polls per process (no CAP_SYS_RESOURCE to raise it here).
+ulimit -n "$(ulimit -Hn)"
+NOFILE=$(ulimit -n)
 
 PIDS=()
 cleanup() {

@@ -8,15 +8,10 @@
 # Output: build/bench/profile/<scenario>.txt (top symbols by process, CPU split).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
+source bench/lib.sh
 SCEN=${1:-catchup}
 SECS=${2:-8}
-LOADGEN=$ROOT/build/bench/rt-loadgen
-RT_SERVER=${RT_SERVER:-$ROOT/build/rt-server}
 DIR=$ROOT/build/bench/profile
-THREADS=${BENCH_THREADS:-2}
-ulimit -n "$(ulimit -Hn)"
-NOFILE=$(ulimit -n)
 mkdir -p "$DIR"
 OUT=$DIR/$SCEN.txt
 
@@ -26,7 +21,6 @@ if [ "$USE_PERF" = 0 ]; then
   RT_WRAP="valgrind --tool=callgrind --callgrind-out-file=$DIR/callgrind.out.%p"
 fi
 
-source bench/lib.sh
 start_redis
 start_rt
 

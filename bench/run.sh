@@ -16,13 +16,11 @@
 # them by PID on exit. Raw results: build/bench/run/results.txt; the table: build/bench/table.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
+source bench/lib.sh
 
 SMOKE=0
 [ "${1:-}" = "--smoke" ] && SMOKE=1
 
-LOADGEN=$ROOT/build/bench/rt-loadgen
-RT_SERVER=${RT_SERVER:-$ROOT/build/rt-server}
 DIR=${BENCH_DIR:-$ROOT/build/bench/run}
 [ "$SMOKE" = 1 ] && DIR=$ROOT/build/bench/smoke
 RESULTS=$DIR/results.txt
@@ -32,13 +30,10 @@ PUBLISH_LUA=$ROOT/server/lua/publish.lua
 
 TARGETS=${BENCH_TARGETS:-rt nchan-r nchan-m}
 SCENARIOS=${BENCH_SCENARIOS:-held fanout catchup publish multi}
-THREADS=${BENCH_THREADS:-2}
-# The hard file limit bounds held polls per process (no CAP_SYS_RESOURCE to raise it).
-ulimit -n "$(ulimit -Hn)"
-NOFILE=$(ulimit -n)
 if [ "$SMOKE" = 1 ]; then
   DUR=${BENCH_DURATION:-1}; WARM=0.2; HELD=${BENCH_HELD:-200}; FANOUT_NS="100"
   CATCHUP_CONNS=8; PUB_CONNS=8; MULTI_CONNS=2; REDIS_N=2000; FANOUT_ROUNDS=1; GEN_PROCS=1
+  CATCHUP_MANY=""
 else
   DUR=${BENCH_DURATION:-10}; WARM=1
   HELD=${BENCH_HELD:-$(( NOFILE - 500 < 50000 ? NOFILE - 500 : 50000 ))}
@@ -47,6 +42,7 @@ else
   # Two generator processes for the closed loops, like wrk -t2 and the servers' two event
   # loops: on a machine shared with other work the scheduler's share goes by thread.
   GEN_PROCS=${BENCH_GEN_PROCS:-2}
+  CATCHUP_MANY=1000
 fi
 
 for f in "$LOADGEN" "$RT_SERVER"; do
@@ -56,8 +52,6 @@ done
 
 rm -rf "$DIR"; mkdir -p "$DIR/tmp"
 : > "$RESULTS"
-
-source bench/lib.sh
 
 # ---- servers ---------------------------------------------------------------------------
 # fresh TARGET: (re)starts the server of a target (nchan-r and nchan-m share one nginx).
@@ -85,7 +79,7 @@ lg() {
   local out
   echo "bench: $name $mode $*" >&2
   if out=$("${GEN_PIN[@]}" "$LOADGEN" "$mode" "${args[@]}" "$@" 2> >(tail -3 >&2) | grep '^RESULT'); then
-    echo "$name $out" >> "$RESULTS"
+    echo "$name $out${LG_TAG:+ tag=$LG_TAG}" >> "$RESULTS"
   else
     echo "$name RESULT mode=$mode failed=1" >> "$RESULTS"
     echo "bench: $name $mode failed" >&2
@@ -128,6 +122,16 @@ if want catchup; then
   done
   # The HTTP floor: nginx answering a fixed 60-byte JSON.
   lg floor plain --conns "$CATCHUP_CONNS" --procs "$GEN_PROCS" --duration "$DUR" --warmup "$WARM"
+  # Many connections: the same with 10x the connections (tagged "many" in the results).
+  if [ -n "$CATCHUP_MANY" ]; then
+    for t in $TARGETS floor; do
+      if [ "$t" = floor ]; then
+        LG_TAG=many lg floor plain --conns "$CATCHUP_MANY" --procs "$GEN_PROCS" --duration "$DUR" --warmup "$WARM"
+      else
+        LG_TAG=many lg "$t" catchup --conns "$CATCHUP_MANY" --procs "$GEN_PROCS" --duration "$DUR" --warmup "$WARM" --channel "$(ch "$t-cum")"
+      fi
+    done
+  fi
   if command -v wrk >/dev/null; then
     # The generator check: wrk on the same floor (2 threads). If wrk is much faster than
     # rt-loadgen here, the generator is the bottleneck of the catch-up figures.

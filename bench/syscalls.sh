@@ -8,18 +8,11 @@
 # Uses perf's syscall tracepoints on the rt-server PID (perf stat, no sampling).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
+source bench/lib.sh
 SCEN=${1:-catchup}
 SECS=${2:-5}
-LOADGEN=$ROOT/build/bench/rt-loadgen
-RT_SERVER=${RT_SERVER:-$ROOT/build/rt-server}
 DIR=$ROOT/build/bench/syscalls
-THREADS=${BENCH_THREADS:-2}
-ulimit -n "$(ulimit -Hn)"
-NOFILE=$(ulimit -n)
 mkdir -p "$DIR"
-
-source bench/lib.sh
 start_redis
 start_rt
 

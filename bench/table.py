@@ -27,8 +27,9 @@ def load(path):
 
 def find(rows, name, mode, **match):
     """The run of `name` in `mode`; with several rounds (fan-out), the median by max_ms."""
+    match.setdefault("tag", None)  # tagged runs (e.g. "many" connections) only when asked for
     hits = [r for r in rows if r["name"] == name and r.get("mode") == mode and "failed" not in r and
-            all(r.get(k) == str(v) for k, v in match.items())]
+            all(r.get(k) == (None if v is None else str(v)) for k, v in match.items())]
     if not hits:
         return None
     if len(hits) > 1 and all("max_ms" in r for r in hits):
@@ -61,6 +62,15 @@ def scenarios(rows):
     add("catch-up p99", "ms", "lower", "catchup", "p99_ms", fig(rows, "floor", "plain", "p99_ms"))
     add("catch-up CPU per poll (server + Redis)", "us", "lower", "catchup", "cpu_us_per_req",
         fig(rows, "floor", "plain", "cpu_us_per_req"))
+    many = find(rows, "rt", "catchup", tag="many") or find(rows, "nchan-r", "catchup", tag="many")
+    if many:
+        mc = many.get("conns", "?")
+        add(f"catch-up polls/s ({mc} conns)", "req/s", "higher", "catchup", "rps",
+            fig(rows, "floor", "plain", "rps", tag="many"), tag="many")
+        add(f"catch-up p99 ({mc} conns)", "ms", "lower", "catchup", "p99_ms",
+            fig(rows, "floor", "plain", "p99_ms", tag="many"), tag="many")
+        add(f"catch-up CPU per poll ({mc} conns)", "us", "lower", "catchup", "cpu_us_per_req",
+            fig(rows, "floor", "plain", "cpu_us_per_req", tag="many"), tag="many")
     pub_conns = (find(rows, "rt", "publish") or find(rows, "nchan-r", "publish") or {}).get("conns", "?")
     add(f"publish over HTTP ({pub_conns} conns)", "pub/s", "higher", "publish", "rps",
         fig(rows, "redis", "publish_script", "rps"))
