@@ -3,7 +3,7 @@
 # (rt-server finds server/lua there); the caller sets DIR before starting servers.
 
 ROOT=$PWD
-LOADGEN=$ROOT/build/bench/rt-loadgen
+LOADGEN=${LOADGEN:-$ROOT/build/bench/rt-loadgen}
 RT_SERVER=${RT_SERVER:-$ROOT/build/rt-server}
 THREADS=${BENCH_THREADS:-2}   # rt's --threads and nginx's worker_processes
 # The hard file limit bounds held polls per process (no CAP_SYS_RESOURCE to raise it here).
