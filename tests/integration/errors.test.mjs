@@ -138,6 +138,7 @@ test('malformed HTTP requests get an error or a closed connection, never a hang'
     ['POST /publish?c=a HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n{}', true],
     ['POST /publish?c=a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\n\r\n', true],
     ['\x00\x01\x02\xff\r\n\r\n', true],
+    [`GET /rt?c=a&m=1&cachebreak=${'u'.repeat(2 << 20)} HTTP/1.1\r\nHost: x\r\n\r\n`, true],
     ['GET /rt?c=a&m=1 HTTP/1.1\r\nContent-Length: -5\r\n\r\n', false],
     [`GET /rt?c=a&m=1 HTTP/1.1\r\nHost: x\r\nX-Big: ${'h'.repeat(200000)}\r\n\r\n`, false],
   ];

@@ -139,6 +139,17 @@ test('body over the default 64 KiB limit answers 413; at the limit it is accepte
   assert.equal(r.json[c].msg[0].payload.length, 65534);
 });
 
+test('--max-body sets the body limit', async () => {
+  await withServer({ redisUrl: stack.redis.url, pollTimeout: POLL_TIMEOUT, args: ['--max-body', '1024'] }, async (small) => {
+    const c = uniqueChannel();
+    const at = JSON.stringify('a'.repeat(1022));
+    assert.equal((await publish(small.base, c, at)).status, 200);
+    const over = await publish(small.base, c, JSON.stringify('b'.repeat(1023)));
+    assertError(over, 413, '1025 bytes with --max-body 1024');
+    assert.equal(await redis.command('GET', keys(c).id), '1');
+  });
+});
+
 test('bad backlog values answer 400 and use no id; 1 and 10000 are accepted', async () => {
   const c = uniqueChannel();
   assert.equal(await publishOk(base, c, 'first'), 1);
