@@ -4,18 +4,23 @@
 import assert from 'node:assert/strict';
 import { before, after, describe } from 'node:test';
 import {
-  test, startStack, assertCleanShutdown, poll, publishOk, uniqueChannel, sleep,
+  test, startStack, startServer, assertCleanShutdown, poll, publishOk, uniqueChannel, sleep,
 } from './lib/harness.mjs';
 
 const POLL_TIMEOUT = 5;
 // The same checks against a single-threaded server and one with two worker threads (each
 // with its own event loop and Redis connections): the races differ.
+// Two instances on one Redis: the protocol is stateless, any instance answers any request,
+// so subscribers alternate between them and messages are published through the other one.
 const CONFIGS = [
   { label: '', args: [] },
   { label: ' [--threads 2]', args: ['--threads', '2'] },
+  { label: ' [two instances]', args: [], instances: 2 },
 ];
-let stack, base;
-after(async () => { await stack?.stop(); });
+let stack, base, second;
+// The server for the n-th request of a client: alternates when there are two instances.
+const at = (n) => (second && n % 2 ? second.base : base);
+after(async () => { await second?.stop(); await stack?.stop(); });
 
 // A subscriber chaining its last ids over `channels` until `shouldStop(last)` is true.
 // Records every message per channel; fails on a reset, a gap, a duplicate or a non-200.
@@ -35,7 +40,7 @@ function subscriber(name, channels, shouldStop, deadline) {
     inflight = new AbortController();
     let r;
     try {
-      r = await poll(base, channels.map((c) => [c, last[c]]), { signal: inflight.signal });
+      r = await poll(at(polls + name.length), channels.map((c) => [c, last[c]]), { signal: inflight.signal });
     } catch (err) {
       if (err.name === 'AbortError' && shouldStop(last)) break;
       throw err;
@@ -65,11 +70,11 @@ function subscriber(name, channels, shouldStop, deadline) {
 // One round: start a poll at the channel's newest id, publish one message after `delay`
 // (while the server is reading the backlog / subscribing), and require that very message.
 async function setupRaceRound(channel, last, delay, label) {
-  const pending = poll(base, [[channel, last]]);
+  const pending = poll(at(last), [[channel, last]]);
   if (delay === 'immediate') await null;
   else if (delay === 'setImmediate') await new Promise((r) => setImmediate(r));
   else await sleep(delay);
-  const id = await publishOk(base, channel, { label }, { backlog: 1000 });
+  const id = await publishOk(at(last + 1), channel, { label }, { backlog: 1000 });
   const r = await pending;
   assert.equal(r.status, 200, `${label}: ${r.body}`);
   assert.deepEqual(r.json, { [channel]: { status: 'ok', msg: [{ id, payload: { label } }] } },
@@ -83,9 +88,14 @@ const DELAYS = ['immediate', 'setImmediate', 0, 1, 2, 3, 5];
 
 for (const cfg of CONFIGS) describe(`rt-server${cfg.label}`, () => {
   before(async () => {
+    await second?.stop();
     await stack?.stop();
+    second = null;
     stack = await startStack({ pollTimeout: POLL_TIMEOUT, args: cfg.args });
     base = stack.base;
+    if (cfg.instances === 2) {
+      second = await startServer({ redisUrl: stack.redis.url, pollTimeout: POLL_TIMEOUT, args: cfg.args });
+    }
   });
 
   test(`no loss under concurrency: 4 publishers, 3 channels, 7 chaining subscribers${cfg.label}`, { timeout: 90000 }, async () => {
@@ -106,7 +116,7 @@ for (const cfg of CONFIGS) describe(`rt-server${cfg.label}`, () => {
       for (let i = 0; i < PER_PUBLISHER; i++) {
         const c = channels[(p + i) % channels.length];
         const payload = { p, i };
-        const id = await publishOk(base, c, payload, { backlog: 10000 });
+        const id = await publishOk(at(p), c, payload, { backlog: 10000 });
         assert.ok(!published[c].has(id), `id ${id} of ${c} handed out twice`);
         published[c].set(id, payload);
         if (++total === (PUBLISHERS * PER_PUBLISHER) / 3) {
@@ -165,7 +175,7 @@ for (const cfg of CONFIGS) describe(`rt-server${cfg.label}`, () => {
     const c = uniqueChannel('tight');
     let stop = false, latest = 0;
     const publisher = (async () => {
-      for (let i = 0; i < 400; i++) latest = await publishOk(base, c, i, { backlog: 10000 });
+      for (let i = 0; i < 400; i++) latest = await publishOk(at(i), c, i, { backlog: 10000 });
       stop = true;
     })();
     // Short-lived pollers: each starts at the newest id known from a publish answer (the server
@@ -174,7 +184,7 @@ for (const cfg of CONFIGS) describe(`rt-server${cfg.label}`, () => {
     const pollers = Array.from({ length: 6 }, async () => {
       while (!stop) {
         const from = latest;
-        const r = await poll(base, [[c, from]]);
+        const r = await poll(at(from + 1), [[c, from]]);
         assert.equal(r.status, 200, r.body);
         if (stop && !r.json[c]) break;
         const entry = r.json[c];
@@ -200,6 +210,7 @@ for (const cfg of CONFIGS) describe(`rt-server${cfg.label}`, () => {
   });
 
   test(`rt-server exits cleanly on SIGTERM with no sanitizer report${cfg.label}`, async () => {
+    if (second) await assertCleanShutdown(second);
     await assertCleanShutdown(stack.server);
   });
 });
