@@ -75,6 +75,7 @@ lg() {
     nchan-r) args=(--target nchan --port "$NGINX_PORT" --prefix /nchan-r --pids "$NGINX_PID" --aux-pids "$REDIS_PID") ;;
     nchan-m) args=(--target nchan --port "$NGINX_PORT" --prefix /nchan-m --pids "$NGINX_PID" --aux-pids "$REDIS_PID") ;;
     floor)   args=(--target plain --port "$NGINX_PORT" --path /floor --pids "$NGINX_PID") ;;
+    rt-http) args=() ;;  # all given by the caller
   esac
   local out
   echo "bench: $name $mode $*" >&2
@@ -122,6 +123,12 @@ if want catchup; then
   done
   # The HTTP floor: nginx answering a fixed 60-byte JSON.
   lg floor plain --conns "$CATCHUP_CONNS" --procs "$GEN_PROCS" --duration "$DUR" --warmup "$WARM"
+  # rt's own HTTP floor: evhttp answering a 400 (an /rt query without m) with no Redis work,
+  # what rt costs per request before any of its poll logic.
+  if [ -n "$RT_PID" ]; then
+    lg rt-http plain --target plain --port "$RT_PORT" --path '/rt?c=a' --pids "$RT_PID" \
+      --conns "$CATCHUP_CONNS" --procs "$GEN_PROCS" --duration "$DUR" --warmup "$WARM"
+  fi
   # Many connections: the same with 10x the connections (tagged "many" in the results).
   if [ -n "$CATCHUP_MANY" ]; then
     for t in $TARGETS floor; do
