@@ -72,7 +72,7 @@ test('/rt: bad channel names answer 400; the whole alphabet and 128 bytes are fi
 });
 
 test('/rt: a duplicate channel answers 400', async () => {
-  for (const q of ['c=a&m=0&c=a&m=1', 'c=a&m=1&c=b&m=1&c=a&m=1']) {
+  for (const q of ['c=a&m=0&c=a&m=1', 'c=a&m=1&c=b&m=1&c=a&m=1', 'c=a&m=0&c=%61&m=0']) {
     assertJsonError(await get(base, `/rt?${q}`), 400, q, { names: NAMES_C });
   }
 });
