@@ -1,5 +1,7 @@
 #include "config.hpp"
 
+#include "percent.hpp"
+
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -54,6 +56,13 @@ bool parse_listen(const std::string& text, std::string* host, int* port, std::st
   return true;
 }
 
+std::string redact_redis_url(const std::string& url) {
+  size_t scheme = url.find("://");
+  size_t at = url.rfind('@');
+  if (scheme == std::string::npos || at == std::string::npos || at < scheme) return url;
+  return url.substr(0, scheme + 3) + "***@" + url.substr(at + 1);
+}
+
 bool parse_redis_url(const std::string& url, RedisAddress* out, std::string* error) {
   RedisAddress a;
   const std::string unix_scheme = "unix://", redis_scheme = "redis://";
@@ -85,9 +94,16 @@ bool parse_redis_url(const std::string& url, RedisAddress* out, std::string* err
     }
     a.db = int(d);
   }
-  if (hostport.find('@') != std::string::npos) {
-    *error = "--redis: passwords in the URL are not supported";
-    return false;
+  size_t at = hostport.rfind('@');
+  if (at != std::string::npos) {  // [user]:password@  (percent-encoded)
+    std::string userinfo = hostport.substr(0, at);
+    hostport = hostport.substr(at + 1);
+    size_t colon = userinfo.find(':');
+    if (colon == std::string::npos || !percent_decode(userinfo.substr(0, colon), false, &a.user) ||
+        !percent_decode(userinfo.substr(colon + 1), false, &a.password) || a.password.empty()) {
+      *error = "--redis: credentials must be redis://[user]:password@host...";
+      return false;
+    }
   }
   std::string host = hostport, port_text;
   bool has_port = false;
@@ -168,7 +184,7 @@ ParseResult parse_args(int argc, const char* const* argv, Config* out, std::stri
     } else if (name == "--redis") {
       if (!need_value()) return ParseResult::error;
       if (!parse_redis_url(value, &c.redis, error)) return ParseResult::error;
-      c.redis_url = value;
+      c.redis_url = redact_redis_url(value);
     } else if (name == "--publish-token-file") {
       if (!need_value()) return ParseResult::error;
       if (value.empty()) return bad("expected a file path");
@@ -267,7 +283,8 @@ std::string usage() {
 Reliable real-time updates over HTTP long polls, backed by Redis.
 
   --listen HOST:PORT          address to listen on (default 127.0.0.1:8080)
-  --redis URL                 redis://host:port[/db] or unix:///path (default redis://127.0.0.1:6379)
+  --redis URL                 redis://[[user]:password@]host:port[/db] or unix:///path
+                              (default redis://127.0.0.1:6379)
   --publish-token-file PATH   file holding the bearer token of POST /publish (else env
                               RT_PUBLISH_TOKEN; without a token POST /publish answers 403)
   --poll-timeout SECONDS      long-poll timeout, fractions allowed (default 25)

@@ -15,13 +15,15 @@ struct RedisAddress {
   int port = 6379;
   std::string path;  // unix socket path
   int db = 0;
+  std::string user;      // AUTH user (Redis 6 ACL); empty: AUTH with the password only
+  std::string password;  // empty: no AUTH
 };
 
 struct Config {
   std::string listen_host = "127.0.0.1";
   int listen_port = 8080;
   RedisAddress redis;
-  std::string redis_url = "redis://127.0.0.1:6379";
+  std::string redis_url = "redis://127.0.0.1:6379";  // for logs: credentials redacted
   std::string publish_token_file;  // empty: RT_PUBLISH_TOKEN from the environment, if set
   std::string publish_token;       // filled by load_publish_token(); empty: publishing refused
   double poll_timeout_s = 25.0;
@@ -47,8 +49,12 @@ enum class ParseResult { ok, help, error };
 // partly filled. --help returns ParseResult::help (print usage()).
 ParseResult parse_args(int argc, const char* const* argv, Config* out, std::string* error);
 
-// Parses "redis://host:port[/db]", "redis://host[/db]" (port 6379) or "unix:///path".
+// Parses "redis://[[user]:password@]host[:port][/db]" (port 6379 by default; credentials
+// percent-encoded) or "unix:///path".
 bool parse_redis_url(const std::string& url, RedisAddress* out, std::string* error);
+
+// The URL with its credentials replaced by "***" (for logs).
+std::string redact_redis_url(const std::string& url);
 
 // Parses "HOST:PORT" (HOST may be empty for all interfaces, or [v6]).
 bool parse_listen(const std::string& text, std::string* host, int* port, std::string* error);

@@ -91,6 +91,17 @@ void RedisLink::on_connect(const redisAsyncContext* ac, int status) noexcept {
   if (self->ever_up_) metrics::get().redis_reconnects.fetch_add(1, std::memory_order_relaxed);
   self->ever_up_ = true;
   RT_LOG(info, "redis connected").kv("link", self->name_);
+  if (!self->addr_.password.empty()) {
+    // First on the connection: every later command runs authenticated.
+    const auto& a = self->addr_;
+    const char* argv[3] = {"AUTH", a.user.c_str(), a.password.c_str()};
+    size_t lens[3] = {4, a.user.size(), a.password.size()};
+    if (a.user.empty()) {
+      argv[1] = argv[2];
+      lens[1] = lens[2];
+    }
+    redisAsyncCommandArgv(self->ac_, on_auth_reply, self, a.user.empty() ? 2 : 3, argv, lens);
+  }
   if (self->addr_.db != 0) {
     std::string db = std::to_string(self->addr_.db);
     const char* argv[] = {"SELECT", db.c_str()};
@@ -99,6 +110,13 @@ void RedisLink::on_connect(const redisAsyncContext* ac, int status) noexcept {
     redisAsyncCommandArgv(self->ac_, nullptr, nullptr, 2, argv, lens);
   }
   if (self->listener_) self->listener_->on_link_up();
+}
+
+void RedisLink::on_auth_reply(redisAsyncContext* ac, void* reply, void* priv) noexcept {
+  auto* r = static_cast<redisReply*>(reply);
+  if (r == nullptr || ac->data == nullptr || r->type != REDIS_REPLY_ERROR) return;
+  // Later commands fail with NOAUTH (answered 503, /healthz 503); say why once per connect.
+  RT_LOG(error, "redis AUTH failed").kv("link", static_cast<RedisLink*>(priv)->name_).kv("error", std::string(r->str, r->len));
 }
 
 void RedisLink::on_disconnect(const redisAsyncContext* ac, int status) noexcept {

@@ -72,6 +72,7 @@ class RedisLink {
 
   static void on_connect(const redisAsyncContext* ac, int status) noexcept;
   static void on_disconnect(const redisAsyncContext* ac, int status) noexcept;
+  static void on_auth_reply(redisAsyncContext* ac, void* reply, void* priv) noexcept;
   static void on_reply(redisAsyncContext* ac, void* reply, void* priv) noexcept;
   static void on_retry_timer(evutil_socket_t, short, void* arg) noexcept;
   static void on_watchdog(evutil_socket_t, short, void* arg) noexcept;

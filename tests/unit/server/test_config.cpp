@@ -81,7 +81,7 @@ static void test_bad_flags(void**) {
       {"--redis", "redis://h:0"},
       {"--redis", "redis://h:70000"},
       {"--redis", "redis://h:1/x"},
-      {"--redis", "redis://:pw@h:1"},
+      {"--redis", "redis://user@h:1"},
       {"--redis", "unix://relative"},
       {"--poll-timeout", "0"},
       {"--poll-timeout", "-1"},
@@ -138,6 +138,17 @@ static void test_redis_urls(void**) {
   assert_true(rt::parse_redis_url("unix:///run/redis.sock", &a, &err));
   assert_true(a.unix_socket);
   assert_string_equal(a.path.c_str(), "/run/redis.sock");
+  assert_true(rt::parse_redis_url("redis://:s%40cret@db.local:6390/1", &a, &err));
+  assert_string_equal(a.password.c_str(), "s@cret");
+  assert_true(a.user.empty());
+  assert_string_equal(a.host.c_str(), "db.local");
+  assert_int_equal(a.port, 6390);
+  assert_true(rt::parse_redis_url("redis://app:pw@h", &a, &err));
+  assert_string_equal(a.user.c_str(), "app");
+  assert_string_equal(a.password.c_str(), "pw");
+  assert_string_equal(rt::redact_redis_url("redis://app:pw@h:1/2").c_str(), "redis://***@h:1/2");
+  assert_string_equal(rt::redact_redis_url("redis://h:1").c_str(), "redis://h:1");
+  assert_false(rt::parse_redis_url("redis://nopassword@h", &a, &err));
   assert_false(rt::parse_redis_url("redis://", &a, &err));
   assert_false(rt::parse_redis_url("redis://[::1", &a, &err));
 }
