@@ -71,6 +71,7 @@ function subscriber(name, channels, shouldStop, deadline) {
 // (while the server is reading the backlog / subscribing), and require that very message.
 async function setupRaceRound(channel, last, delay, label) {
   const pending = poll(at(last), [[channel, last]]);
+  pending.catch(() => {}); // awaited below
   if (delay === 'immediate') await null;
   else if (delay === 'setImmediate') await new Promise((r) => setImmediate(r));
   else await sleep(delay);
@@ -174,8 +175,9 @@ for (const cfg of CONFIGS) describe(`rt-server${cfg.label}`, () => {
   test(`a poll started during a tight publish loop never misses an id${cfg.label}`, { timeout: 90000 }, async () => {
     const c = uniqueChannel('tight');
     let stop = false, latest = 0;
+    let failed = false;
     const publisher = (async () => {
-      for (let i = 0; i < 400; i++) latest = await publishOk(at(i), c, i, { backlog: 10000 });
+      for (let i = 0; i < 400 && !failed; i++) latest = await publishOk(at(i), c, i, { backlog: 10000 });
       stop = true;
     })();
     // Short-lived pollers: each starts at the newest id known from a publish answer (the server
@@ -194,9 +196,12 @@ for (const cfg of CONFIGS) describe(`rt-server${cfg.label}`, () => {
         checked++;
       }
     });
+    // Observe failures at once (the publisher stops), and report them from this test.
+    const polled = Promise.all(pollers.map((p) => p.catch((err) => { failed = true; stop = true; throw err; })));
+    polled.catch(() => {});
     await publisher;
     await publishOk(base, c, 'sentinel', { backlog: 10000 }); // wakes the polls still held
-    await Promise.all(pollers);
+    await polled;
     assert.ok(checked > 50, `only ${checked} polls were checked`);
   });
 

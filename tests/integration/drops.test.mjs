@@ -52,6 +52,7 @@ test('200 held polls whose clients drop their connections are freed within ~2 s'
 
   // The shared channel still works for a new subscriber.
   const pending = poll(base, [[shared, 0]]);
+  pending.catch(() => {}); // awaited below
   await waitHeld(base, (n) => n === baseline + 1);
   const id = await publishOk(base, shared, 'after drops');
   const r = await pending;
@@ -81,6 +82,7 @@ test('polls aborted by the client (fetch AbortController) are freed', { timeout:
   const ctrl = new AbortController();
   const c = uniqueChannel('abort');
   const polls = Array.from({ length: 50 }, (_, i) => poll(base, [[c, 0], [`${c}-${i}`, 0]], { signal: ctrl.signal }));
+  polls.forEach((p) => p.catch(() => {})); // settled below
   await waitHeld(base, (n) => n === baseline + 50, { timeout: 10000, what: '50 fetch polls held' });
   ctrl.abort();
   const settled = await Promise.allSettled(polls);
@@ -92,6 +94,7 @@ test('answered polls leave the gauge too (keep-alive connection stays usable)', 
   const baseline = await heldPolls(base);
   const c = uniqueChannel();
   const pending = Array.from({ length: 20 }, () => poll(base, [[c, 0]]));
+  pending.forEach((p) => p.catch(() => {})); // awaited below
   await waitHeld(base, (n) => n === baseline + 20, { what: '20 polls held' });
   const id = await publishOk(base, c, 'wake all');
   for (const r of await Promise.all(pending)) {

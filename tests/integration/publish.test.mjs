@@ -299,6 +299,7 @@ test('--redis unix:///path: publish and poll over a unix socket', async () => {
   await withServer({ redisUrl: r.unixUrl, pollTimeout: POLL_TIMEOUT }, async (srv) => {
     const c = uniqueChannel('unix');
     const pending = poll(srv.base, [[c, 0]]);
+    pending.catch(() => {}); // awaited below
     const id = await publishOk(srv.base, c, { over: 'unix' });
     assert.deepEqual((await pending).json, { [c]: { status: 'ok', msg: [{ id, payload: { over: 'unix' } }] } });
     const direct = await RedisClient.connect(r.port);

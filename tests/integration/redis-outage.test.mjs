@@ -80,6 +80,7 @@ async function expectWokenAfterRecovery(channel, label) {
   client.close();
   const baseline = await heldPolls(base);
   const pending = poll(base, [[channel, last]]);
+  pending.catch(() => {}); // awaited below
   await waitHeld(base, (n) => n === baseline + 1, { what: `${label}: held after recovery` });
   const t0 = Date.now();
   const id = await publishOk(base, channel, { after: label });
