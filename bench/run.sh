@@ -33,7 +33,7 @@ SCENARIOS=${BENCH_SCENARIOS:-held fanout catchup publish multi}
 if [ "$SMOKE" = 1 ]; then
   DUR=${BENCH_DURATION:-1}; WARM=0.2; HELD=${BENCH_HELD:-200}; FANOUT_NS="100"
   CATCHUP_CONNS=8; PUB_CONNS=8; MULTI_CONNS=2; REDIS_N=2000; FANOUT_ROUNDS=1; GEN_PROCS=1
-  CATCHUP_MANY=""
+  CATCHUP_MANY=""; MULTI_HELD=20
 else
   DUR=${BENCH_DURATION:-10}; WARM=1
   HELD=${BENCH_HELD:-$(( NOFILE - 500 < 50000 ? NOFILE - 500 : 50000 ))}
@@ -42,7 +42,7 @@ else
   # Two generator processes for the closed loops, like wrk -t2 and the servers' two event
   # loops: on a machine shared with other work the scheduler's share goes by thread.
   GEN_PROCS=${BENCH_GEN_PROCS:-2}
-  CATCHUP_MANY=1000
+  CATCHUP_MANY=1000; MULTI_HELD=1000
 fi
 
 for f in "$LOADGEN" "$RT_SERVER"; do
@@ -178,6 +178,12 @@ fi
 if want multi; then
   for t in $TARGETS; do
     lg "$t" multi --channels 200 --conns "$MULTI_CONNS" --procs "$GEN_PROCS" --duration "$DUR" --warmup "$WARM" --channel "$(ch "$t-mu")"
+  done
+  # Held 200-channel polls (pages waiting for a sticker count), one publish to one channel.
+  for r in $(seq 1 "$FANOUT_ROUNDS"); do
+    for t in $TARGETS; do
+      lg "$t" multi-fanout --n "$MULTI_HELD" --channels 200 --channel "$(ch "$t-mf$r")"
+    done
   done
 fi
 

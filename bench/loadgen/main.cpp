@@ -6,6 +6,7 @@
 //   held     hold --n polls, report the server's memory per held poll (--pids: server PIDs;
 //            an nginx master brings its workers)
 //   fanout   hold --n polls on one channel, publish once, time until every poll is answered
+//   multi-fanout  the same with every poll on --channels channels, the publish to one of them
 //   catchup  closed loop of polls answered at once (a newer message is in the backlog)
 //   publish  closed loop of publishes over HTTP
 //   multi    closed loop of --channels-channel polls answered at once (one channel has news)
@@ -216,12 +217,21 @@ std::string read_token(const std::string& path) {
   return t;
 }
 
-// held / fanout: N polls held on one fresh channel.
+// held / fanout / multi-fanout: N polls held on one fresh channel (multi-fanout: each poll on
+// --channels fresh channels, the publish going to the middle one).
 int run_hold(Common& c, bool fanout) {
   size_t n = size_t(c.opt.num("n", 1000));
   std::string channel = c.opt.get("channel", "bench-hold");
   std::string err, catchup, wait;
-  if (!c.target->prepare_channel(channel, &catchup, &wait, &err)) die(err);
+  if (c.opt.mode == "multi-fanout") {
+    size_t k = size_t(c.opt.num("channels", 200));
+    std::vector<std::string> chans;
+    for (size_t i = 0; i < k; i++) chans.push_back(channel + "-" + std::to_string(i));
+    if (!c.target->prepare_multi(chans, &catchup, &wait, &err)) die(err);
+    channel = chans[k / 2];
+  } else if (!c.target->prepare_channel(channel, &catchup, &wait, &err)) {
+    die(err);
+  }
   size_t limit = raise_nofile();
   size_t per_proc = limit > 200 ? limit - 100 : limit;
   size_t procs = (n + per_proc - 1) / per_proc;
@@ -294,7 +304,7 @@ int run_hold(Common& c, bool fanout) {
   std::printf("RESULT mode=%s target=%s n=%zu held=%zu errors=%llu early=%zu ready=%d open_s=%.2f "
               "settle_ms=%llu procs=%zu mem_pss_per_poll=%.0f mem_rss_per_poll=%.0f "
               "pss_before=%llu pss_after=%llu",
-              fanout ? "fanout" : "held", c.tcfg.kind.c_str(), n, held,
+              c.opt.mode.c_str(), c.tcfg.kind.c_str(), n, held,
               (unsigned long long)r.errors, early, ready ? 1 : 0, open_s, (unsigned long long)quiet_ms,
               procs, per_poll_pss, per_poll_rss, (unsigned long long)before.pss_bytes,
               (unsigned long long)after.pss_bytes);
@@ -328,8 +338,8 @@ int run_closed(Common& c) {
     size_t k = size_t(c.opt.num("channels", 200));
     std::vector<std::string> chans;
     for (size_t i = 0; i < k; i++) chans.push_back(channel + "-" + std::to_string(i));
-    std::string catchup;
-    if (!c.target->prepare_multi(chans, &catchup, &err)) die(err);
+    std::string catchup, wait;
+    if (!c.target->prepare_multi(chans, &catchup, &wait, &err)) die(err);
     reqs.push_back(catchup);
   } else {  // plain
     reqs.push_back(make_get(c.tcfg.host, c.opt.get("path", "/floor"), ""));
@@ -394,7 +404,7 @@ int run_request(Common& c) {
 int main(int argc, char** argv) {
   using namespace bench;
   signal(SIGPIPE, SIG_IGN);
-  if (argc < 2) die("usage: rt-loadgen held|fanout|catchup|publish|multi|plain|request --target rt|nchan|plain --port P [--opt v]...");
+  if (argc < 2) die("usage: rt-loadgen held|fanout|multi-fanout|catchup|publish|multi|plain|request --target rt|nchan|plain --port P [--opt v]...");
   Common c;
   c.opt.mode = argv[1];
   for (int i = 2; i < argc; i++) {
@@ -419,7 +429,7 @@ int main(int argc, char** argv) {
   c.target = make_target(c.tcfg, &err);
   if (!c.target) die(err);
   if (m == "held") return run_hold(c, false);
-  if (m == "fanout") return run_hold(c, true);
+  if (m == "fanout" || m == "multi-fanout") return run_hold(c, true);
   if (m == "catchup" || m == "publish" || m == "multi") return run_closed(c);
   if (m == "request") return run_request(c);
   die("unknown mode " + m);

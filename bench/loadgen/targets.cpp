@@ -51,7 +51,7 @@ class RtTarget : public Target {
   }
 
   bool prepare_multi(const std::vector<std::string>& channels, std::string* catchup,
-                     std::string* err) override {
+                     std::string* wait, std::string* err) override {
     std::vector<uint64_t> ids(channels.size());
     for (size_t i = 0; i < channels.size(); i++)
       if (!publish_id(channels[i], bench_payload("m" + std::to_string(i)), &ids[i], err)) return false;
@@ -63,6 +63,8 @@ class RtTarget : public Target {
       target += "c=" + channels[i] + "&m=" + std::to_string(ids[i]);
     }
     *catchup = make_get(cfg_.host, target, "");
+    size_t last_m = target.rfind("&m=");
+    *wait = make_get(cfg_.host, target.substr(0, last_m) + "&m=" + std::to_string(last), "");
     Response r;
     if (!exchange(cfg_, *catchup, "multi-channel check", &r, err)) return false;
     if (r.body.find("\"last\"") == std::string::npos) {
@@ -110,7 +112,7 @@ class NchanTarget : public Target {
   }
 
   bool prepare_multi(const std::vector<std::string>& channels, std::string* catchup,
-                     std::string* err) override {
+                     std::string* wait, std::string* err) override {
     for (size_t i = 0; i < channels.size(); i++)
       if (!publish(channels[i], bench_payload("m" + std::to_string(i)), err)) return false;
     if (!publish(channels.back(), bench_payload("last"), err)) return false;
@@ -127,6 +129,9 @@ class NchanTarget : public Target {
       if (!exchange(cfg_, make_get(cfg_.host, path, pos), "multi-channel walk", &r, err)) return false;
       if (r.body.find("\"last\"") != std::string::npos) {
         *catchup = make_get(cfg_.host, path, pos);
+        std::string end;
+        if (!position_of(r, &end, err)) return false;
+        *wait = make_get(cfg_.host, path, end);
         return true;
       }
       if (!position_of(r, &pos, err)) return false;

@@ -38,9 +38,10 @@ class Target {
   virtual bool prepare_channel(const std::string& channel, std::string* catchup, std::string* wait,
                                std::string* err) = 0;
   // Publishes one message to each fresh channel and a second one to the last; sets *catchup to
-  // a poll of all channels that is answered at once with only that second message.
+  // a poll of all channels that is answered at once with only that second message, and *wait
+  // to a poll of all channels held until the next publish to any of them.
   virtual bool prepare_multi(const std::vector<std::string>& channels, std::string* catchup,
-                             std::string* err) = 0;
+                             std::string* wait, std::string* err) = 0;
   // Publishes once, blocking; true on a 2xx answer.
   bool publish(const std::string& channel, const std::string& body, std::string* err);
 
