@@ -7,7 +7,7 @@ const PLACES = ['harbour', 'ridge', 'valley', 'lake', 'dunes', 'fjord', 'meadow'
 const MOODS = ['Quiet', 'Early', 'Late', 'Cold', 'Golden', 'Misty', 'Windy', 'Still',
   'Hazy', 'Bright', 'Blue', 'Last light on the'];
 const TIMES = ['at dawn', 'at dusk', 'after the rain', 'in October', 'before the storm',
-  'at noon', 'under a full moon', 'in late summer', '', '', ''];
+  'at noon', 'on a clear day', 'in late summer', '', '', ''];
 export const AUTHORS = ['mira', 'jonas', 'aiko', 'tomasz', 'lena', 'ravi', 'ines', 'oskar',
   'nadia', 'felix', 'yuki', 'carmen', 'eli', 'sofia', 'malik', 'greta'];
 const REMARKS = [
