@@ -114,7 +114,13 @@ void Hub::handle_reply(redisReply* r) noexcept {
   if ((is_sub || is_unsub) && !in_flight_.empty()) in_flight_.pop_front();
   if (name == sentinel_) {
     if (type == "message") {
-      ping_awaited_ms_ = 0;  // the connection delivers
+      // The connection delivers. (The message may come before the PUBLISH's own reply on the
+      // command link: the sequence number tells on_ping_published it already arrived.)
+      uint64_t seq = 0;
+      if (r->element[2]->type == REDIS_REPLY_STRING &&
+          proto::parse_id(std::string_view(r->element[2]->str, r->element[2]->len), &seq) && seq > ping_seen_)
+        ping_seen_ = seq;
+      ping_awaited_ms_ = 0;
     } else if (is_sub) {
       sentinel_confirmed_ = true;
       RT_LOG(debug, "pub/sub hub ready").kv("link", link_.name());
@@ -175,8 +181,12 @@ void Hub::on_ping_published(redisReply* reply, void* priv) noexcept {
   // count of 0 receivers means our subscription is gone: it will time out the same way).
   // A ping sent before the pub/sub connection was replaced proves nothing about the new one.
   if (reply != nullptr && reply->type == REDIS_REPLY_INTEGER && self->ping_awaited_ms_ == 0 &&
-      self->ping_epoch_ == self->epoch_ && self->link_.up())
-    self->ping_awaited_ms_ = now_ms();
+      self->ping_epoch_ == self->epoch_ && self->link_.up()) {
+    if (self->ping_seen_ < self->ping_seq_)
+      self->ping_awaited_ms_ = now_ms();
+    else
+      RT_LOG(debug, "liveness ping arrived before its PUBLISH reply").kv("link", self->link_.name());
+  }
 }
 
 void Hub::tick() noexcept {
@@ -196,8 +206,9 @@ void Hub::tick() noexcept {
   }
   if (pinger_ && sentinel_confirmed_ && !ping_in_flight_ && ping_awaited_ms_ == 0 &&
       now - last_ping_ms_ >= kPingEveryMs) {
-    const char* argv[] = {"PUBLISH", sentinel_.c_str(), "ping"};
-    size_t lens[] = {7, sentinel_.size(), 4};
+    std::string seq = std::to_string(++ping_seq_);
+    const char* argv[] = {"PUBLISH", sentinel_.c_str(), seq.c_str()};
+    size_t lens[] = {7, sentinel_.size(), seq.size()};
     if (pinger_->command(on_ping_published, this, 3, argv, lens)) {
       ping_in_flight_ = true;
       ping_epoch_ = epoch_;

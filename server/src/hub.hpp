@@ -90,6 +90,8 @@ class Hub : public RedisLink::Listener {
   uint64_t last_ping_ms_ = 0;      // when the last ping was published
   uint64_t ping_awaited_ms_ = 0;   // when Redis ran the PUBLISH of a ping not yet received (0: none)
   bool ping_in_flight_ = false;
+  uint64_t ping_seq_ = 0;          // sequence number of the last ping sent (its payload)
+  uint64_t ping_seen_ = 0;         // highest ping sequence number received on pub/sub
   uint64_t epoch_ = 0;             // bumped whenever the pub/sub connection goes up or down
   uint64_t ping_epoch_ = 0;        // epoch_ when the ping in flight was sent
   std::string prefix_;
