@@ -99,11 +99,18 @@ ch() { echo "b$RUN_ID-$1"; }
 # Memory per held poll first, each target on a freshly started server.
 want() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 
-# Memory per held poll first, each target on a freshly started server.
+# Memory per held poll first, each measurement on a freshly started server (memory freed by
+# an earlier scenario would be reused and flatter the figure).
 for t in $TARGETS; do
   fresh "$t"
   if want held; then lg "$t" held --n "$HELD" --channel "$(ch "$t-held")"; fi
 done
+if want multi; then
+  for t in $TARGETS; do
+    fresh "$t"
+    LG_TAG=fresh lg "$t" multi-fanout --n "$MULTI_HELD" --channels 200 --channel "$(ch "$t-mfm")"
+  done
+fi
 [ -n "$NGINX_PID" ] || start_nginx
 
 # Then scenario by scenario, the targets one after the other and the floor right after them,
