@@ -13,7 +13,6 @@ CXX        ?= g++
 CXXSTD     := -std=c++17
 WARN       := -Wall -Wextra -Wno-unused-parameter
 OPT        ?= -O2 -g
-PKGS       := libevent libhiredis jansson
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 # Stamp files: set-up runs once per machine state, skipped when everything is present.

@@ -19,34 +19,6 @@ struct FreeDeleter {
 };
 using CString = std::unique_ptr<char, FreeDeleter>;
 
-int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Percent-decodes `in` into *out ('+' is a space, as in forms). False on a bad escape.
-bool percent_decode(std::string_view in, std::string* out) {
-  out->clear();
-  out->reserve(in.size());
-  for (size_t i = 0; i < in.size(); ++i) {
-    char c = in[i];
-    if (c == '%') {
-      if (i + 2 >= in.size()) return false;
-      int hi = hex_value(in[i + 1]), lo = hex_value(in[i + 2]);
-      if (hi < 0 || lo < 0) return false;
-      out->push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
-    } else if (c == '+') {
-      out->push_back(' ');
-    } else {
-      out->push_back(c);
-    }
-  }
-  return true;
-}
-
 size_t decimal_length(uint64_t v) noexcept {
   size_t n = 1;
   while (v >= 10) {
@@ -100,6 +72,34 @@ std::string dump_compact(const json_t* j) {
 
 }  // namespace
 
+namespace {
+int hex_value(char c) noexcept {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+}  // namespace
+
+bool percent_decode(std::string_view in, bool plus_is_space, std::string* out) {
+  out->clear();
+  out->reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (c == '%') {
+      if (i + 2 >= in.size()) return false;
+      int hi = hex_value(in[i + 1]), lo = hex_value(in[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      c = static_cast<char>(hi * 16 + lo);
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      c = ' ';
+    }
+    out->push_back(c);
+  }
+  return true;
+}
+
 bool valid_channel_name(std::string_view name) noexcept {
   if (name.empty() || name.size() > kMaxChannelName) return false;
   for (char c : name) {
@@ -145,7 +145,7 @@ QueryError parse_rt_query(std::string_view query, size_t max_channels,
     size_t eq = part.find('=');
     std::string_view raw_key = part.substr(0, eq);
     std::string_view raw_value = eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1);
-    if (!percent_decode(raw_key, &key) || !percent_decode(raw_value, &value))
+    if (!percent_decode(raw_key, true, &key) || !percent_decode(raw_value, true, &value))
       return fail("malformed percent-encoding in the query string");
 
     if (key == "cachebreak") continue;

@@ -19,6 +19,10 @@ namespace rt::proto {
 constexpr uint64_t kMaxId = (uint64_t{1} << 53) - 1;  // ids are exact in a JS number
 constexpr size_t kMaxChannelName = 128;
 
+// Decodes the %XX escapes of a URL component into *out ('+' becomes a space when
+// `plus_is_space`, as in query strings). False on a malformed escape (*out unspecified).
+bool percent_decode(std::string_view in, bool plus_is_space, std::string* out);
+
 // True when `name` is 1..128 bytes of A-Z a-z 0-9 _ . : -
 bool valid_channel_name(std::string_view name) noexcept;
 

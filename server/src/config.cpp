@@ -1,6 +1,6 @@
 #include "config.hpp"
+#include "protocol/protocol.hpp"
 
-#include "percent.hpp"
 
 #include <cerrno>
 #include <cmath>
@@ -99,8 +99,8 @@ bool parse_redis_url(const std::string& url, RedisAddress* out, std::string* err
     std::string userinfo = hostport.substr(0, at);
     hostport = hostport.substr(at + 1);
     size_t colon = userinfo.find(':');
-    if (colon == std::string::npos || !percent_decode(userinfo.substr(0, colon), false, &a.user) ||
-        !percent_decode(userinfo.substr(colon + 1), false, &a.password) || a.password.empty()) {
+    if (colon == std::string::npos || !proto::percent_decode(userinfo.substr(0, colon), false, &a.user) ||
+        !proto::percent_decode(userinfo.substr(colon + 1), false, &a.password) || a.password.empty()) {
       *error = "--redis: credentials must be redis://[user]:password@host...";
       return false;
     }

@@ -9,7 +9,6 @@
 #include "json_check.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
-#include "percent.hpp"
 #include "protocol/protocol.hpp"
 #include "scripts.hpp"
 
@@ -81,8 +80,8 @@ bool parse_publish_query(std::string_view query, uint32_t default_backlog, std::
     }
     size_t eq = part.find('=');
     std::string name, value;
-    if (!percent_decode(part.substr(0, eq), true, &name) ||
-        !percent_decode(eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1), true, &value)) {
+    if (!proto::percent_decode(part.substr(0, eq), true, &name) ||
+        !proto::percent_decode(eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1), true, &value)) {
       *error = "bad percent-encoding in the query";
       return false;
     }

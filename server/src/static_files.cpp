@@ -1,4 +1,5 @@
 #include "static_files.hpp"
+#include "protocol/protocol.hpp"
 
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
@@ -8,7 +9,6 @@
 
 #include "http_reply.hpp"
 #include "metrics.hpp"
-#include "percent.hpp"
 
 namespace rt {
 
@@ -21,7 +21,7 @@ bool ends_with(std::string_view s, std::string_view suffix) {
 bool sanitize_static_path(std::string_view url_path, std::string* rel) {
   if (url_path.empty() || url_path[0] != '/' || url_path.size() > 4096) return false;
   std::string decoded;
-  if (!percent_decode(url_path, false, &decoded)) return false;
+  if (!proto::percent_decode(url_path, false, &decoded)) return false;
   for (char c : decoded)
     if (c == '\0' || c == '\\') return false;
   std::string out;
