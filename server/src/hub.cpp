@@ -105,6 +105,7 @@ void Hub::on_sub_reply(redisAsyncContext* ac, void* reply, void* priv) noexcept 
 }
 
 void Hub::handle_reply(redisReply* r) noexcept {
+  last_rx_ms_ = now_ms();
   if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || r->element[0]->type != REDIS_REPLY_STRING ||
       r->element[1]->type != REDIS_REPLY_STRING)
     return;
@@ -197,9 +198,11 @@ void Hub::tick() noexcept {
     link_.kill(in_flight_.empty() ? "pub/sub send failed" : "pub/sub timeout");  // -> on_link_down
     return;
   }
-  // Liveness: a ping published on the command link must arrive here. Generous deadline (a
-  // busy connection delivers a backlog of messages first).
-  if (ping_awaited_ms_ != 0 && now - ping_awaited_ms_ > 3 * timeout_ms_) {
+  // Liveness: a ping published on the command link must arrive here. Generous deadline, and
+  // only a connection that has also delivered nothing else for a timeout counts as silent:
+  // under a flood of messages a busy server reads its backlog first, and the ping sits
+  // behind it in Redis's output buffer (pub/sub keeps order), late but not lost.
+  if (ping_awaited_ms_ != 0 && now - ping_awaited_ms_ > 3 * timeout_ms_ && now - last_rx_ms_ > timeout_ms_) {
     ping_awaited_ms_ = 0;
     link_.kill("pub/sub silent (liveness ping not delivered)");
     return;

@@ -89,6 +89,7 @@ class Hub : public RedisLink::Listener {
   RedisLink* pinger_;
   uint64_t last_ping_ms_ = 0;      // when the last ping was published
   uint64_t ping_awaited_ms_ = 0;   // when Redis ran the PUBLISH of a ping not yet received (0: none)
+  uint64_t last_rx_ms_ = 0;        // when the pub/sub connection last delivered anything
   bool ping_in_flight_ = false;
   uint64_t ping_seq_ = 0;          // sequence number of the last ping sent (its payload)
   uint64_t ping_seen_ = 0;         // highest ping sequence number received on pub/sub
