@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # make run: a private redis-server (its own free port, data under run/) and rt-server on
-# 127.0.0.1:${RT_PORT:-8080} with a generated publish token (run/token). Prints the URLs and
-# ready-to-paste curl commands. Ctrl-C stops everything this script started (by PID).
+# 127.0.0.1:${RT_PORT:-8080} with a generated publish token (run/token), and the demo site
+# (web/, its backend on 127.0.0.1:${DEMO_PORT:-8090}). Prints the URLs and ready-to-paste
+# curl commands. Ctrl-C stops everything this script started (by PID).
 #
 # Environment: RT_PORT (rt-server's port, default 8080), RT_BIN (default build/rt-server),
 # RT_ARGS (extra rt-server flags, e.g. "--log-level debug"), RT_CORS_ORIGIN (an origin
-# allowed to poll cross-origin, e.g. a demo backend's).
+# allowed to poll cross-origin; default the demo site's), DEMO_PORT (the demo site's port,
+# default 8090; DEMO_PORT=0 runs without the demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 RUN_DIR=$ROOT/run
 RT_PORT=${RT_PORT:-8080}
 RT_BIN=${RT_BIN:-build/rt-server}
+DEMO_PORT=${DEMO_PORT:-8090}
 mkdir -p "$RUN_DIR/redis"
 
 PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3  # pyenv shims can take seconds to start
@@ -32,6 +35,15 @@ wait_for() {  # wait_for <what> <tries> <command...>: retry every 0.1 s
 if port_taken "$RT_PORT"; then
   echo "run.sh: 127.0.0.1:$RT_PORT is taken; choose another port with RT_PORT=..." >&2
   exit 1
+fi
+if [ "$DEMO_PORT" != 0 ]; then
+  [ -f build/client/rt-client.mjs ] || { echo "run.sh: build/client is missing: run 'make client' first" >&2; exit 1; }
+  if port_taken "$DEMO_PORT"; then
+    echo "run.sh: 127.0.0.1:$DEMO_PORT is taken; choose another port with DEMO_PORT=..." >&2
+    exit 1
+  fi
+  # The demo's pages poll rt-server cross-origin.
+  RT_CORS_ORIGIN=${RT_CORS_ORIGIN:-http://127.0.0.1:$DEMO_PORT}
 fi
 
 # Everything started below is stopped by PID on exit, Ctrl-C or kill.
@@ -60,8 +72,12 @@ fi
 TOKEN=$(cat "$RUN_DIR/token")
 RT_FLAGS=(--listen "127.0.0.1:$RT_PORT" --redis "redis://127.0.0.1:$REDIS_PORT"
           --publish-token-file "$RUN_DIR/token")
-if [ -d web/public ]; then RT_FLAGS+=(--web web/public)
-elif [ -d web ]; then RT_FLAGS+=(--web web); fi
+# The demo backend serves web/ itself (pages, client, API); rt-server serves it only
+# without the demo.
+if [ "$DEMO_PORT" = 0 ]; then
+  if [ -d web/public ]; then RT_FLAGS+=(--web web/public)
+  elif [ -d web ]; then RT_FLAGS+=(--web web); fi
+fi
 [ -n "${RT_CORS_ORIGIN:-}" ] && RT_FLAGS+=(--cors-origin "$RT_CORS_ORIGIN")
 # shellcheck disable=SC2206
 [ -n "${RT_ARGS:-}" ] && RT_FLAGS+=($RT_ARGS)
@@ -69,7 +85,16 @@ elif [ -d web ]; then RT_FLAGS+=(--web web); fi
 PIDS+=($!)
 wait_for "rt-server" 100 curl -sf "http://127.0.0.1:$RT_PORT/healthz"
 
-# --- more processes (e.g. a demo backend) go here: start them, append their PIDs to PIDS ---
+# --- the demo site: pages, client and API on one origin; publishes with run/token ----------
+DEMO=http://127.0.0.1:$DEMO_PORT
+if [ "$DEMO_PORT" != 0 ]; then
+  node web/backend/server.mjs --port "$DEMO_PORT" --rt-url "http://127.0.0.1:$RT_PORT" \
+    --token-file "$RUN_DIR/token" --client-dir build/client > "$RUN_DIR/demo.log" 2>&1 &
+  PIDS+=($!)
+  wait_for "demo backend" 100 curl -sf "$DEMO/api/config"
+fi
+
+# --- more processes go here: start them, append their PIDs to PIDS ---------------------------
 
 BASE=http://127.0.0.1:$RT_PORT
 cat <<INFO
@@ -80,6 +105,13 @@ rt is running (Ctrl-C stops it)
   health       $BASE/healthz
   metrics      $BASE/metrics
   token        run/token
+INFO
+if [ "$DEMO_PORT" != 0 ]; then
+  cat <<INFO
+  demo site    $DEMO/   (a thread: $DEMO/thread.html?id=1; log: run/demo.log)
+INFO
+fi
+cat <<INFO
 
 Publish a message:
   curl -s -X POST -H "Authorization: Bearer \$(cat run/token)" -H 'Content-Type: application/json' \\
