@@ -7,6 +7,7 @@
 // (ASan/UBSan/LSan) in any rt-server log fail the file, and each file ends with an explicit
 // clean-shutdown check (exit code 0 after SIGTERM, no sanitizer report).
 
+import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -388,6 +389,17 @@ export async function publishOk(base, channel, payload, opts = {}) {
 
 // ---------------------------------------------------------------------------------------
 // Metrics (Prometheus text format)
+
+// The closing check of every file: after all it went through, the server still answers
+// /healthz and serves a fresh publish to a fresh poll.
+export async function assertStillServes(base) {
+  const h = await fetch(base + '/healthz');
+  assert.equal(h.status, 200, '/healthz');
+  const c = uniqueChannel();
+  const id = await publishOk(base, c, 'final');
+  const r = await poll(base, [[c, 0]]);
+  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id, payload: 'final' }] } });
+}
 
 export async function metricsText(base) {
   const r = await fetch(base + '/metrics');
