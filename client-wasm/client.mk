@@ -49,7 +49,7 @@ $(JANSSON_WASM_LIB): $(JANSSON_SRC_STAMP) client-wasm/client.mk
 	  > $$tmp/include/jansson_private_config.h; \
 	cp $$src/jansson.h $$tmp/include/; \
 	for f in $(JANSSON_C_FILES); do \
-	  $(EMCC) -Oz -flto -DHAVE_CONFIG_H=1 -Dstrtod=rt_strtod -Dsnprintf=rt_snprintf -Dvsnprintf=rt_vsnprintf -I$$tmp/include -I$$src -c $$src/$$f \
+	  $(EMCC) -Oz -flto -DNDEBUG -DHAVE_CONFIG_H=1 -Dstrtod=rt_strtod -Dsnprintf=rt_snprintf -Dvsnprintf=rt_vsnprintf -I$$tmp/include -I$$src -c $$src/$$f \
 	    -o $$tmp/obj/$${f%.c}.o; \
 	done; \
 	$(EMENV) emar rcs $$tmp/lib/libjansson.a $$tmp/obj/*.o; \
@@ -74,7 +74,7 @@ $(CLIENT_TOOLS_STAMP): client-wasm/package.json client-wasm/package-lock.json
 	mv $$tmp $(CLIENT_TOOLS); rm -rf $(CLIENT_TOOLS).old
 
 # --- the wasm module and the JS API --------------------------------------------------------
-CLIENT_WASM_FLAGS := -Oz -flto --closure 1 --bind -sMODULARIZE=1 -sEXPORT_ES6=1 -sEXPORT_NAME=createRtCore \
+CLIENT_WASM_FLAGS := -Oz -flto -DNDEBUG --closure 1 --bind -sMODULARIZE=1 -sEXPORT_ES6=1 -sEXPORT_NAME=createRtCore \
   -sENVIRONMENT=web,worker -sFILESYSTEM=0 -sMALLOC=emmalloc -sALLOW_MEMORY_GROWTH=1 \
   -sDYNAMIC_EXECUTION=0 -sINCOMING_MODULE_JS_API=wasmBinary,locateFile \
   -sBINARYEN_EXTRA_PASSES=--converge

@@ -17,7 +17,7 @@ function loadModule(wasmBinary) {
 }
 
 const CORE_OPTIONS = [
-  'baseUrl', 'path', 'urlBudget', 'maxChannelsPerPoll', 'pollTimeoutMs', 'deadlineMarginMs',
+  'baseUrl', 'path', 'urlBudget', 'maxChannelsPerPoll', 'pollTimeoutMs', 'deadlineMarginMs', 'liveAfterMs',
   'firstRetryMaxMs', 'backoffBaseMs', 'backoffCapMs', 'maxRetryAfterMs', 'settleMs', 'closest',
 ];
 

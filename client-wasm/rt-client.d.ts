@@ -44,6 +44,8 @@ export interface ClientOptions {
   pollTimeoutMs?: number;
   /** A poll with no answer after pollTimeoutMs + deadlineMarginMs is aborted and retried. Default 5000. */
   deadlineMarginMs?: number;
+  /** A poll held this long without an error counts as connected (status 'live'). Default 2000. */
+  liveAfterMs?: number;
   /** First retry after a failure: random in [0, firstRetryMaxMs]. Default 200. */
   firstRetryMaxMs?: number;
   /** Later retries: random in [0, min(backoffCapMs, backoffBaseMs * 2^(n-1))]. Defaults 250 / 10000. */

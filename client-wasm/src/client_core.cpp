@@ -31,6 +31,7 @@ bool validate_config(const Config& cfg, std::string* detail) {
   if (cfg.max_channels_per_poll < 1) return fail("maxChannelsPerPoll must be at least 1");
   if (cfg.poll_timeout_ms < 1) return fail("pollTimeoutMs must be positive");
   if (cfg.deadline_margin_ms < 0) return fail("deadlineMarginMs must not be negative");
+  if (cfg.live_after_ms <= 0) return fail("liveAfterMs must be positive");
   const BackoffConfig& b = cfg.backoff;
   if (b.first_retry_max_ms < 0) return fail("firstRetryMaxMs must not be negative");
   if (b.base_ms < 1) return fail("backoffBaseMs must be positive");
@@ -148,6 +149,7 @@ bool ClientCore::start_slot(Millis now, Slot& slot, Actions* out) {
   slot.poll_id = next_poll_id_++;
   slot.url = std::move(url);
   slot.deadline = now + cfg_.poll_timeout_ms + cfg_.deadline_margin_ms;
+  slot.started_at = now;
   slot.retry_at = -1;
   Action a;
   a.kind = ActionKind::start_poll;
@@ -295,6 +297,14 @@ void ClientCore::on_timer(Millis now, Actions* out) {
       fail_slot(now, s, ConnState::retrying, 0, "no answer before the deadline", -1, false);
     }
   }
+  // A poll held long enough without an error: the server has it, the link is up (its
+  // backoff streak stays until a real answer, in case the server drops held polls).
+  for (Slot& s : slots_) {
+    if (s.poll_id != 0 && s.started_at >= 0 && s.started_at + cfg_.live_after_ms <= now) {
+      s.failing = false;
+      healthy_ = true;
+    }
+  }
   if (online_)
     for (Slot& s : slots_)
       if (s.poll_id == 0 && s.retry_at >= 0 && s.retry_at <= now) s.retry_at = -1;  // due: start
@@ -386,8 +396,12 @@ Millis ClientCore::next_wake() const {
     if (t >= 0 && (wake < 0 || t < wake)) wake = t;
   };
   for (const Slot& s : slots_) {
-    if (s.poll_id != 0) take(s.deadline);
-    else if (online_) take(s.retry_at);
+    if (s.poll_id != 0) {
+      take(s.deadline);
+      if ((!healthy_ || s.failing) && s.started_at >= 0) take(s.started_at + cfg_.live_after_ms);
+    } else if (online_) {
+      take(s.retry_at);
+    }
   }
   take(settle_at_);
   return wake;

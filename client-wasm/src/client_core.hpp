@@ -41,6 +41,10 @@ struct Config {
   size_t max_channels_per_poll = 500;  // the server's default limit per request
   Millis poll_timeout_ms = 30000;      // the server's poll timeout
   Millis deadline_margin_ms = 5000;    // client-side deadline = poll timeout + this
+  // A poll the server has held this long without an error shows the link is up: the server
+  // answers errors (503, 4xx) at once, so a quiet page is "live" after this, not only after
+  // its first answer (which may take a whole poll timeout).
+  Millis live_after_ms = 2000;
   BackoffConfig backoff;
   Millis settle_ms = 1000;  // scrolling counts as stopped after this long without events
   size_t closest = 40;      // channels kept after scrolling settles
@@ -107,6 +111,7 @@ class ClientCore {
     uint64_t poll_id = 0;  // the request in flight, 0 when none
     std::string url;       // of the request in flight
     Millis deadline = -1;  // in flight: when to give up
+    Millis started_at = -1;  // in flight: when it started
     Millis retry_at = -1;  // not in flight: when to try again (-1: start at the next pump)
     Backoff backoff;
     bool failing = false;  // the latest attempt failed (cleared by a success)

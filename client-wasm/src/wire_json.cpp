@@ -198,6 +198,7 @@ bool config_from_json(std::string_view json, Config* cfg, std::string* detail) {
       Millis* target = nullptr;
       if (k == "pollTimeoutMs") target = &cfg->poll_timeout_ms;
       else if (k == "deadlineMarginMs") target = &cfg->deadline_margin_ms;
+      else if (k == "liveAfterMs") target = &cfg->live_after_ms;
       else if (k == "firstRetryMaxMs") target = &cfg->backoff.first_retry_max_ms;
       else if (k == "backoffBaseMs") target = &cfg->backoff.base_ms;
       else if (k == "backoffCapMs") target = &cfg->backoff.cap_ms;

@@ -274,28 +274,28 @@ bool parse_response(std::string_view body, std::vector<ReceivedEntry>* out, std:
   json_error_t err;
   JsonPtr root(load_json(body, &err));
   if (!root) return fail(std::string("invalid JSON: ") + err.text);
-  if (!json_is_object(root.get())) return fail("response is not a JSON object");
+  if (!json_is_object(root.get())) return fail("not a JSON object");
 
   const char* name;
   json_t* value;
   json_object_foreach(root.get(), name, value) {
     ReceivedEntry entry;
     entry.channel = name;
-    if (!valid_channel_name(entry.channel)) return fail("invalid channel name in response");
-    if (!json_is_object(value)) return fail("entry for '" + entry.channel + "' is not an object");
+    if (!valid_channel_name(entry.channel)) return fail("bad channel name");
+    if (!json_is_object(value)) return fail(entry.channel + ": not an object");
     const char* status = json_string_value(json_object_get(value, "status"));
-    if (!status) return fail("entry for '" + entry.channel + "' has no status");
+    if (!status) return fail(entry.channel + ": no status");
     std::string_view st(status);
     if (st == "ok") {
       entry.status = EntryStatus::ok;
     } else if (st == "reset") {
       entry.status = EntryStatus::reset;
-      if (!json_id(value, "id", 0, &entry.id)) return fail("reset for '" + entry.channel + "' has no valid id");
+      if (!json_id(value, "id", 0, &entry.id)) return fail(entry.channel + ": bad reset id");
     } else {
-      return fail("entry for '" + entry.channel + "' has unknown status");
+      return fail(entry.channel + ": bad status");
     }
     const json_t* msgs = json_object_get(value, "msg");
-    if (!json_is_array(msgs)) return fail("entry for '" + entry.channel + "' has no msg array");
+    if (!json_is_array(msgs)) return fail(entry.channel + ": no msg array");
     size_t i;
     const json_t* m;
     uint64_t prev = 0;
@@ -303,14 +303,14 @@ bool parse_response(std::string_view body, std::vector<ReceivedEntry>* out, std:
       ReceivedMessage rm;
       const json_t* payload = json_object_get(m, "payload");
       if (!json_is_object(m) || !payload || !json_id(m, "id", 1, &rm.id))
-        return fail("message in '" + entry.channel + "' lacks a valid id or payload");
-      if (rm.id <= prev) return fail("messages in '" + entry.channel + "' are not ascending");
+        return fail(entry.channel + ": bad message");
+      if (rm.id <= prev) return fail(entry.channel + ": ids not ascending");
       prev = rm.id;
       rm.payload_json = dump_compact(payload);
       entry.msgs.push_back(std::move(rm));
     }
     if (entry.status == EntryStatus::ok && entry.msgs.empty())
-      return fail("ok entry for '" + entry.channel + "' has no messages");
+      return fail(entry.channel + ": empty ok");
     out->push_back(std::move(entry));
   }
   return true;

@@ -153,6 +153,41 @@ static void test_deadline(void** state) {
   assert_int_equal(h.page.size(), before);
 }
 
+// A quiet page is live once the server has held its poll for liveAfterMs without an error,
+// not only after the first answer (a whole poll timeout later); a server that fails at
+// once never looks live; a held retry turns "retrying" into "live".
+static void test_held_poll_counts_as_live(void** state) {
+  (void)state;
+  Config cfg = test_config();
+  cfg.poll_timeout_ms = 25000;
+  SimHost h(cfg);
+  h.subscribe("a");
+  h.settle();
+  assert_int_equal(static_cast<int>(h.status().state), static_cast<int>(ConnState::connecting));
+  h.advance(cfg.live_after_ms - 1);
+  assert_int_equal(static_cast<int>(h.status().state), static_cast<int>(ConnState::connecting));
+  h.advance(1);
+  assert_int_equal(static_cast<int>(h.status().state), static_cast<int>(ConnState::live));
+
+  // The server starts failing: retrying; a retry it holds again: live again.
+  h.respond(h.only_poll(), 503, "{\"error\":\"redis down\"}");
+  assert_int_equal(static_cast<int>(h.status().state), static_cast<int>(ConnState::retrying));
+  h.advance(200);
+  assert_int_equal(h.in_flight.size(), 1);
+  h.advance(cfg.live_after_ms);
+  assert_int_equal(static_cast<int>(h.status().state), static_cast<int>(ConnState::live));
+
+  // Failing at once, every time: never live.
+  SimHost f(cfg);
+  f.subscribe("a");
+  f.settle();
+  for (int i = 0; i < 6; i++) {
+    f.net_error(f.only_poll());
+    assert_int_equal(static_cast<int>(f.status().state), static_cast<int>(ConnState::retrying));
+    while (f.in_flight.empty()) f.advance(50);
+  }
+}
+
 static void test_4xx_is_an_error_status_without_spinning(void** state) {
   (void)state;
   SimHost h(test_config());
@@ -511,6 +546,7 @@ int main(void) {
       cmocka_unit_test(test_backoff_sequence_and_reset_after_success),
       cmocka_unit_test(test_5xx_and_retry_after),
       cmocka_unit_test(test_deadline),
+      cmocka_unit_test(test_held_poll_counts_as_live),
       cmocka_unit_test(test_4xx_is_an_error_status_without_spinning),
       cmocka_unit_test(test_offline_online),
       cmocka_unit_test(test_visible_after_deadline_retries_at_once),
