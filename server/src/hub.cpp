@@ -142,15 +142,25 @@ void Hub::handle_reply(redisReply* r) noexcept {
   if (type == "message") {
     metrics::get().pubsub_messages.fetch_add(1, std::memory_order_relaxed);
     if (r->element[2]->type != REDIS_REPLY_STRING) return;
-    proto::Message msg;
-    msg.json.assign(r->element[2]->str, r->element[2]->len);
+    std::shared_ptr<SharedMessage> shared;
+    try {
+      shared = std::make_shared<SharedMessage>();
+      shared->msg.json.assign(r->element[2]->str, r->element[2]->len);
+    } catch (...) {
+      // Out of memory: the message cannot be passed on. Polls would miss it silently, so
+      // drop the connection: every open poll is answered 503 and retries from its last id.
+      link_down_pending_ = true;
+      return;
+    }
+    proto::Message& msg = shared->msg;
     if (!check_message(msg.json, &msg.id)) {
       metrics::get().invalid_messages.fetch_add(1, std::memory_order_relaxed);
       RT_LOG(warn, "invalid message on pub/sub, skipped").kv("channel", channel).kv("message", msg.json.substr(0, 200));
       return;
     }
     c.mirror.on_message(msg);  // before the listeners: a poll woken now sees the same N
-    for (auto& kv : c.listeners) kv.first->on_message(kv.second, msg);
+    SharedMessagePtr ptr(std::move(shared));
+    for (auto& kv : c.listeners) kv.first->on_message(kv.second, ptr);
   } else if (is_sub) {
     if (c.state != SubState::subscribing) return;
     set_state(c, SubState::subscribed);

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <deque>
+#include <memory>
 #include <string>
 #include <unordered_map>
 
@@ -25,6 +26,16 @@
 
 namespace rt {
 
+// A message received on pub/sub, shared by every listener of its channel: one copy per
+// worker, not one per poll. `single_body` caches the whole /rt answer of a single-channel
+// poll that gets just this message (the fan-out case), built by the first poll that needs
+// it and sent as is by the others. Only touched from the worker's own thread.
+struct SharedMessage {
+  proto::Message msg;
+  mutable std::string single_body;
+};
+using SharedMessagePtr = std::shared_ptr<const SharedMessage>;
+
 // A party interested in channels (a poll). Callbacks only record facts and schedule work:
 // they must not call Hub::add/remove (the hub is iterating its tables).
 class HubListener {
@@ -32,8 +43,9 @@ class HubListener {
   virtual ~HubListener() = default;
   // The channel at index `idx` (as given to add) is now confirmed subscribed by Redis.
   virtual void on_subscribed(size_t idx) noexcept = 0;
-  // A valid message arrived on the channel at `idx`.
-  virtual void on_message(size_t idx, const proto::Message& msg) noexcept = 0;
+  // A valid message arrived on the channel at `idx`. Keep `msg` (a shared reference) if
+  // needed beyond the call.
+  virtual void on_message(size_t idx, const SharedMessagePtr& msg) noexcept = 0;
   // The subscribe connection was lost: messages may have been missed. The listener is
   // already removed from every channel when this is called.
   virtual void on_hub_lost() noexcept = 0;

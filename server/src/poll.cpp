@@ -107,7 +107,8 @@ void Poll::on_subscribed(size_t idx) noexcept {
   if (unconfirmed_ > 0 && --unconfirmed_ == 0) w_.defer(this);
 }
 
-void Poll::on_message(size_t idx, const proto::Message& msg) noexcept {
+void Poll::on_message(size_t idx, const SharedMessagePtr& shared) noexcept {
+  const proto::Message& msg = shared->msg;
   if (state_ == State::done || idx >= chans_.size()) return;
   Chan& c = chans_[idx];
   if (msg.id <= c.last) {
@@ -120,12 +121,12 @@ void Poll::on_message(size_t idx, const proto::Message& msg) noexcept {
     }
     return;
   }
-  if (!c.pending.empty() && msg.id <= c.pending.back().id) return;  // duplicate
+  if (!c.pending.empty() && msg.id <= c.pending.back()->msg.id) return;  // duplicate
   if (c.pending.size() >= kMaxPending) {
     c.overflow = true;
   } else {
     try {
-      c.pending.push_back(msg);
+      c.pending.push_back(shared);
     } catch (...) {
       c.overflow = true;
     }
@@ -339,7 +340,7 @@ void Poll::evaluate_round() noexcept {
         entries.push_back(std::move(e));
       } else {
         // Nothing new up to N == last: pub/sub copies of those ids are old news.
-        while (!c.pending.empty() && c.pending.front().id <= c.last) c.pending.erase(c.pending.begin());
+        while (!c.pending.empty() && c.pending.front()->msg.id <= c.last) c.pending.erase(c.pending.begin());
       }
       c.after.clear();
     }
@@ -375,20 +376,34 @@ void Poll::evaluate_pending() noexcept {
   try {
     for (Chan& c : chans_) {
       size_t drop = 0;
-      while (drop < c.pending.size() && c.pending[drop].id <= c.last) drop++;
+      while (drop < c.pending.size() && c.pending[drop]->msg.id <= c.last) drop++;
       if (drop) c.pending.erase(c.pending.begin(), c.pending.begin() + long(drop));
       if (c.overflow) gap = true;
       if (c.pending.empty()) continue;
-      if (c.pending.front().id != c.last + 1) {
+      if (c.pending.front()->msg.id != c.last + 1) {
         gap = true;  // never guess: read what Redis has
         continue;
       }
       size_t run = 1;
-      while (run < c.pending.size() && c.pending[run].id == c.pending[run - 1].id + 1) run++;
+      while (run < c.pending.size() && c.pending[run]->msg.id == c.pending[run - 1]->msg.id + 1) run++;
+      if (chans_.size() == 1 && run == 1 && !c.overflow) {
+        // The fan-out case: one channel, one new message. Every poll of this channel that
+        // was at the same id sends the same bytes: build them once (SharedMessage).
+        const SharedMessage& sm = *c.pending.front();
+        if (sm.single_body.empty()) {
+          proto::Entry e;
+          e.channel = c.name;
+          e.status = proto::EntryStatus::ok;
+          e.msgs.push_back(sm.msg);
+          sm.single_body = proto::build_response({e});
+        }
+        send_answer(sm.single_body, 1, 0, 1);
+        return;
+      }
       proto::Entry e;
       e.channel = c.name;
       e.status = proto::EntryStatus::ok;
-      e.msgs.assign(c.pending.begin(), c.pending.begin() + long(run));
+      for (size_t i = 0; i < run; i++) e.msgs.push_back(c.pending[i]->msg);
       entries.push_back(std::move(e));
     }
   } catch (...) {
@@ -455,6 +470,14 @@ void Poll::answer(std::vector<proto::Entry> entries) noexcept {
     answer_error(503, "out of memory");
     return;
   }
+  send_answer(body, delivered, resets, entries.size());
+}
+
+void Poll::send_answer(const std::string& body, uint64_t delivered, uint64_t resets, size_t entries) noexcept {
+  if (req_ == nullptr) {
+    finish();
+    return;
+  }
   disarm_close_detection();
   send_json(req_, 200, body, metrics::Endpoint::rt, w_.reply_options());
   req_ = nullptr;
@@ -463,7 +486,7 @@ void Poll::answer(std::vector<proto::Entry> entries) noexcept {
   m.resets.fetch_add(resets, std::memory_order_relaxed);
   uint64_t us = now_us() - started_us_;
   m.rt_latency.observe_us(us);
-  RT_LOG(debug, "rt answered").kv("status", 200).kv("channels", chans_.size()).kv("entries", entries.size())
+  RT_LOG(debug, "rt answered").kv("status", 200).kv("channels", chans_.size()).kv("entries", entries)
       .kv("messages", delivered).kv("ms", double(us) / 1000.0);
   finish();
 }

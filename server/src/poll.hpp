@@ -27,7 +27,7 @@ class Poll final : public HubListener, public Deferred {
                     uint64_t started_us) noexcept;
 
   void on_subscribed(size_t idx) noexcept override;
-  void on_message(size_t idx, const proto::Message& msg) noexcept override;
+  void on_message(size_t idx, const SharedMessagePtr& msg) noexcept override;
   void on_hub_lost() noexcept override;
   void on_redis_head(size_t idx, uint64_t n) noexcept override;
   void run_deferred() noexcept override;
@@ -41,7 +41,7 @@ class Poll final : public HubListener, public Deferred {
     uint64_t last = 0;       // the client's m
     bool in_hub = false;
     // pub/sub messages with id > last, ascending, not yet answered
-    std::vector<proto::Message> pending;
+    std::vector<SharedMessagePtr> pending;
     bool overflow = false;   // pending hit its bound: only a re-read is exact now
     // result of the current read round
     uint64_t newest = 0;
@@ -69,6 +69,8 @@ class Poll final : public HubListener, public Deferred {
   void evaluate_round() noexcept;
   void evaluate_pending() noexcept;
   void answer(std::vector<proto::Entry> entries) noexcept;
+  // Sends a built 200 body (`delivered` messages, `resets` reset entries, `entries` in all).
+  void send_answer(const std::string& body, uint64_t delivered, uint64_t resets, size_t entries) noexcept;
   void answer_error(int code, const std::string& message) noexcept;
   void finish() noexcept;  // leaves the hub, stops the timer; the object is freed later
   void arm_close_detection() noexcept;

@@ -90,7 +90,7 @@ struct Recorder : rt::HubListener {
   std::vector<std::pair<size_t, uint64_t>> messages;
   int lost = 0;
   void on_subscribed(size_t idx) noexcept override { subscribed.push_back(idx); }
-  void on_message(size_t idx, const rt::proto::Message& m) noexcept override { messages.emplace_back(idx, m.id); }
+  void on_message(size_t idx, const rt::SharedMessagePtr& m) noexcept override { messages.emplace_back(idx, m->msg.id); }
   void on_hub_lost() noexcept override { lost++; }
   void on_redis_head(size_t, uint64_t) noexcept override {}  // no mirrors here (no scripts)
 };
