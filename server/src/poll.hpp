@@ -10,6 +10,7 @@
 
 #include <event2/http.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,15 +36,18 @@ class Poll final : public HubListener, public Deferred {
  private:
   enum class State { subscribing, reading, held, done };
 
+  // Per channel for the poll's whole life: kept small (a held front-page poll has hundreds).
   struct Chan {
-    Poll* poll = nullptr;
-    std::string name;
+    HubLink link;            // listener = this poll, idx = the index; the name lives in the hub
     uint64_t last = 0;       // the client's m
-    bool in_hub = false;
-    // pub/sub messages with id > last, ascending, not yet answered
-    std::vector<SharedMessagePtr> pending;
-    bool overflow = false;   // pending hit its bound: only a re-read is exact now
-    // result of the current read round
+    bool overflow = false;   // pending hit its bound, or history lost: only a re-read is exact now
+    // pub/sub messages with id > last, ascending, not yet answered (allocated when one comes)
+    std::unique_ptr<std::vector<SharedMessagePtr>> pending;
+  };
+  // Per channel for one read round only (round_ is empty while the poll is held).
+  struct RoundResult {
+    Poll* poll = nullptr;
+    size_t idx = 0;
     uint64_t newest = 0;
     std::vector<proto::Message> after;
     proto::Message tail;
@@ -65,7 +69,9 @@ class Poll final : public HubListener, public Deferred {
 
   void step() noexcept;
   void start_round() noexcept;
-  void store_read(Chan& c, redisReply* reply) noexcept;
+  void store_read(RoundResult& rr, redisReply* reply) noexcept;
+  const std::string& name_of(const Chan& c) const noexcept { return w_.hub().channel_of(c.link); }
+  static bool has_pending(const Chan& c) noexcept { return c.pending && !c.pending->empty(); }
   void evaluate_round() noexcept;
   void evaluate_pending() noexcept;
   void answer(std::vector<proto::Entry> entries) noexcept;
@@ -80,7 +86,8 @@ class Poll final : public HubListener, public Deferred {
   evhttp_request* req_;
   bool req_orphaned_ = false;  // evhttp detached req_ (client gone): we must free it
   uint64_t started_us_;
-  std::vector<Chan> chans_;
+  std::vector<Chan> chans_;     // never resized after start(): the hub links point into it
+  std::vector<RoundResult> round_;
   State state_ = State::subscribing;
   size_t unconfirmed_ = 0;
   size_t reads_outstanding_ = 0;
