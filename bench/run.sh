@@ -145,7 +145,7 @@ if want catchup; then
   done
   # The HTTP floor: nginx answering a fixed 60-byte JSON.
   lg floor plain --conns "$CATCHUP_CONNS" --procs "$GEN_PROCS" --duration "$DUR" --warmup "$WARM"
-  # rt's own HTTP floor: evhttp answering a 400 (an /rt query without m) with no Redis work,
+  # rt's own HTTP floor: rt answering a 400 (an /rt query without m) with no Redis work,
   # what rt costs per request before any of its poll logic.
   if [ -n "$RT_PID" ]; then
     lg rt-http plain --target plain --port "$RT_PORT" --path '/rt?c=a' --pids "$RT_PID" \

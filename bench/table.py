@@ -139,7 +139,7 @@ def table(rows):
     text.append(floor_names)
     rh = find(rows, "rt-http", "plain")
     if rh:
-        text.append(f"rt's HTTP floor (evhttp answering a 400 with no Redis work, {rh.get('conns')} conns): "
+        text.append(f"rt's HTTP floor (rt answering a 400 with no poll or Redis work, {rh.get('conns')} conns): "
                     f"{float(rh['rps']):,.0f} req/s, {float(rh['cpu_us_per_req']):.1f} us CPU per request")
     zr = fig(rows, "redis", "zrange", "rps")
     lg, wrk = fig(rows, "floor", "plain", "rps"), fig(rows, "wrk", "plain", "rps")
