@@ -80,7 +80,7 @@ Hub::AddResult Hub::add(const std::string& channel, HubLink* link) {
   if (c.head) c.head->prev = link;
   c.head = link;
   link->chan = &c;
-  return c.state == SubState::subscribed ? AddResult::confirmed : AddResult::pending;
+  return c.state == SubState::subscribed && !c.seed_gate ? AddResult::confirmed : AddResult::pending;
 }
 
 void Hub::remove(HubLink* link) noexcept {
@@ -176,13 +176,18 @@ void Hub::handle_reply(redisReply* r) noexcept {
   } else if (is_sub) {
     if (c.state != SubState::subscribing) return;
     set_state(c, SubState::subscribed);
-    start_seed(channel, c);  // the seed read must start after the subscription is confirmed
+    // The seed read must start after the subscription is confirmed. The listeners hear
+    // "subscribed" only when it is back (or could not be sent): polls that came together
+    // (a fan-out's thousands, a front page's hundreds of channels) then decide from the
+    // mirror instead of each reading Redis for the same channel.
+    c.seed_gate = start_seed(channel, c);
     if (c.empty()) {
       c.idle_since_ms = now_ms();
       idle_count_++;
       return;
     }
-    for (HubLink* l = c.head; l; l = l->next) l->listener->on_subscribed(l->idx);
+    if (!c.seed_gate)
+      for (HubLink* l = c.head; l; l = l->next) l->listener->on_subscribed(l->idx);
   } else if (is_unsub) {
     if (c.state != SubState::unsubscribing) return;
     if (c.empty()) {
@@ -300,21 +305,22 @@ ChannelMirror::Decision Hub::decide(Chan& c, uint64_t last, const proto::Message
   return d;
 }
 
-void Hub::start_seed(const std::string& channel, Chan& c) noexcept {
-  if (pinger_ == nullptr || scripts_ == nullptr || !pinger_->up()) return;
+bool Hub::start_seed(const std::string& channel, Chan& c) noexcept {
+  if (pinger_ == nullptr || scripts_ == nullptr || !pinger_->up()) return false;
   auto* call = new (std::nothrow) MirrorCall{this, std::string(), 0, 0};
-  if (call == nullptr) return;
+  if (call == nullptr) return false;
   try {
     call->channel = channel;
     call->token = c.mirror.begin_seed(now_ms());
     // read.lua with L = 0 and a limit of 0 messages: {N} or {N, {}, newest}, atomically.
     std::vector<std::string> keys{prefix_ + "{" + channel + "}:msg_id", prefix_ + "{" + channel + "}:msg_backlog"};
     std::vector<std::string> args{"0", "0"};
-    if (run_script(*pinger_, scripts_->read, keys, args, on_seed_reply, call)) return;
+    if (run_script(*pinger_, scripts_->read, keys, args, on_seed_reply, call)) return true;
   } catch (...) {
   }
   c.mirror.drop();
   delete call;
+  return false;
 }
 
 void Hub::on_seed_reply(redisReply* r, void* priv) noexcept {
@@ -337,9 +343,15 @@ void Hub::on_seed_reply(redisReply* r, void* priv) noexcept {
     }
     uint64_t n = ok ? uint64_t(r->element[0]->integer) : 0;
     m.seed_done(call->token, ok, n, has_newest ? &newest : nullptr);
+    Chan& c = it->second;
     if (ok) {
       RT_LOG(debug, "mirror seeded").kv("channel", call->channel).kv("n", n);
-      for (HubLink* l = it->second.head; l; l = l->next) l->listener->on_redis_head(l->idx, n);
+      for (HubLink* l = c.head; l; l = l->next) l->listener->on_redis_head(l->idx, n);
+    }
+    if (c.seed_gate && m.state() != ChannelMirror::State::seeding) {
+      // The first seed is back (or failed: polls then read Redis): release the listeners.
+      c.seed_gate = false;
+      for (HubLink* l = c.head; l; l = l->next) l->listener->on_subscribed(l->idx);
     }
   }
   delete call;

@@ -87,7 +87,8 @@ class Hub : public RedisLink::Listener {
   // Registers `link` (not registered; listener and idx set) for `channel` (a valid channel
   // name). The link must stay put in memory until removed.
   //   confirmed:   already subscribed; no on_subscribed will follow for this add
-  //   pending:     on_subscribed(idx) follows once Redis confirms (or on_hub_lost)
+  //   pending:     on_subscribed(idx) follows once Redis confirms and the channel's
+  //                mirror has its first seed (or on_hub_lost)
   //   unavailable: the subscribe connection is down; nothing was registered
   AddResult add(const std::string& channel, HubLink* link);
 
@@ -122,6 +123,7 @@ class Hub : public RedisLink::Listener {
     HubLink* head = nullptr;     // the registered links (listeners), newest first
     uint64_t idle_since_ms = 0;  // when the list became empty (state subscribed)
     ChannelMirror mirror;        // valid only while subscribed
+    bool seed_gate = false;      // subscribed, first seed in flight: listeners not told yet
     bool empty() const noexcept { return head == nullptr; }
   };
   ChannelMirror::Decision decide(Chan& c, uint64_t last, const proto::Message** msg) noexcept;
@@ -131,7 +133,7 @@ class Hub : public RedisLink::Listener {
   static void on_ping_published(redisReply* reply, void* priv) noexcept;
   static void on_seed_reply(redisReply* reply, void* priv) noexcept;
   static void on_verify_reply(redisReply* reply, void* priv) noexcept;
-  void start_seed(const std::string& channel, Chan& c) noexcept;
+  bool start_seed(const std::string& channel, Chan& c) noexcept;  // false: not sent
   void start_verify(const std::string& channel, Chan& c) noexcept;
   void maintain_mirrors(uint64_t now) noexcept;
   void handle_reply(struct redisReply* r) noexcept;

@@ -38,14 +38,12 @@ void ChannelMirror::seed_done(uint64_t token, bool ok, uint64_t n, const proto::
   }
   verified_ms_ = verify_sent_ms_;
   used_ = false;
-  seed_n_ = n;
-  seed_late_ok_ = true;
   // What pub/sub delivered while the read was in flight: ids up to n are in the read's N
   // already (published before the read ran); the rest must continue at n + 1.
   std::vector<proto::Message> buf;
   buf.swap(seed_buf_);
   for (const proto::Message& m : buf) {
-    on_message(m);  // ids <= n are skipped as late copies (seed_late_ok_)
+    if (m.id > n || state_ != State::valid) on_message(m);
   }
 }
 
@@ -96,11 +94,10 @@ void ChannelMirror::on_message(const proto::Message& msg) noexcept {
       }
       return;
     case State::valid:
-      // A copy of a message the seed read already counted: it was published before the read
-      // ran, but came in on the pub/sub socket after the read's reply on the command socket.
-      // Pub/sub keeps order, so such copies can only come before any newer message.
-      if (seed_late_ok_ && msg.id <= seed_n_) return;
-      seed_late_ok_ = false;
+      // Anything but N + 1 drops the mirror. That includes a copy of a message the seed
+      // read already counted (published before the read ran, but delivered on the pub/sub
+      // socket after the read's reply on the command socket): it cannot be told apart from
+      // ids starting again after a flush, so only Redis can say which it is.
       if (msg.id != n_ + 1) {
         drop();  // a gap, a duplicate or an id gone back: only Redis knows now
         return;
@@ -126,7 +123,6 @@ void ChannelMirror::drop() noexcept {
   verify_in_flight_ = false;
   used_ = false;
   seed_overflow_ = false;
-  seed_late_ok_ = false;
   seed_buf_.clear();
   seed_buf_.shrink_to_fit();
 }

@@ -14,7 +14,8 @@
 //    channel's SUBSCRIBE was confirmed; pub/sub messages arriving while the seed is in
 //    flight are buffered and applied after it (ids <= the read's N are already counted);
 //  - extended by pub/sub messages only while they arrive as N + 1; anything else (a gap,
-//    an old id after a flush, an overflowing seed buffer) drops the mirror (state empty);
+//    an old id after a flush, a late copy of a message the seed counted, an overflowing
+//    seed buffer) drops the mirror (state empty);
 //  - history lost WITHOUT a publish (keys deleted or expired, Redis flushed) is invisible to
 //    pub/sub, so the mirror is trusted for kTrustMs after its last verification only: a
 //    verification is a GET of msg_id sent when the mirror said N_sent; Redis answering less
@@ -87,8 +88,6 @@ class ChannelMirror {
   bool verify_in_flight_ = false;
   bool used_ = false;           // decide() called since the last verification was sent
   bool seed_overflow_ = false;
-  uint64_t seed_n_ = 0;         // N as the seed read saw it
-  bool seed_late_ok_ = false;   // no message newer than seed_n_ came yet: older ones are late copies
   std::vector<proto::Message> seed_buf_;  // pub/sub messages while seeding
 };
 

@@ -244,7 +244,17 @@ void Poll::start_round() noexcept {
   state_ = State::reading;
   read_failed_ = false;
   woken_ = false;
-  for (Chan& c : chans_) c.overflow = false;
+  // A channel flagged `overflow` (pending overflowed, or evidence that history was lost)
+  // reads Redis, not the mirror: the mirror may not have seen that evidence yet.
+  std::vector<bool> must_read;
+  try {
+    must_read.resize(chans_.size());
+  } catch (...) {
+  }
+  for (size_t i = 0; i < chans_.size(); i++) {
+    if (i < must_read.size()) must_read[i] = chans_[i].overflow;
+    chans_[i].overflow = false;
+  }
   try {
     round_.clear();
     round_.resize(chans_.size());
@@ -256,7 +266,8 @@ void Poll::start_round() noexcept {
       rr.idx = i;
       // The channel's mirror decides most polls without Redis (see mirror.hpp).
       const proto::Message* m = nullptr;
-      ChannelMirror::Decision d = w_.hub().decide(c.link, c.last, &m);
+      bool forced = i >= must_read.size() || must_read[i];
+      ChannelMirror::Decision d = forced ? ChannelMirror::Decision::unknown : w_.hub().decide(c.link, c.last, &m);
       if (d == ChannelMirror::Decision::hold) {
         rr.newest = c.last;
         metrics::get().mirror_decisions.fetch_add(1, std::memory_order_relaxed);
