@@ -38,6 +38,8 @@ struct Config {
   std::string cors_origin;         // empty: no Access-Control-Allow-Origin header
   log::Level log_level = log::Level::info;
   int threads = 1;
+  bool reuseport = false;          // SO_REUSEPORT: one listening socket per worker; several
+                                   // rt-server processes may share the port
   std::string lua_dir;             // empty: found relative to the binary / working directory
   double redis_timeout_s = 2.0;    // command / connect timeout of the Redis connections
 };

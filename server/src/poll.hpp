@@ -8,11 +8,10 @@
 // messages that arrive while a read is in flight are kept and examined after it.
 #pragma once
 
-#include <event2/http.h>
-
 #include <string>
 #include <vector>
 
+#include "http_server.hpp"
 #include "hub.hpp"
 #include "protocol/protocol.hpp"
 #include "worker.hpp"
@@ -21,9 +20,9 @@ namespace rt {
 
 class Poll final : public HubListener, public Deferred {
  public:
-  // Takes over `req`: answers it exactly once, or frees it when its client went away.
+  // Takes over `req`: answers it exactly once, or releases it when its client went away.
   // `chans` is the parsed, valid query. `started_us` is the request's arrival (now_us()).
-  static void start(Worker& w, evhttp_request* req, std::vector<proto::ChannelPos> chans,
+  static void start(Worker& w, http::Request* req, std::vector<proto::ChannelPos> chans,
                     uint64_t started_us) noexcept;
 
   void on_subscribed(size_t idx) noexcept override;
@@ -49,12 +48,12 @@ class Poll final : public HubListener, public Deferred {
     bool has_tail = false;
   };
 
-  Poll(Worker& w, evhttp_request* req, uint64_t started_us);
+  Poll(Worker& w, http::Request* req, uint64_t started_us);
   ~Poll() override;
 
   static void on_read_reply(redisReply* reply, void* priv) noexcept;
   static void on_timeout(evutil_socket_t, short, void* arg) noexcept;
-  static void on_conn_close(evhttp_connection* conn, void* arg) noexcept;
+  static void on_gone(void* arg) noexcept;  // the client's connection died
 
   void step() noexcept;
   void start_round() noexcept;
@@ -64,12 +63,9 @@ class Poll final : public HubListener, public Deferred {
   void answer(std::vector<proto::Entry> entries) noexcept;
   void answer_error(int code, const std::string& message) noexcept;
   void finish() noexcept;  // leaves the hub, stops the timer; the object is freed later
-  void arm_close_detection() noexcept;
-  void disarm_close_detection() noexcept;
 
   Worker& w_;
-  evhttp_request* req_;
-  bool req_orphaned_ = false;  // evhttp detached req_ (client gone): we must free it
+  http::Request* req_;  // ours until answered or released (also once detached)
   uint64_t started_us_;
   std::vector<Chan> chans_;
   State state_ = State::subscribing;
@@ -79,7 +75,6 @@ class Poll final : public HubListener, public Deferred {
   bool read_failed_ = false;
   bool hub_never_up_ = false;  // the hub was down when the poll came
   bool counted_held_ = false;  // counted in rt_held_polls
-  bool close_armed_ = false;   // the connection is watched for the client going away
   int rereads_ = 0;            // re-read rounds in a row that answered nothing
   std::string read_error_;
   EventPtr timer_;
