@@ -60,22 +60,36 @@ start_redis() {
   redis-cli -p "$REDIS_PORT" ping >/dev/null
 }
 
-# Sets RT_PORT, RT_PID; the publish token is in $DIR/token. Extra arguments go to rt-server
-# (a wrapper such as valgrind can be given in RT_WRAP).
+# Sets RT_PORT, RT_PID (the first process), RT_PIDS (all, comma-separated); the publish
+# token is in $DIR/token. RT_PROCS (default 1) processes share the port with --reuseport,
+# each with RT_THREADS (default $THREADS) worker threads: the way past the per-process file
+# limit. Extra arguments go to rt-server (a wrapper such as valgrind can be given in RT_WRAP).
 start_rt() {
   RT_PORT=$(free_port)
   # Run a private copy: the server's own helpers may rebuild build/rt-server meanwhile.
-  local i
+  local i k procs=${RT_PROCS:-1} extra=() pids=() log
   for i in $(seq 1 60); do
     [ -x "$RT_SERVER" ] && cp "$RT_SERVER" "$DIR/rt-server" 2>/dev/null && break
     sleep 1
   done
   head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$DIR/token"
-  "${SERVER_PIN[@]}" ${RT_WRAP:-} "$DIR/rt-server" --listen "127.0.0.1:$RT_PORT" --redis "redis://127.0.0.1:$REDIS_PORT" \
-    --publish-token-file "$DIR/token" --poll-timeout 600 --max-held $(( NOFILE + 1000 )) \
-    --threads "$THREADS" "$@" > "$DIR/rt-server.log" 2>&1 &
-  RT_PID=$!; PIDS+=("$RT_PID")
+  [ "$procs" -gt 1 ] && extra=(--reuseport)
+  for k in $(seq 1 "$procs"); do
+    log=$DIR/rt-server.log; [ "$procs" -gt 1 ] && log=$DIR/rt-server.$k.log
+    "${SERVER_PIN[@]}" ${RT_WRAP:-} "$DIR/rt-server" --listen "127.0.0.1:$RT_PORT" --redis "redis://127.0.0.1:$REDIS_PORT" \
+      --publish-token-file "$DIR/token" --poll-timeout 600 --max-held $(( NOFILE * procs + 1000 )) \
+      --threads "${RT_THREADS:-$THREADS}" "${extra[@]}" "$@" > "$log" 2>&1 &
+    pids+=($!); PIDS+=($!)
+  done
+  RT_PID=${pids[0]}; RT_PIDS=$(IFS=,; echo "${pids[*]}")
   wait_http "http://127.0.0.1:$RT_PORT/healthz"
+}
+
+# stop_rt: stops every rt-server process of the last start_rt.
+stop_rt() {
+  local p
+  for p in ${RT_PIDS//,/ }; do stop_pid "$p"; done
+  RT_PID=""; RT_PIDS=""
 }
 
 # Sets NGINX_PORT, NGINX_PID (the master; it runs in the foreground: daemon off).
@@ -83,7 +97,8 @@ start_nginx() {
   NGINX_PORT=$(free_port)
   mkdir -p "$DIR/tmp"
   sed -e "s|@DIR@|$DIR|g" -e "s|@PORT@|$NGINX_PORT|g" -e "s|@REDIS_PORT@|$REDIS_PORT|g" \
-      -e "s|@WORKERS@|$THREADS|g" -e "s|@NOFILE@|$NOFILE|g" \
+      -e "s|@WORKERS@|${NGINX_WORKERS:-$THREADS}|g" -e "s|@NOFILE@|$NOFILE|g" \
+      -e "s|@REUSEPORT@|${NGINX_REUSEPORT:-}|g" \
       -e "s|@WORKER_CONNECTIONS@|$(( NOFILE - 100 ))|g" bench/nchan/nginx.conf.in > "$DIR/nginx.conf"
   "${SERVER_PIN[@]}" nginx -p "$DIR" -e "$DIR/nginx-error.log" -c "$DIR/nginx.conf" &
   NGINX_PID=$!; PIDS+=("$NGINX_PID")

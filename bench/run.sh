@@ -36,7 +36,7 @@ if [ "$SMOKE" = 1 ]; then
   CATCHUP_MANY=""; MULTI_HELD=20
 else
   DUR=${BENCH_DURATION:-10}; WARM=1
-  HELD=${BENCH_HELD:-$(( NOFILE - 500 < 50000 ? NOFILE - 500 : 50000 ))}
+  HELD=${BENCH_HELD:-50000}
   FANOUT_NS="1000 10000"; CATCHUP_CONNS=100; PUB_CONNS=50; MULTI_CONNS=10; REDIS_N=300000
   FANOUT_ROUNDS=${BENCH_FANOUT_ROUNDS:-3}
   # Two generator processes for the closed loops, like wrk -t2 and the servers' two event
@@ -59,7 +59,7 @@ start_redis
 RT_PORT=""; RT_PID=""; NGINX_PORT=""; NGINX_PID=""
 fresh() {
   case "$1" in
-    rt) [ -n "$RT_PID" ] && stop_pid "$RT_PID"; start_rt ;;
+    rt) [ -n "$RT_PID" ] && stop_rt; start_rt ;;
     *)  [ -n "$NGINX_PID" ] && stop_pid "$NGINX_PID"; start_nginx ;;
   esac
 }
@@ -71,7 +71,7 @@ lg() {
   local name=$1 mode=$2; shift 2
   local args=()
   case "$name" in
-    rt)      args=(--target rt --port "$RT_PORT" --token-file "$DIR/token" --pids "$RT_PID" --aux-pids "$REDIS_PID") ;;
+    rt)      args=(--target rt --port "$RT_PORT" --token-file "$DIR/token" --pids "$RT_PIDS" --aux-pids "$REDIS_PID") ;;
     nchan-r) args=(--target nchan --port "$NGINX_PORT" --prefix /nchan-r --pids "$NGINX_PID" --aux-pids "$REDIS_PID") ;;
     nchan-m) args=(--target nchan --port "$NGINX_PORT" --prefix /nchan-m --pids "$NGINX_PID" --aux-pids "$REDIS_PID") ;;
     floor)   args=(--target plain --port "$NGINX_PORT" --path /floor --pids "$NGINX_PID") ;;
@@ -100,11 +100,25 @@ ch() { echo "b$RUN_ID-$1"; }
 want() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 
 # Memory per held poll first, each measurement on a freshly started server (memory freed by
-# an earlier scenario would be reused and flatter the figure).
-for t in $TARGETS; do
-  fresh "$t"
-  if want held; then lg "$t" held --n "$HELD" --channel "$(ch "$t-held")"; fi
-done
+# an earlier scenario would be reused and flatter the figure). One process holds at most
+# the file limit (20,000 here) of connections: HELD_PROCS processes share the port (rt:
+# --reuseport, one thread each; nginx: as many workers, `listen ... reuseport`).
+HELD_PROCS=$(( (HELD + NOFILE - 2001) / (NOFILE - 2000) ))
+if want held; then
+  for t in $TARGETS; do
+    if [ "$t" = rt ]; then
+      [ -n "$RT_PID" ] && stop_rt
+      RT_PROCS=$HELD_PROCS RT_THREADS=$(( HELD_PROCS > 1 ? 1 : THREADS )) start_rt
+    else
+      [ -n "$NGINX_PID" ] && stop_pid "$NGINX_PID"
+      NGINX_WORKERS=$(( HELD_PROCS > 1 ? HELD_PROCS : THREADS )) NGINX_REUSEPORT=$([ "$HELD_PROCS" -gt 1 ] && echo reuseport) start_nginx
+    fi
+    lg "$t" held --n "$HELD" --channel "$(ch "$t-held")"
+  done
+  # The other scenarios run on the usual servers.
+  [ -n "$RT_PID" ] && stop_rt
+  [ -n "$NGINX_PID" ] && { stop_pid "$NGINX_PID"; NGINX_PID=""; }
+fi
 if want multi; then
   for t in $TARGETS; do
     fresh "$t"
@@ -112,6 +126,7 @@ if want multi; then
   done
 fi
 [ -n "$NGINX_PID" ] || start_nginx
+case " $TARGETS " in *" rt "*) [ -n "$RT_PID" ] || start_rt ;; esac
 
 # Then scenario by scenario, the targets one after the other and the floor right after them,
 # so that the load other work puts on the machine hits them alike.
@@ -200,7 +215,9 @@ bench/table.py "$RESULTS" | tee "$TABLE"
   echo
   echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
   echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine adds noise)"
-  echo "rt threads / nginx workers: $THREADS; held polls asked: $HELD (file limit $NOFILE per process)"
+  held_how="one process"
+  [ "${HELD_PROCS:-1}" -gt 1 ] && held_how="$HELD_PROCS rt processes of one thread each, $HELD_PROCS nginx workers"
+  echo "rt threads / nginx workers: $THREADS; held polls asked: $HELD (file limit $NOFILE per process; held polls on $held_how)"
 } | tee -a "$TABLE"
 
 if [ "$SMOKE" = 1 ]; then

@@ -18,9 +18,9 @@ constexpr uint64_t kTickMs = 100;
 constexpr uint64_t kPingEveryMs = 5000;  // liveness ping of the pub/sub connection
 }  // namespace
 
-Hub::Hub(event_base* base, RedisLink& link, RedisLink* pinger, std::string key_prefix, uint64_t timeout_ms,
-         const std::string& tag)
-    : link_(link), pinger_(pinger), prefix_(std::move(key_prefix)), timeout_ms_(timeout_ms) {
+Hub::Hub(event_base* base, RedisLink& link, RedisLink* pinger, ScriptSet* scripts, std::string key_prefix,
+         uint64_t timeout_ms, const std::string& tag)
+    : link_(link), pinger_(pinger), scripts_(scripts), prefix_(std::move(key_prefix)), timeout_ms_(timeout_ms) {
   // Not a valid channel name ('!'), so no client channel can collide with it.
   sentinel_ = prefix_ + "{!rt-hub." + tag + "}:pubsub";
   tick_ev_.reset(event_new(base, -1, EV_PERSIST, on_tick, this));
@@ -93,6 +93,7 @@ void Hub::remove(const std::string& channel, HubListener* l) noexcept {
       if (send("UNSUBSCRIBE", channel)) {
         idle_count_--;
         set_state(c, SubState::unsubscribing);
+        c.mirror.drop();
       }
     }
   }
@@ -148,10 +149,12 @@ void Hub::handle_reply(redisReply* r) noexcept {
       RT_LOG(warn, "invalid message on pub/sub, skipped").kv("channel", channel).kv("message", msg.json.substr(0, 200));
       return;
     }
+    c.mirror.on_message(msg);  // before the listeners: a poll woken now sees the same N
     for (auto& kv : c.listeners) kv.first->on_message(kv.second, msg);
   } else if (is_sub) {
     if (c.state != SubState::subscribing) return;
     set_state(c, SubState::subscribed);
+    start_seed(channel, c);  // the seed read must start after the subscription is confirmed
     if (c.listeners.empty()) {
       c.idle_since_ms = now_ms();
       idle_count_++;
@@ -218,8 +221,11 @@ void Hub::tick() noexcept {
       last_ping_ms_ = now;
     }
   }
-  // Unsubscribe channels that have lingered unused long enough (a full scan: every 5 ticks).
-  if (idle_count_ == 0 || ++sweep_tick_ % 5 != 0) return;
+  // Every 5 ticks: mirror seeds and verifications, then unsubscribe channels that have
+  // lingered unused long enough (full scans).
+  if (++sweep_tick_ % 5 != 0) return;
+  maintain_mirrors(now);
+  if (idle_count_ == 0) return;
   std::vector<std::string> expired;
   for (auto& kv : chans_) {
     const Chan& c = kv.second;
@@ -231,6 +237,131 @@ void Hub::tick() noexcept {
     if (!send("UNSUBSCRIBE", name)) break;
     idle_count_--;
     set_state(c, SubState::unsubscribing);
+    c.mirror.drop();
+  }
+}
+
+// --- channel mirrors ------------------------------------------------------------------------
+
+namespace {
+// One seed read or verification in flight. Freed in its reply callback (called exactly
+// once); the channel is looked up again by name: it may be gone or re-seeded by then.
+struct MirrorCall {
+  Hub* hub;
+  std::string channel;
+  uint64_t token;
+  uint64_t n_sent;
+};
+}  // namespace
+
+ChannelMirror::Decision Hub::decide(const std::string& channel, uint64_t last, const proto::Message** msg) noexcept {
+  auto it = chans_.find(channel);
+  if (it == chans_.end() || it->second.state != SubState::subscribed) return ChannelMirror::Decision::unknown;
+  Chan& c = it->second;
+  uint64_t now = now_ms();
+  ChannelMirror::Decision d = c.mirror.decide(last, now, msg);
+  if (d == ChannelMirror::Decision::unknown) {
+    if (c.mirror.state() == ChannelMirror::State::empty)
+      start_seed(channel, c);
+    else if (c.mirror.wants_verify(now, false))
+      start_verify(channel, c);
+  }
+  return d;
+}
+
+void Hub::start_seed(const std::string& channel, Chan& c) noexcept {
+  if (pinger_ == nullptr || scripts_ == nullptr || !pinger_->up()) return;
+  auto* call = new (std::nothrow) MirrorCall{this, std::string(), 0, 0};
+  if (call == nullptr) return;
+  try {
+    call->channel = channel;
+    call->token = c.mirror.begin_seed(now_ms());
+    // read.lua with L = 0 and a limit of 0 messages: {N} or {N, {}, newest}, atomically.
+    std::vector<std::string> keys{prefix_ + "{" + channel + "}:msg_id", prefix_ + "{" + channel + "}:msg_backlog"};
+    std::vector<std::string> args{"0", "0"};
+    if (run_script(*pinger_, scripts_->read, keys, args, on_seed_reply, call)) return;
+  } catch (...) {
+  }
+  c.mirror.drop();
+  delete call;
+}
+
+void Hub::on_seed_reply(redisReply* r, void* priv) noexcept {
+  auto* call = static_cast<MirrorCall*>(priv);
+  Hub* self = call->hub;
+  auto it = self->chans_.find(call->channel);
+  if (it != self->chans_.end()) {
+    ChannelMirror& m = it->second.mirror;
+    bool ok = r != nullptr && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+              r->element[0]->type == REDIS_REPLY_INTEGER && r->element[0]->integer >= 0;
+    proto::Message newest;
+    bool has_newest = false;
+    if (ok && r->elements >= 3 && r->element[2]->type == REDIS_REPLY_STRING) {
+      try {
+        newest.json.assign(r->element[2]->str, r->element[2]->len);
+        has_newest = check_message(newest.json, &newest.id);
+      } catch (...) {
+        ok = false;
+      }
+    }
+    uint64_t n = ok ? uint64_t(r->element[0]->integer) : 0;
+    m.seed_done(call->token, ok, n, has_newest ? &newest : nullptr);
+    if (ok) {
+      RT_LOG(debug, "mirror seeded").kv("channel", call->channel).kv("n", n);
+      for (auto& kv : it->second.listeners) kv.first->on_redis_head(kv.second, n);
+    }
+  }
+  delete call;
+}
+
+void Hub::start_verify(const std::string& channel, Chan& c) noexcept {
+  if (pinger_ == nullptr || !pinger_->up()) return;
+  auto* call = new (std::nothrow) MirrorCall{this, std::string(), 0, 0};
+  if (call == nullptr) return;
+  try {
+    call->channel = channel;
+    std::string key = prefix_ + "{" + channel + "}:msg_id";
+    call->token = c.mirror.begin_verify(now_ms(), &call->n_sent);
+    const char* argv[] = {"GET", key.c_str()};
+    size_t lens[] = {3, key.size()};
+    if (pinger_->command(on_verify_reply, call, 2, argv, lens)) return;
+  } catch (...) {
+  }
+  c.mirror.drop();
+  delete call;
+}
+
+void Hub::on_verify_reply(redisReply* r, void* priv) noexcept {
+  auto* call = static_cast<MirrorCall*>(priv);
+  Hub* self = call->hub;
+  auto it = self->chans_.find(call->channel);
+  if (it != self->chans_.end()) {
+    Chan& c = it->second;
+    uint64_t n = 0;
+    bool ok = r != nullptr && (r->type == REDIS_REPLY_NIL ||
+                               (r->type == REDIS_REPLY_STRING && proto::parse_id(std::string_view(r->str, r->len), &n)));
+    bool lost = c.mirror.verify_done(call->token, ok, call->n_sent, n);
+    if (ok)
+      for (auto& kv : c.listeners) kv.first->on_redis_head(kv.second, n);
+    if (lost) {
+      metrics::get().mirror_history_lost.fetch_add(1, std::memory_order_relaxed);
+      RT_LOG(info, "channel history lost without a publish (msg_id went back)")
+          .kv("channel", call->channel).kv("was", call->n_sent).kv("now", n);
+      self->start_seed(call->channel, c);
+    }
+  }
+  delete call;
+}
+
+void Hub::maintain_mirrors(uint64_t now) noexcept {
+  if (pinger_ == nullptr || scripts_ == nullptr || !pinger_->up()) return;
+  for (auto& kv : chans_) {
+    Chan& c = kv.second;
+    if (c.state != SubState::subscribed) continue;
+    if (c.mirror.state() == ChannelMirror::State::empty)
+      start_seed(kv.first, c);  // dropped (a gap, a failed read): seed again
+    else if (c.mirror.wants_verify(now, !c.listeners.empty()))
+      start_verify(kv.first, c);
   }
 }
 

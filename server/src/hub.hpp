@@ -19,9 +19,9 @@
 #include <string>
 #include <unordered_map>
 
+#include "mirror.hpp"
 #include "redis_link.hpp"
-
-namespace rt::proto { struct Message; }
+#include "scripts.hpp"
 
 namespace rt {
 
@@ -37,15 +37,22 @@ class HubListener {
   // The subscribe connection was lost: messages may have been missed. The listener is
   // already removed from every channel when this is called.
   virtual void on_hub_lost() noexcept = 0;
+  // Redis said (a mirror seed or verification) that the channel at `idx` has msg_id `n`.
+  // A poll held at a last id above `n` must read again: history was lost without a publish
+  // (keys deleted or expired, Redis flushed), or the GET ran just before a publish (then
+  // the read finds that out: a re-read is always exact).
+  virtual void on_redis_head(size_t idx, uint64_t n) noexcept = 0;
 };
 
 class Hub : public RedisLink::Listener {
  public:
-  // `link` is the subscribe connection; `pinger` (may be NULL: no liveness pings) a command
-  // connection used to PUBLISH to the sentinel; it must be destroyed before the hub (its
-  // pending callbacks reach the hub). `tag` makes the sentinel name unique.
-  Hub(event_base* base, RedisLink& link, RedisLink* pinger, std::string key_prefix, uint64_t timeout_ms,
-      const std::string& tag);
+  // `link` is the subscribe connection; `pinger` (may be NULL: no liveness pings, no
+  // mirrors) a command connection used to PUBLISH to the sentinel and to seed and verify the
+  // channel mirrors; it must be destroyed before the hub (its pending callbacks reach the
+  // hub). `scripts` (may be NULL: no mirrors) holds read.lua, run on `pinger`. `tag` makes
+  // the sentinel name unique.
+  Hub(event_base* base, RedisLink& link, RedisLink* pinger, ScriptSet* scripts, std::string key_prefix,
+      uint64_t timeout_ms, const std::string& tag);
   ~Hub() override;
 
   enum class AddResult { confirmed, pending, unavailable };
@@ -58,6 +65,12 @@ class Hub : public RedisLink::Listener {
 
   // Unregisters `l` from `channel`. No-op when not registered. Never calls back.
   void remove(const std::string& channel, HubListener* l) noexcept;
+
+  // Decides a poll of `channel` at last id `last` from the channel's mirror (see
+  // mirror.hpp): hold, newest (*msg: the message to answer with, valid until the next
+  // message or reply is processed) or unknown (read Redis). Unknown for channels that are
+  // not subscribed. Starts a seed or verification when the mirror needs one.
+  ChannelMirror::Decision decide(const std::string& channel, uint64_t last, const proto::Message** msg) noexcept;
 
   bool up() const noexcept { return link_.up() && sentinel_confirmed_; }
   size_t channel_count() const noexcept { return chans_.size(); }
@@ -74,11 +87,17 @@ class Hub : public RedisLink::Listener {
     SubState state = SubState::subscribing;
     std::unordered_map<HubListener*, size_t> listeners;
     uint64_t idle_since_ms = 0;  // when listeners became empty (state subscribed)
+    ChannelMirror mirror;        // valid only while subscribed
   };
 
   static void on_sub_reply(redisAsyncContext* ac, void* reply, void* priv) noexcept;
   static void on_tick(evutil_socket_t, short, void* arg) noexcept;
   static void on_ping_published(redisReply* reply, void* priv) noexcept;
+  static void on_seed_reply(redisReply* reply, void* priv) noexcept;
+  static void on_verify_reply(redisReply* reply, void* priv) noexcept;
+  void start_seed(const std::string& channel, Chan& c) noexcept;
+  void start_verify(const std::string& channel, Chan& c) noexcept;
+  void maintain_mirrors(uint64_t now) noexcept;
   void handle_reply(struct redisReply* r) noexcept;
   bool send(const char* verb, const std::string& channel) noexcept;
   void became_idle(Chan& c) noexcept;
@@ -87,6 +106,7 @@ class Hub : public RedisLink::Listener {
 
   RedisLink& link_;
   RedisLink* pinger_;
+  ScriptSet* scripts_;
   uint64_t last_ping_ms_ = 0;      // when the last ping was published
   uint64_t ping_awaited_ms_ = 0;   // when Redis ran the PUBLISH of a ping not yet received (0: none)
   uint64_t last_rx_ms_ = 0;        // when the pub/sub connection last delivered anything

@@ -102,6 +102,13 @@ std::string render() {
   counter(&out, "rt_pubsub_messages_total", "Messages received on Redis pub/sub.", r.pubsub_messages.load());
   counter(&out, "rt_invalid_messages_total", "Invalid message JSON found in Redis (skipped).",
           r.invalid_messages.load());
+  counter(&out, "rt_backlog_reads_total", "Channel reads from Redis (read.lua) made by polls.", r.backlog_reads.load());
+  counter(&out, "rt_mirror_decisions_total",
+          "Poll channels decided from the in-process mirror of the channel's head, without Redis.",
+          r.mirror_decisions.load());
+  counter(&out, "rt_mirror_history_lost_total",
+          "Channels whose msg_id went back without a publish (keys deleted or expired, Redis flushed), found by a mirror verification.",
+          r.mirror_history_lost.load());
   r.rt_latency.render("rt_poll_duration_seconds", "Time from /rt request to answer.", &out);
   r.publish_latency.render("rt_publish_duration_seconds", "Time from POST /publish request to answer.", &out);
   return out;

@@ -48,6 +48,9 @@ struct Registry {
   std::atomic<uint64_t> rereads{0};             // held polls re-read after a gap on pub/sub
   std::atomic<uint64_t> pubsub_messages{0};     // messages received on pub/sub
   std::atomic<uint64_t> invalid_messages{0};    // invalid message JSON found in Redis (skipped)
+  std::atomic<uint64_t> backlog_reads{0};       // channel reads (read.lua) sent by polls
+  std::atomic<uint64_t> mirror_decisions{0};    // poll channels decided from the in-process mirror
+  std::atomic<uint64_t> mirror_history_lost{0}; // msg_id found gone back by a mirror verification
   Histogram rt_latency;                         // /rt: request arrival to answer
   Histogram publish_latency;                    // /publish: request arrival to answer
 };

@@ -28,6 +28,7 @@ class Poll final : public HubListener, public Deferred {
   void on_subscribed(size_t idx) noexcept override;
   void on_message(size_t idx, const proto::Message& msg) noexcept override;
   void on_hub_lost() noexcept override;
+  void on_redis_head(size_t idx, uint64_t n) noexcept override;
   void run_deferred() noexcept override;
 
  private:
@@ -49,6 +50,12 @@ class Poll final : public HubListener, public Deferred {
   };
 
   Poll(Worker& w, http::Request* req, uint64_t started_us);
+
+  // The catch-up fast path: answers `req` at once, with no Poll and no Redis round trip,
+  // when the hub's mirrors decide every channel and at least one has news. Returns false
+  // (req untouched) when any channel needs Redis or all are up to date (to be held).
+  static bool answer_from_mirrors(Worker& w, http::Request* req, const std::vector<proto::ChannelPos>& chans,
+                                  uint64_t started_us) noexcept;
   ~Poll() override;
 
   static void on_read_reply(redisReply* reply, void* priv) noexcept;

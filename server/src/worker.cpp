@@ -102,7 +102,7 @@ bool Worker::init(std::string* error) {
   std::string tag = "w" + std::to_string(index_);
   cmd_ = std::make_unique<RedisLink>(base_.get(), cfg_.redis, timeout_ms, tag + "/command");
   sub_ = std::make_unique<RedisLink>(base_.get(), cfg_.redis, timeout_ms, tag + "/pubsub");
-  hub_ = std::make_unique<Hub>(base_.get(), *sub_, cmd_.get(), cfg_.key_prefix, timeout_ms,
+  hub_ = std::make_unique<Hub>(base_.get(), *sub_, cmd_.get(), &scripts_, cfg_.key_prefix, timeout_ms,
                                std::to_string(getpid()) + "." + std::to_string(index_));
   cmd_->set_listener(this);
   sub_->set_listener(hub_.get());

@@ -92,6 +92,7 @@ struct Recorder : rt::HubListener {
   void on_subscribed(size_t idx) noexcept override { subscribed.push_back(idx); }
   void on_message(size_t idx, const rt::proto::Message& m) noexcept override { messages.emplace_back(idx, m.id); }
   void on_hub_lost() noexcept override { lost++; }
+  void on_redis_head(size_t, uint64_t) noexcept override {}  // no mirrors here (no scripts)
 };
 
 int64_t subscribed_gauge() { return rt::metrics::get().subscribed_channels.load(); }
@@ -106,7 +107,7 @@ int setup(void** state) {
   addr.port = f->port;
   f->sub = std::make_unique<rt::RedisLink>(f->base.get(), addr, 2000, "test/pubsub");
   f->cmd = std::make_unique<rt::RedisLink>(f->base.get(), addr, 2000, "test/command");
-  f->hub = std::make_unique<rt::Hub>(f->base.get(), *f->sub, f->cmd.get(), "channel:", 2000, "test");
+  f->hub = std::make_unique<rt::Hub>(f->base.get(), *f->sub, f->cmd.get(), nullptr, "channel:", 2000, "test");
   f->sub->set_listener(f->hub.get());
   f->sub->start();
   f->cmd->start();

@@ -1,0 +1,183 @@
+// The in-process mirror of each subscribed channel's head (server/src/mirror.hpp): polls it
+// decides get exactly the answers a Redis read would give; it survives pub/sub reconnects
+// without losing or repeating a message; history lost without a publish still ends in a
+// reset; and it really spares Redis (catch-up polls make no backlog read).
+// Two worker threads: each has its own pub/sub connection and mirrors, and consecutive
+// requests land on either.
+import assert from 'node:assert/strict';
+import { before, after } from 'node:test';
+import {
+  test, startStack, assertCleanShutdown, poll, publishOk, keys, uniqueChannel, metricsText,
+  metricValue, waitFor, sleep, assertStillServes, heldPolls, waitHeld,
+} from './lib/harness.mjs';
+
+const POLL_TIMEOUT = 5; // seconds: longer than a mirror verification takes (< 2 s)
+let stack, base, redis;
+
+before(async () => {
+  stack = await startStack({ pollTimeout: POLL_TIMEOUT, args: ['--threads', '2'] });
+  base = stack.base;
+  redis = stack.client;
+});
+after(async () => { await stack?.stop(); });
+
+async function counters() {
+  const t = await metricsText(base);
+  return {
+    reads: metricValue(t, 'rt_backlog_reads_total') ?? 0,
+    mirror: metricValue(t, 'rt_mirror_decisions_total') ?? 0,
+    lost: metricValue(t, 'rt_mirror_history_lost_total') ?? 0,
+  };
+}
+
+// What a Redis read says for last id `m` (PROTOCOL.md section 3), from the keys themselves.
+async function expectedFromRedis(c, m) {
+  const k = keys(c);
+  const n = Number((await redis.command('GET', k.id)) ?? 0);
+  const backlog = (await redis.command('ZRANGE', k.backlog, '0', '-1')).map((s) => JSON.parse(s));
+  if (m === n) return undefined; // nothing new: held
+  const after = backlog.filter((x) => x.id > m);
+  if (m < n && after.length && after[0].id === m + 1) return { status: 'ok', msg: after };
+  return { status: 'reset', id: n, msg: backlog.length ? [backlog[backlog.length - 1]] : [] };
+}
+
+test('catch-up polls are decided by the mirror with no Redis read, and answer what Redis holds', async () => {
+  const c = uniqueChannel('mirror');
+  await publishOk(base, c, 'one');
+  const id2 = await publishOk(base, c, 'two');
+  const want = { [c]: { status: 'ok', msg: [{ id: id2, payload: 'two' }] } };
+  // The first polls subscribe the channel on each worker and seed its mirror.
+  const c0 = await counters();
+  await waitFor(async () => {
+    const r = await poll(base, [[c, id2 - 1]]);
+    assert.deepEqual(r.json, want);
+    return (await counters()).mirror >= c0.mirror + 4;
+  }, { what: 'the mirrors to decide polls', timeout: 8000 });
+  const before = await counters();
+  for (let i = 0; i < 40; i++) {
+    const r = await poll(base, [[c, id2 - 1]]);
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.json, want);
+  }
+  const afterwards = await counters();
+  // A mirror is re-verified with one GET at most every ~0.7 s, never a backlog read; a
+  // stale one (verification late under load) lets a poll read Redis: allow a few.
+  assert.ok(afterwards.mirror - before.mirror >= 30, `mirror decisions ${afterwards.mirror - before.mirror} of 40`);
+  assert.ok(afterwards.reads - before.reads <= 10, `backlog reads ${afterwards.reads - before.reads} for 40 catch-up polls`);
+});
+
+test('mirror decisions match Redis for every last id around N, also for a state channel (backlog=1)', async () => {
+  for (const backlog of [100, 1]) {
+    const c = uniqueChannel(`agree${backlog}`);
+    for (let i = 1; i <= 5; i++) await publishOk(base, c, { i }, { backlog });
+    // Keep the channel subscribed on both workers and its mirrors seeded.
+    for (let i = 0; i < 6; i++) await poll(base, [[c, 4]]);
+    for (let round = 0; round < 3; round++) {
+      const n = Number(await redis.command('GET', keys(c).id));
+      for (const m of [0, n - 3, n - 2, n - 1, n + 1, n + 5]) {
+        if (m < 0) continue;
+        const want = await expectedFromRedis(c, m);
+        const r = await poll(base, [[c, m]]);
+        assert.equal(r.status, 200);
+        assert.deepEqual(r.json, { [c]: want }, `backlog=${backlog} N=${n} m=${m}`);
+      }
+      await publishOk(base, c, { i: n + 1 }, { backlog });
+    }
+  }
+});
+
+test('a follower sees every message once, in order, while the pub/sub connections are killed again and again', { timeout: 90000 }, async () => {
+  const c = uniqueChannel('kill');
+  const TOTAL = 400;
+  let stop = false;
+  const got = [];
+  const resets = [];
+  const follower = (async () => {
+    let last = 0;
+    while (!stop || last < TOTAL) {
+      const r = await poll(base, [[c, last]]).catch((e) => ({ status: 0, body: String(e) }));
+      if (r.status !== 200) { await sleep(20); continue; } // 503 while the hub reconnects
+      const e = r.json[c];
+      if (!e) continue;
+      if (e.status === 'reset') { resets.push({ ...e, last, tail: got.slice(-3) }); last = e.id; continue; }
+      for (const m of e.msg) got.push(m.id);
+      last = e.msg[e.msg.length - 1].id;
+    }
+  })();
+  const killer = (async () => {
+    let kills = 0;
+    while (!stop) {
+      await sleep(100 + Math.random() * 150);
+      await redis.command('CLIENT', 'KILL', 'TYPE', 'pubsub');
+      kills++;
+    }
+    return kills;
+  })();
+  // Catch-up polls one behind, racing the publishes and kills: every answer must be what
+  // Redis held (the newest message, or more when the poll read Redis after a newer publish).
+  const checker = (async () => {
+    let checked = 0;
+    while (!stop) {
+      const n = Number((await redis.command('GET', keys(c).id)) ?? 0);
+      if (n < 1) { await sleep(5); continue; }
+      const r = await poll(base, [[c, n - 1]]).catch(() => null);
+      if (!r || r.status !== 200) continue;
+      const e = r.json[c];
+      assert.ok(e, `m=${n - 1} held to the timeout although Redis had ${n}: ${r.body}`);
+      assert.equal(e.status, 'ok', `m=${n - 1}: ${r.body}`);
+      e.msg.forEach((m, i) => assert.equal(m.id, n + i, `m=${n - 1}: ${r.body}`));
+      checked++;
+    }
+    return checked;
+  })();
+  try {
+    for (let i = 1; i <= TOTAL; i++) {
+      assert.equal(await publishOk(base, c, { i }, { backlog: 1000 }), i);
+      if (i % 20 === 0) await sleep(15);
+    }
+  } finally {
+    stop = true;
+  }
+  const [kills, checked] = await Promise.all([killer, checker, follower]).then(([k, ch]) => [k, ch]);
+  assert.ok(kills >= 3, `pub/sub connections killed ${kills} times`);
+  assert.ok(checked > 0, 'catch-up polls checked');
+  assert.deepEqual(resets, [], 'no reset: the backlog (1000) always held what the follower missed');
+  assert.deepEqual(got, Array.from({ length: TOTAL }, (_, i) => i + 1), 'every id once, in order');
+  // Both workers' pub/sub connections back (reconnect backoff may have grown to 2 s).
+  await waitFor(async () => {
+    const rs = await Promise.all([0, 1, 2, 3].map(() => fetch(base + '/healthz').then((r) => r.status)));
+    return rs.every((st) => st === 200);
+  }, { timeout: 10000, what: '/healthz 200 after the kills' });
+});
+
+test('keys deleted without a publish: a held poll and a catch-up poll still get the reset', async () => {
+  const c = uniqueChannel('vanish');
+  for (let i = 1; i <= 3; i++) await publishOk(base, c, i);
+  // Seed the mirrors (and wait out a pub/sub reconnect left over from the test before).
+  await waitFor(async () => {
+    for (let i = 0; i < 6; i++) if ((await poll(base, [[c, 2]])).status !== 200) return false;
+    return true;
+  }, { timeout: 10000, what: 'six polls answered 200 in a row' });
+  const h0 = await heldPolls(base);
+  const held = poll(base, [[c, 3]]);
+  await waitHeld(base, (n) => n >= h0 + 1, { what: 'the poll to be held' });
+  const c0 = await counters();
+  const k = keys(c);
+  const t0 = Date.now();
+  await redis.command('DEL', k.id, k.backlog);
+  const r = await held;
+  const ms = Date.now() - t0;
+  assert.deepEqual(r.json, { [c]: { status: 'reset', id: 0, msg: [] } }, `held poll answered after ${ms} ms: ${r.body}`);
+  assert.ok(ms < (POLL_TIMEOUT - 1) * 1000, `reset after ${ms} ms, before the poll timeout`);
+  assert.ok((await counters()).lost > c0.lost, 'found by a mirror verification');
+  const r2 = await poll(base, [[c, 3]]);
+  assert.deepEqual(r2.json, { [c]: { status: 'reset', id: 0, msg: [] } });
+});
+
+test('after all of it the server still serves', async () => {
+  await assertStillServes(base);
+});
+
+test('rt-server exits cleanly on SIGTERM with no sanitizer report', async () => {
+  await assertCleanShutdown(stack.server);
+});
