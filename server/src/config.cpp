@@ -237,6 +237,14 @@ ParseResult parse_args(int argc, const char* const* argv, Config* out, std::stri
       if (!need_value()) return ParseResult::error;
       if (!parse_uint(value, 256, &u) || u < 1) return bad("expected an integer in 1..256");
       c.threads = int(u);
+    } else if (name == "--idle-timeout") {
+      if (!need_value()) return ParseResult::error;
+      if (!parse_uint(value, 86400, &u) || u < 1) return bad("expected whole seconds in 1..86400");
+      c.idle_timeout_s = uint32_t(u);
+    } else if (name == "--request-timeout") {
+      if (!need_value()) return ParseResult::error;
+      if (!parse_uint(value, 3600, &u) || u < 1) return bad("expected whole seconds in 1..3600");
+      c.request_timeout_s = uint32_t(u);
     } else if (name == "--reuseport") {
       if (has_value) return bad("takes no value");
       c.reuseport = true;
@@ -305,6 +313,10 @@ Reliable real-time updates over HTTP long polls, backed by Redis.
   --log-level LEVEL           debug, info, warn or error (default info)
   --threads N                 worker threads, each with its own event loop and Redis
                               connections (default 1)
+  --idle-timeout SECONDS      close keep-alive connections idle this long between requests
+                              (default: the poll timeout + 60)
+  --request-timeout SECONDS   close connections whose request head/body stalls, or that do
+                              not read their answer, this long (default 30)
   --reuseport                 SO_REUSEPORT: each worker thread gets its own listening
                               socket, and several rt-server processes may listen on the
                               same HOST:PORT (the kernel spreads connections over them)

@@ -606,11 +606,13 @@ void Server::on_sweep(evutil_socket_t, short, void* arg) noexcept {
     Conn* next = c->next_;
     uint32_t age = now - c->stamp_;
     bool expired;
-    if (c->lingering_) expired = age >= o.linger_s;
-    else if (c->out_pending()) expired = age >= o.write_timeout_s;
+    // `age` whole ticks have passed since the phase began, so more than `age - 1` seconds:
+    // `age > limit` closes after at least `limit` and under `limit + 1` seconds.
+    if (c->lingering_) expired = age > o.linger_s;
+    else if (c->out_pending()) expired = age > o.write_timeout_s;
     else if (c->active_ != nullptr) expired = false;
-    else if (c->reading_ != nullptr || !c->in_.empty()) expired = age >= o.request_timeout_s;
-    else expired = age >= o.idle_timeout_s;
+    else if (c->reading_ != nullptr || !c->in_.empty()) expired = age > o.request_timeout_s;
+    else expired = age > o.idle_timeout_s;
     if (expired) c->close();
     c = next;
   }

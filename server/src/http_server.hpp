@@ -112,7 +112,7 @@ struct ServerOptions {
   uint32_t idle_timeout_s = 85;      // keep-alive connection with no request in progress
   uint32_t request_timeout_s = 30;   // a request head/body that started and stalled
   uint32_t write_timeout_s = 30;     // an answer the client does not read
-  uint32_t linger_s = 2;             // reading (and dropping) input after a final error answer
+  uint32_t linger_s = 1;             // reading (and dropping) input after a final error answer
   size_t max_buffered = 64 << 10;    // input buffered while a request is outstanding
   // Answers the server gives itself (malformed requests, limits): the router's wording.
   void (*send_error)(Request* req, int status, std::string_view message, void* ctx) noexcept = nullptr;

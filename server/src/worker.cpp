@@ -80,9 +80,11 @@ bool Worker::init(std::string* error) {
   // A head may hold a URL up to --max-url plus ordinary headers.
   ho.limits.max_head = cfg_.max_url + (16u << 10) > (64u << 10) ? cfg_.max_url + (16u << 10) : (64u << 10);
   ho.limits.max_body = cfg_.max_body;
-  // Between requests a keep-alive connection may idle a poll timeout plus a minute (what
-  // evhttp's timeout was), so a client's next poll never races the server's close.
-  ho.idle_timeout_s = uint32_t(cfg_.poll_timeout_s) + 60;
+  // By default a keep-alive connection may idle a poll timeout plus a minute between
+  // requests (what evhttp's timeout was), so a client's next poll never races the close.
+  ho.idle_timeout_s = cfg_.idle_timeout_s ? cfg_.idle_timeout_s : uint32_t(cfg_.poll_timeout_s) + 60;
+  ho.request_timeout_s = cfg_.request_timeout_s;
+  ho.write_timeout_s = cfg_.request_timeout_s;
   ho.send_error = on_server_error;
   ho.send_error_ctx = this;
   http_ = std::make_unique<http::Server>(base_.get(), listen_fd_, ho, static_cast<http::Handler*>(this));

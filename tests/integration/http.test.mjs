@@ -296,6 +296,63 @@ test('out of file descriptors: accepting pauses (logged once) instead of spinnin
   }
 });
 
+// Resolves with the time (ms) until the server closes `sock`, and what it sent meanwhile.
+function closedAfter(sock, t0) {
+  return new Promise((resolve) => {
+    let got = '';
+    sock.on('data', (d) => { got += d.toString('latin1'); });
+    sock.on('close', () => resolve({ ms: Date.now() - t0, got }));
+    sock.on('error', () => {});
+  });
+}
+
+test('--idle-timeout and --request-timeout close idle and stalled connections, never a held poll', { timeout: 30000 }, async () => {
+  await withServer({ redisUrl: stack.redis.url, pollTimeout: 4, args: ['--idle-timeout', '1', '--request-timeout', '1'] }, async (srv) => {
+    const open = () => new Promise((resolve, reject) => {
+      const s = net.createConnection({ port: srv.port, host: '127.0.0.1' }, () => resolve(s));
+      s.once('error', reject);
+    });
+    const t0 = Date.now();
+    // Idle after one answered request.
+    const idle = await open();
+    const idleClosed = closedAfter(idle, t0);
+    idle.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    // A request head that stops halfway, and one trickling a byte every 200 ms (the timeout
+    // counts from the request's start, not from its last byte).
+    const half = await open();
+    const halfClosed = closedAfter(half, t0);
+    half.write('GET /rt?c=a&m=1 HTTP/1.1\r\nHost: ');
+    const slow = await open();
+    const slowClosed = closedAfter(slow, t0);
+    const trickle = 'GET /rt?c=a&m=1 HTTP/1.1\r\nX-Slow: ' + 'y'.repeat(1000);
+    let i = 0;
+    const timer = setInterval(() => { if (!slow.destroyed && i < trickle.length) slow.write(trickle[i++]); }, 200);
+    // A held poll outlives both timeouts and is answered at the poll timeout.
+    const held = await open();
+    const heldClosed = closedAfter(held, t0);
+    const c = uniqueChannel();
+    held.write(`GET /rt?c=${c}&m=0 HTTP/1.1\r\nHost: x\r\n\r\n`);
+    try {
+      for (const [what, p] of [['idle', idleClosed], ['half head', halfClosed], ['trickling head', slowClosed]]) {
+        const r = await p;
+        assert.ok(r.ms >= 900 && r.ms < 4000, `${what}: closed after ${r.ms} ms`);
+      }
+      assert.match((await idleClosed).got, /^HTTP\/1\.1 200 /);
+      assert.ok(!held.destroyed, 'the held poll is still open');
+      const answered = await new Promise((resolve) => {
+        let got = '';
+        held.on('data', (d) => { got += d.toString('latin1'); if (got.endsWith('{}')) resolve({ ms: Date.now() - t0, got }); });
+      });
+      assert.match(answered.got, /^HTTP\/1\.1 200 /);
+      assert.ok(answered.ms >= 3500, `held poll answered after ${answered.ms} ms (poll timeout 4 s)`);
+    } finally {
+      clearInterval(timer);
+      for (const s of [idle, half, slow, held]) s.destroy();
+      await heldClosed;
+    }
+  });
+});
+
 test('after all of it the server still serves', async () => {
   await assertStillServes(base);
 });
