@@ -160,7 +160,39 @@ def table(rows):
     failed = [f"{r['name']} {r.get('mode')}" for r in rows if "failed" in r]
     if failed:
         text.append("FAILED: " + ", ".join(failed))
+    text.append("")
+    text.extend(goals(rows))
     return "\n".join(text)
+
+
+def goals(rows):
+    """The goals of the performance issue, each with this run's figure and met / NOT met."""
+    out = ["goals (this run):"]
+
+    def line(what, value, target, ok):
+        if value is None:
+            out.append(f"  {what}: n/a (target {target})")
+        else:
+            out.append(f"  {what}: {value} (target {target}) {'met' if ok else 'NOT met'}")
+
+    def ratio(a, b):
+        return None if a is None or b in (None, 0) else a / b
+
+    rt, nr = fig(rows, "rt", "catchup", "rps"), fig(rows, "nchan-r", "catchup", "rps")
+    r = ratio(rt, nr)
+    line("catch-up polls/s vs Nchan (Redis store)", r and f"{r:.2f}x", ">= 1.2x", r is not None and r >= 1.2)
+    r = ratio(rt, fig(rows, "floor", "plain", "rps"))
+    line("catch-up polls/s vs the nginx floor", r and f"{r:.2f}x", ">= 0.85x", r is not None and r >= 0.85)
+    r = ratio(fig(rows, "rt", "held", "mem_pss_per_poll"), fig(rows, "nchan-r", "held", "mem_pss_per_poll"))
+    line("memory per held poll vs Nchan", r and f"{r:.2f}x", "<= 0.5x", r is not None and r <= 0.5)
+    h = find(rows, "rt", "held")
+    held = int(h["held"]) if h and "held" in h else None
+    line("held polls", held and f"{held:,}", ">= 50,000", held is not None and held >= 50000)
+    r = ratio(fig(rows, "rt", "fanout", "max_ms", n=10000), fig(rows, "nchan-r", "fanout", "max_ms", n=10000))
+    line("fan-out to 10k, time until all answered vs Nchan", r and f"{r:.2f}x", "<= 0.8x", r is not None and r <= 0.8)
+    r = ratio(fig(rows, "rt", "publish", "rps"), fig(rows, "redis", "publish_script", "rps"))
+    line("publish over HTTP vs the Redis script floor", r and f"{r:.2f}x", ">= 0.8x", r is not None and r >= 0.8)
+    return out
 
 
 def check(rows):

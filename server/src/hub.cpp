@@ -64,33 +64,40 @@ bool Hub::send(const char* verb, const std::string& channel) noexcept {
   return true;
 }
 
-Hub::AddResult Hub::add(const std::string& channel, HubListener* l, size_t idx) {
+Hub::AddResult Hub::add(const std::string& channel, HubLink* link) {
   if (!link_.up()) return AddResult::unavailable;
   auto it = chans_.find(channel);
   if (it == chans_.end()) {
     if (!send("SUBSCRIBE", channel)) return AddResult::unavailable;
-    Chan& c = chans_[channel];
-    c.state = SubState::subscribing;
-    c.listeners.emplace(l, idx);
-    return AddResult::pending;
+    it = chans_.emplace(channel, Chan()).first;
+    it->second.name = &it->first;
+    it->second.state = SubState::subscribing;
   }
   Chan& c = it->second;
-  if (c.listeners.empty() && c.state == SubState::subscribed && idle_count_ > 0) idle_count_--;
-  c.listeners[l] = idx;
+  if (c.empty() && c.state == SubState::subscribed && idle_count_ > 0) idle_count_--;
+  link->prev = nullptr;
+  link->next = c.head;
+  if (c.head) c.head->prev = link;
+  c.head = link;
+  link->chan = &c;
   return c.state == SubState::subscribed ? AddResult::confirmed : AddResult::pending;
 }
 
-void Hub::remove(const std::string& channel, HubListener* l) noexcept {
-  auto it = chans_.find(channel);
-  if (it == chans_.end()) return;
-  Chan& c = it->second;
-  if (c.listeners.erase(l) == 0 || !c.listeners.empty()) return;
+void Hub::remove(HubLink* link) noexcept {
+  if (link->chan == nullptr) return;
+  Chan& c = *static_cast<Chan*>(link->chan);
+  if (link->prev) link->prev->next = link->next;
+  else c.head = link->next;
+  if (link->next) link->next->prev = link->prev;
+  link->prev = link->next = nullptr;
+  link->chan = nullptr;
+  if (!c.empty()) return;
   if (c.state == SubState::subscribed) {
     c.idle_since_ms = now_ms();
     idle_count_++;
     if (idle_count_ > kMaxIdle) {
       // Too many lingering channels: this one goes at once.
-      if (send("UNSUBSCRIBE", channel)) {
+      if (send("UNSUBSCRIBE", *c.name)) {
         idle_count_--;
         set_state(c, SubState::unsubscribing);
         c.mirror.drop();
@@ -98,6 +105,11 @@ void Hub::remove(const std::string& channel, HubListener* l) noexcept {
     }
   }
   // subscribing: decided when the confirmation arrives; unsubscribing: already leaving.
+}
+
+const std::string& Hub::channel_of(const HubLink& link) const noexcept {
+  static const std::string none;
+  return link.chan ? *static_cast<const Chan*>(link.chan)->name : none;
 }
 
 void Hub::on_sub_reply(redisAsyncContext* ac, void* reply, void* priv) noexcept {
@@ -142,28 +154,38 @@ void Hub::handle_reply(redisReply* r) noexcept {
   if (type == "message") {
     metrics::get().pubsub_messages.fetch_add(1, std::memory_order_relaxed);
     if (r->element[2]->type != REDIS_REPLY_STRING) return;
-    proto::Message msg;
-    msg.json.assign(r->element[2]->str, r->element[2]->len);
+    std::shared_ptr<SharedMessage> shared;
+    try {
+      shared = std::make_shared<SharedMessage>();
+      shared->msg.json.assign(r->element[2]->str, r->element[2]->len);
+    } catch (...) {
+      // Out of memory: the message cannot be passed on. Polls would miss it silently, so
+      // drop the connection: every open poll is answered 503 and retries from its last id.
+      link_down_pending_ = true;
+      return;
+    }
+    proto::Message& msg = shared->msg;
     if (!check_message(msg.json, &msg.id)) {
       metrics::get().invalid_messages.fetch_add(1, std::memory_order_relaxed);
       RT_LOG(warn, "invalid message on pub/sub, skipped").kv("channel", channel).kv("message", msg.json.substr(0, 200));
       return;
     }
     c.mirror.on_message(msg);  // before the listeners: a poll woken now sees the same N
-    for (auto& kv : c.listeners) kv.first->on_message(kv.second, msg);
+    SharedMessagePtr ptr(std::move(shared));
+    for (HubLink* l = c.head; l; l = l->next) l->listener->on_message(l->idx, ptr);
   } else if (is_sub) {
     if (c.state != SubState::subscribing) return;
     set_state(c, SubState::subscribed);
     start_seed(channel, c);  // the seed read must start after the subscription is confirmed
-    if (c.listeners.empty()) {
+    if (c.empty()) {
       c.idle_since_ms = now_ms();
       idle_count_++;
       return;
     }
-    for (auto& kv : c.listeners) kv.first->on_subscribed(kv.second);
+    for (HubLink* l = c.head; l; l = l->next) l->listener->on_subscribed(l->idx);
   } else if (is_unsub) {
     if (c.state != SubState::unsubscribing) return;
-    if (c.listeners.empty()) {
+    if (c.empty()) {
       chans_.erase(it);
       return;
     }
@@ -229,7 +251,7 @@ void Hub::tick() noexcept {
   std::vector<std::string> expired;
   for (auto& kv : chans_) {
     const Chan& c = kv.second;
-    if (c.state == SubState::subscribed && c.listeners.empty() && now - c.idle_since_ms >= kLingerMs)
+    if (c.state == SubState::subscribed && c.empty() && now - c.idle_since_ms >= kLingerMs)
       expired.push_back(kv.first);
   }
   for (const auto& name : expired) {
@@ -256,15 +278,24 @@ struct MirrorCall {
 
 ChannelMirror::Decision Hub::decide(const std::string& channel, uint64_t last, const proto::Message** msg) noexcept {
   auto it = chans_.find(channel);
-  if (it == chans_.end() || it->second.state != SubState::subscribed) return ChannelMirror::Decision::unknown;
-  Chan& c = it->second;
+  if (it == chans_.end()) return ChannelMirror::Decision::unknown;
+  return decide(it->second, last, msg);
+}
+
+ChannelMirror::Decision Hub::decide(const HubLink& link, uint64_t last, const proto::Message** msg) noexcept {
+  if (link.chan == nullptr) return ChannelMirror::Decision::unknown;
+  return decide(*static_cast<Chan*>(link.chan), last, msg);
+}
+
+ChannelMirror::Decision Hub::decide(Chan& c, uint64_t last, const proto::Message** msg) noexcept {
+  if (c.state != SubState::subscribed) return ChannelMirror::Decision::unknown;
   uint64_t now = now_ms();
   ChannelMirror::Decision d = c.mirror.decide(last, now, msg);
   if (d == ChannelMirror::Decision::unknown) {
     if (c.mirror.state() == ChannelMirror::State::empty)
-      start_seed(channel, c);
+      start_seed(*c.name, c);
     else if (c.mirror.wants_verify(now, false))
-      start_verify(channel, c);
+      start_verify(*c.name, c);
   }
   return d;
 }
@@ -308,7 +339,7 @@ void Hub::on_seed_reply(redisReply* r, void* priv) noexcept {
     m.seed_done(call->token, ok, n, has_newest ? &newest : nullptr);
     if (ok) {
       RT_LOG(debug, "mirror seeded").kv("channel", call->channel).kv("n", n);
-      for (auto& kv : it->second.listeners) kv.first->on_redis_head(kv.second, n);
+      for (HubLink* l = it->second.head; l; l = l->next) l->listener->on_redis_head(l->idx, n);
     }
   }
   delete call;
@@ -342,7 +373,7 @@ void Hub::on_verify_reply(redisReply* r, void* priv) noexcept {
                                (r->type == REDIS_REPLY_STRING && proto::parse_id(std::string_view(r->str, r->len), &n)));
     bool lost = c.mirror.verify_done(call->token, ok, call->n_sent, n);
     if (ok)
-      for (auto& kv : c.listeners) kv.first->on_redis_head(kv.second, n);
+      for (HubLink* l = c.head; l; l = l->next) l->listener->on_redis_head(l->idx, n);
     if (lost) {
       metrics::get().mirror_history_lost.fetch_add(1, std::memory_order_relaxed);
       RT_LOG(info, "channel history lost without a publish (msg_id went back)")
@@ -360,7 +391,7 @@ void Hub::maintain_mirrors(uint64_t now) noexcept {
     if (c.state != SubState::subscribed) continue;
     if (c.mirror.state() == ChannelMirror::State::empty)
       start_seed(kv.first, c);  // dropped (a gap, a failed read): seed again
-    else if (c.mirror.wants_verify(now, !c.listeners.empty()))
+    else if (c.mirror.wants_verify(now, !c.empty()))
       start_verify(kv.first, c);
   }
 }
@@ -384,7 +415,10 @@ void Hub::on_link_down() noexcept {
   for (auto& kv : chans_) {
     if (kv.second.state == SubState::subscribed)
       metrics::get().subscribed_channels.fetch_sub(1, std::memory_order_relaxed);
-    for (auto& l : kv.second.listeners) lost.push_back(l.first);
+    for (HubLink* l = kv.second.head; l; l = l->next) {
+      lost.push_back(l->listener);
+      l->chan = nullptr;  // the entry is about to go: the links are unregistered
+    }
   }
   chans_.clear();
   std::sort(lost.begin(), lost.end());

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <deque>
+#include <memory>
 #include <string>
 #include <unordered_map>
 
@@ -25,15 +26,41 @@
 
 namespace rt {
 
+// A message received on pub/sub, shared by every listener of its channel: one copy per
+// worker, not one per poll. `single_body` caches the whole /rt answer of a single-channel
+// poll that gets just this message (the fan-out case), built by the first poll that needs
+// it and sent as is by the others. Only touched from the worker's own thread.
+struct SharedMessage {
+  proto::Message msg;
+  mutable std::string single_body;
+};
+using SharedMessagePtr = std::shared_ptr<const SharedMessage>;
+
+class HubListener;
+
+// One registration of a listener on one channel, owned by the listener and linked into the
+// channel's list by the hub: no allocation and no hashing per registration (a poll of 200
+// channels holds 200 of these). Set `listener` and `idx` before Hub::add; `chan` is
+// non-NULL while registered and NULL again after Hub::remove or a lost connection.
+struct HubLink {
+  HubListener* listener = nullptr;
+  uint32_t idx = 0;          // given back in the listener's callbacks
+  HubLink* prev = nullptr;
+  HubLink* next = nullptr;
+  void* chan = nullptr;      // the hub's channel entry (opaque)
+  bool linked() const noexcept { return chan != nullptr; }
+};
+
 // A party interested in channels (a poll). Callbacks only record facts and schedule work:
-// they must not call Hub::add/remove (the hub is iterating its tables).
+// they must not call Hub::add/remove (the hub is walking its lists).
 class HubListener {
  public:
   virtual ~HubListener() = default;
   // The channel at index `idx` (as given to add) is now confirmed subscribed by Redis.
   virtual void on_subscribed(size_t idx) noexcept = 0;
-  // A valid message arrived on the channel at `idx`.
-  virtual void on_message(size_t idx, const proto::Message& msg) noexcept = 0;
+  // A valid message arrived on the channel at `idx`. Keep `msg` (a shared reference) if
+  // needed beyond the call.
+  virtual void on_message(size_t idx, const SharedMessagePtr& msg) noexcept = 0;
   // The subscribe connection was lost: messages may have been missed. The listener is
   // already removed from every channel when this is called.
   virtual void on_hub_lost() noexcept = 0;
@@ -57,20 +84,26 @@ class Hub : public RedisLink::Listener {
 
   enum class AddResult { confirmed, pending, unavailable };
 
-  // Registers `l` for `channel` (a valid channel name) under index `idx`.
+  // Registers `link` (not registered; listener and idx set) for `channel` (a valid channel
+  // name). The link must stay put in memory until removed.
   //   confirmed:   already subscribed; no on_subscribed will follow for this add
   //   pending:     on_subscribed(idx) follows once Redis confirms (or on_hub_lost)
   //   unavailable: the subscribe connection is down; nothing was registered
-  AddResult add(const std::string& channel, HubListener* l, size_t idx);
+  AddResult add(const std::string& channel, HubLink* link);
 
-  // Unregisters `l` from `channel`. No-op when not registered. Never calls back.
-  void remove(const std::string& channel, HubListener* l) noexcept;
+  // Unregisters `link`. No-op when not registered. Never calls back.
+  void remove(HubLink* link) noexcept;
+
+  // The channel name of a registered link ("" when not registered).
+  const std::string& channel_of(const HubLink& link) const noexcept;
 
   // Decides a poll of `channel` at last id `last` from the channel's mirror (see
   // mirror.hpp): hold, newest (*msg: the message to answer with, valid until the next
   // message or reply is processed) or unknown (read Redis). Unknown for channels that are
   // not subscribed. Starts a seed or verification when the mirror needs one.
   ChannelMirror::Decision decide(const std::string& channel, uint64_t last, const proto::Message** msg) noexcept;
+  // The same for a registered link's channel (no lookup by name).
+  ChannelMirror::Decision decide(const HubLink& link, uint64_t last, const proto::Message** msg) noexcept;
 
   bool up() const noexcept { return link_.up() && sentinel_confirmed_; }
   size_t channel_count() const noexcept { return chans_.size(); }
@@ -84,11 +117,14 @@ class Hub : public RedisLink::Listener {
  private:
   enum class SubState { subscribing, subscribed, unsubscribing };
   struct Chan {
+    const std::string* name = nullptr;  // the key of this entry in chans_
     SubState state = SubState::subscribing;
-    std::unordered_map<HubListener*, size_t> listeners;
-    uint64_t idle_since_ms = 0;  // when listeners became empty (state subscribed)
+    HubLink* head = nullptr;     // the registered links (listeners), newest first
+    uint64_t idle_since_ms = 0;  // when the list became empty (state subscribed)
     ChannelMirror mirror;        // valid only while subscribed
+    bool empty() const noexcept { return head == nullptr; }
   };
+  ChannelMirror::Decision decide(Chan& c, uint64_t last, const proto::Message** msg) noexcept;
 
   static void on_sub_reply(redisAsyncContext* ac, void* reply, void* priv) noexcept;
   static void on_tick(evutil_socket_t, short, void* arg) noexcept;

@@ -75,13 +75,19 @@ void Poll::start(Worker& w, http::Request* req, std::vector<proto::ChannelPos> c
     send_error(req, 503, "out of memory", metrics::Endpoint::rt, w.reply_options());
     return;
   }
+  try {
+    p->chans_.resize(chans.size());
+  } catch (...) {
+    delete p;
+    send_error(req, 503, "out of memory", metrics::Endpoint::rt, w.reply_options());
+    return;
+  }
   // The HTTP layer reads the connection all along: a client that goes away (held or not)
   // is reported here at once.
   req->on_gone(on_gone, p);
-  p->chans_.resize(chans.size());
   for (size_t i = 0; i < chans.size(); i++) {
-    p->chans_[i].poll = p;
-    p->chans_[i].name = std::move(chans[i].channel);
+    p->chans_[i].link.listener = p;
+    p->chans_[i].link.idx = uint32_t(i);
     p->chans_[i].last = chans[i].last_id;
   }
   p->timer_.reset(evtimer_new(w.base(), on_timeout, p));
@@ -91,9 +97,14 @@ void Poll::start(Worker& w, http::Request* req, std::vector<proto::ChannelPos> c
   // Subscribe first: a message published after this point reaches us on pub/sub or is in
   // the backlog the read (which starts once every SUBSCRIBE is confirmed) returns.
   for (size_t i = 0; i < p->chans_.size() && !p->hub_lost_; i++) {
-    switch (w.hub().add(p->chans_[i].name, p, i)) {
-      case Hub::AddResult::confirmed: p->chans_[i].in_hub = true; break;
-      case Hub::AddResult::pending: p->chans_[i].in_hub = true; p->unconfirmed_++; break;
+    Hub::AddResult r = Hub::AddResult::unavailable;
+    try {
+      r = w.hub().add(chans[i].channel, &p->chans_[i].link);
+    } catch (...) {  // out of memory: like a hub that is down
+    }
+    switch (r) {
+      case Hub::AddResult::confirmed: break;
+      case Hub::AddResult::pending: p->unconfirmed_++; break;
       case Hub::AddResult::unavailable: p->hub_lost_ = true; p->hub_never_up_ = true; break;
     }
   }
@@ -107,7 +118,8 @@ void Poll::on_subscribed(size_t idx) noexcept {
   if (unconfirmed_ > 0 && --unconfirmed_ == 0) w_.defer(this);
 }
 
-void Poll::on_message(size_t idx, const proto::Message& msg) noexcept {
+void Poll::on_message(size_t idx, const SharedMessagePtr& shared) noexcept {
+  const proto::Message& msg = shared->msg;
   if (state_ == State::done || idx >= chans_.size()) return;
   Chan& c = chans_[idx];
   if (msg.id <= c.last) {
@@ -120,12 +132,13 @@ void Poll::on_message(size_t idx, const proto::Message& msg) noexcept {
     }
     return;
   }
-  if (!c.pending.empty() && msg.id <= c.pending.back().id) return;  // duplicate
-  if (c.pending.size() >= kMaxPending) {
+  if (has_pending(c) && msg.id <= c.pending->back()->msg.id) return;  // duplicate
+  if (c.pending && c.pending->size() >= kMaxPending) {
     c.overflow = true;
   } else {
     try {
-      c.pending.push_back(msg);
+      if (!c.pending) c.pending = std::make_unique<std::vector<SharedMessagePtr>>();
+      c.pending->push_back(shared);
     } catch (...) {
       c.overflow = true;
     }
@@ -137,8 +150,7 @@ void Poll::on_message(size_t idx, const proto::Message& msg) noexcept {
 }
 
 void Poll::on_hub_lost() noexcept {
-  for (Chan& c : chans_) c.in_hub = false;  // the hub already forgot us
-  hub_lost_ = true;
+  hub_lost_ = true;  // the hub already unregistered every link
   w_.defer(this);
 }
 
@@ -167,9 +179,9 @@ void Poll::on_gone(void* arg) noexcept {
 }
 
 void Poll::on_read_reply(redisReply* reply, void* priv) noexcept {
-  Chan& c = *static_cast<Chan*>(priv);
-  Poll* p = c.poll;
-  if (p->state_ == State::reading) p->store_read(c, reply);
+  RoundResult& rr = *static_cast<RoundResult*>(priv);
+  Poll* p = rr.poll;
+  if (p->state_ == State::reading) p->store_read(rr, reply);
   if (--p->reads_outstanding_ == 0) p->w_.defer(p);
 }
 
@@ -224,34 +236,35 @@ void Poll::start_round() noexcept {
   state_ = State::reading;
   read_failed_ = false;
   woken_ = false;
-  for (Chan& c : chans_) {
-    c.overflow = false;
-    c.after.clear();
-    c.has_tail = false;
-    c.newest = 0;
-  }
+  for (Chan& c : chans_) c.overflow = false;
   try {
+    round_.clear();
+    round_.resize(chans_.size());
     std::vector<std::string> keys(2), args{std::string(), kReadLimit};
-    for (Chan& c : chans_) {
+    for (size_t i = 0; i < chans_.size(); i++) {
+      Chan& c = chans_[i];
+      RoundResult& rr = round_[i];
+      rr.poll = this;
+      rr.idx = i;
       // The channel's mirror decides most polls without Redis (see mirror.hpp).
       const proto::Message* m = nullptr;
-      ChannelMirror::Decision d = w_.hub().decide(c.name, c.last, &m);
+      ChannelMirror::Decision d = w_.hub().decide(c.link, c.last, &m);
       if (d == ChannelMirror::Decision::hold) {
-        c.newest = c.last;
+        rr.newest = c.last;
         metrics::get().mirror_decisions.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
       if (d == ChannelMirror::Decision::newest) {
-        c.newest = m->id;
-        c.after.push_back(*m);
+        rr.newest = m->id;
+        rr.after.push_back(*m);
         metrics::get().mirror_decisions.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
       metrics::get().backlog_reads.fetch_add(1, std::memory_order_relaxed);
-      keys[0] = w_.key(c.name, "msg_id");
-      keys[1] = w_.key(c.name, "msg_backlog");
+      keys[0] = w_.key(name_of(c), "msg_id");
+      keys[1] = w_.key(name_of(c), "msg_backlog");
       args[0] = std::to_string(c.last);
-      if (!run_script(w_.cmd(), w_.scripts().read, keys, args, on_read_reply, &c)) {
+      if (!run_script(w_.cmd(), w_.scripts().read, keys, args, on_read_reply, &rr)) {
         read_failed_ = true;
         read_error_ = "redis unavailable";
         break;
@@ -265,7 +278,9 @@ void Poll::start_round() noexcept {
   if (reads_outstanding_ == 0) step();  // nothing in flight: fail now
 }
 
-void Poll::store_read(Chan& c, redisReply* r) noexcept {
+void Poll::store_read(RoundResult& c, redisReply* r) noexcept {
+  const std::string& name = name_of(chans_[c.idx]);
+  const uint64_t last = chans_[c.idx].last;
   if (r == nullptr) {
     read_failed_ = true;
     read_error_ = "redis unavailable";
@@ -274,7 +289,7 @@ void Poll::store_read(Chan& c, redisReply* r) noexcept {
   if (r->type == REDIS_REPLY_ERROR) {
     read_failed_ = true;
     read_error_ = "redis error: " + std::string(r->str, r->len);
-    RT_LOG(warn, "read script failed").kv("channel", c.name).kv("error", read_error_);
+    RT_LOG(warn, "read script failed").kv("channel", name).kv("error", read_error_);
     return;
   }
   if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || r->element[0]->type != REDIS_REPLY_INTEGER ||
@@ -287,7 +302,7 @@ void Poll::store_read(Chan& c, redisReply* r) noexcept {
   if (r->elements < 3) return;  // N == L: nothing new
   auto invalid = [&](const char* s, size_t n) {
     metrics::get().invalid_messages.fetch_add(1, std::memory_order_relaxed);
-    RT_LOG(warn, "invalid message in backlog, skipped").kv("channel", c.name).kv("message", std::string(s, n < 200 ? n : 200));
+    RT_LOG(warn, "invalid message in backlog, skipped").kv("channel", name).kv("message", std::string(s, n < 200 ? n : 200));
   };
   try {
     redisReply* after = r->element[1];
@@ -298,7 +313,7 @@ void Poll::store_read(Chan& c, redisReply* r) noexcept {
         if (m->type != REDIS_REPLY_STRING) continue;
         proto::Message msg;
         msg.json.assign(m->str, m->len);
-        if (!check_message(msg.json, &msg.id) || msg.id <= c.last ||
+        if (!check_message(msg.json, &msg.id) || msg.id <= last ||
             (!c.after.empty() && msg.id <= c.after.back().id)) {
           invalid(m->str, m->len);
           continue;
@@ -323,22 +338,29 @@ void Poll::store_read(Chan& c, redisReply* r) noexcept {
 void Poll::evaluate_round() noexcept {
   std::vector<proto::Entry> entries;
   try {
-    for (Chan& c : chans_) {
+    for (size_t i = 0; i < chans_.size() && i < round_.size(); i++) {
+      Chan& c = chans_[i];
+      RoundResult& rr = round_[i];
       // A gap: the reset carries the channel's newest message (`after` may be truncated).
-      if (!c.after.empty() && c.after.front().id != c.last + 1 && c.has_tail) c.after.clear();
+      if (!rr.after.empty() && rr.after.front().id != c.last + 1 && rr.has_tail) rr.after.clear();
       proto::Entry e;
-      if (proto::decide(c.name, c.last, c.newest, std::move(c.after), c.has_tail ? &c.tail : nullptr, &e)) {
+      if (proto::decide(name_of(c), c.last, rr.newest, std::move(rr.after), rr.has_tail ? &rr.tail : nullptr, &e)) {
         entries.push_back(std::move(e));
-      } else {
+      } else if (has_pending(c)) {
         // Nothing new up to N == last: pub/sub copies of those ids are old news.
-        while (!c.pending.empty() && c.pending.front().id <= c.last) c.pending.erase(c.pending.begin());
+        std::vector<SharedMessagePtr>& pend = *c.pending;
+        size_t drop = 0;
+        while (drop < pend.size() && pend[drop]->msg.id <= c.last) drop++;
+        pend.erase(pend.begin(), pend.begin() + long(drop));
       }
-      c.after.clear();
     }
   } catch (...) {
     answer_error(503, "out of memory");
     return;
   }
+  // The round's results are used up: a held poll keeps only its Chan array.
+  round_.clear();
+  round_.shrink_to_fit();
   if (!entries.empty()) {
     answer(std::move(entries));
     return;
@@ -363,21 +385,40 @@ void Poll::evaluate_pending() noexcept {
   bool gap = false;
   try {
     for (Chan& c : chans_) {
-      size_t drop = 0;
-      while (drop < c.pending.size() && c.pending[drop].id <= c.last) drop++;
-      if (drop) c.pending.erase(c.pending.begin(), c.pending.begin() + long(drop));
       if (c.overflow) gap = true;
-      if (c.pending.empty()) continue;
-      if (c.pending.front().id != c.last + 1) {
+      if (!c.pending) continue;
+      std::vector<SharedMessagePtr>& pend = *c.pending;
+      size_t drop = 0;
+      while (drop < pend.size() && pend[drop]->msg.id <= c.last) drop++;
+      if (drop) pend.erase(pend.begin(), pend.begin() + long(drop));
+      if (pend.empty()) {
+        c.pending.reset();
+        continue;
+      }
+      if (pend.front()->msg.id != c.last + 1) {
         gap = true;  // never guess: read what Redis has
         continue;
       }
       size_t run = 1;
-      while (run < c.pending.size() && c.pending[run].id == c.pending[run - 1].id + 1) run++;
+      while (run < pend.size() && pend[run]->msg.id == pend[run - 1]->msg.id + 1) run++;
+      if (chans_.size() == 1 && run == 1 && !c.overflow) {
+        // The fan-out case: one channel, one new message. Every poll of this channel that
+        // was at the same id sends the same bytes: build them once (SharedMessage).
+        const SharedMessage& sm = *pend.front();
+        if (sm.single_body.empty()) {
+          proto::Entry e;
+          e.channel = name_of(c);
+          e.status = proto::EntryStatus::ok;
+          e.msgs.push_back(sm.msg);
+          sm.single_body = proto::build_response({e});
+        }
+        send_answer(sm.single_body, 1, 0, 1);
+        return;
+      }
       proto::Entry e;
-      e.channel = c.name;
+      e.channel = name_of(c);
       e.status = proto::EntryStatus::ok;
-      e.msgs.assign(c.pending.begin(), c.pending.begin() + long(run));
+      for (size_t i = 0; i < run; i++) e.msgs.push_back(pend[i]->msg);
       entries.push_back(std::move(e));
     }
   } catch (...) {
@@ -389,7 +430,7 @@ void Poll::evaluate_pending() noexcept {
     // another writer): trust Redis, forget these messages, keep holding.
     RT_LOG(warn, "pub/sub disagrees with Redis after re-reads, ignoring pub/sub messages");
     for (Chan& c : chans_) {
-      c.pending.clear();
+      c.pending.reset();
       c.overflow = false;
     }
     gap = false;
@@ -444,6 +485,14 @@ void Poll::answer(std::vector<proto::Entry> entries) noexcept {
     answer_error(503, "out of memory");
     return;
   }
+  send_answer(body, delivered, resets, entries.size());
+}
+
+void Poll::send_answer(const std::string& body, uint64_t delivered, uint64_t resets, size_t entries) noexcept {
+  if (req_ == nullptr || !req_->connected()) {
+    finish();
+    return;
+  }
   send_json(req_, 200, body, metrics::Endpoint::rt, w_.reply_options());
   req_ = nullptr;
   auto& m = metrics::get();
@@ -451,7 +500,7 @@ void Poll::answer(std::vector<proto::Entry> entries) noexcept {
   m.resets.fetch_add(resets, std::memory_order_relaxed);
   uint64_t us = now_us() - started_us_;
   m.rt_latency.observe_us(us);
-  RT_LOG(debug, "rt answered").kv("status", 200).kv("channels", chans_.size()).kv("entries", entries.size())
+  RT_LOG(debug, "rt answered").kv("status", 200).kv("channels", chans_.size()).kv("entries", entries)
       .kv("messages", delivered).kv("ms", double(us) / 1000.0);
   finish();
 }
@@ -475,9 +524,8 @@ void Poll::finish() noexcept {
     req_ = nullptr;
   }
   for (Chan& c : chans_) {
-    if (c.in_hub) w_.hub().remove(c.name, this);
-    c.in_hub = false;
-    c.pending.clear();
+    w_.hub().remove(&c.link);  // no-op when not registered (or the hub dropped it)
+    c.pending.reset();
   }
   timer_.reset();
   if (counted_held_) {

@@ -8,6 +8,7 @@
 // messages that arrive while a read is in flight are kept and examined after it.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -26,7 +27,7 @@ class Poll final : public HubListener, public Deferred {
                     uint64_t started_us) noexcept;
 
   void on_subscribed(size_t idx) noexcept override;
-  void on_message(size_t idx, const proto::Message& msg) noexcept override;
+  void on_message(size_t idx, const SharedMessagePtr& msg) noexcept override;
   void on_hub_lost() noexcept override;
   void on_redis_head(size_t idx, uint64_t n) noexcept override;
   void run_deferred() noexcept override;
@@ -34,15 +35,18 @@ class Poll final : public HubListener, public Deferred {
  private:
   enum class State { subscribing, reading, held, done };
 
+  // Per channel for the poll's whole life: kept small (a held front-page poll has hundreds).
   struct Chan {
-    Poll* poll = nullptr;
-    std::string name;
+    HubLink link;            // listener = this poll, idx = the index; the name lives in the hub
     uint64_t last = 0;       // the client's m
-    bool in_hub = false;
-    // pub/sub messages with id > last, ascending, not yet answered
-    std::vector<proto::Message> pending;
-    bool overflow = false;   // pending hit its bound: only a re-read is exact now
-    // result of the current read round
+    bool overflow = false;   // pending hit its bound, or history lost: only a re-read is exact now
+    // pub/sub messages with id > last, ascending, not yet answered (allocated when one comes)
+    std::unique_ptr<std::vector<SharedMessagePtr>> pending;
+  };
+  // Per channel for one read round only (round_ is empty while the poll is held).
+  struct RoundResult {
+    Poll* poll = nullptr;
+    size_t idx = 0;
     uint64_t newest = 0;
     std::vector<proto::Message> after;
     proto::Message tail;
@@ -64,17 +68,22 @@ class Poll final : public HubListener, public Deferred {
 
   void step() noexcept;
   void start_round() noexcept;
-  void store_read(Chan& c, redisReply* reply) noexcept;
+  void store_read(RoundResult& rr, redisReply* reply) noexcept;
+  const std::string& name_of(const Chan& c) const noexcept { return w_.hub().channel_of(c.link); }
+  static bool has_pending(const Chan& c) noexcept { return c.pending && !c.pending->empty(); }
   void evaluate_round() noexcept;
   void evaluate_pending() noexcept;
   void answer(std::vector<proto::Entry> entries) noexcept;
+  // Sends a built 200 body (`delivered` messages, `resets` reset entries, `entries` in all).
+  void send_answer(const std::string& body, uint64_t delivered, uint64_t resets, size_t entries) noexcept;
   void answer_error(int code, const std::string& message) noexcept;
   void finish() noexcept;  // leaves the hub, stops the timer; the object is freed later
 
   Worker& w_;
   http::Request* req_;  // ours until answered or released (also once detached)
   uint64_t started_us_;
-  std::vector<Chan> chans_;
+  std::vector<Chan> chans_;     // never resized after start(): the hub links point into it
+  std::vector<RoundResult> round_;
   State state_ = State::subscribing;
   size_t unconfirmed_ = 0;
   size_t reads_outstanding_ = 0;

@@ -90,9 +90,18 @@ struct Recorder : rt::HubListener {
   std::vector<std::pair<size_t, uint64_t>> messages;
   int lost = 0;
   void on_subscribed(size_t idx) noexcept override { subscribed.push_back(idx); }
-  void on_message(size_t idx, const rt::proto::Message& m) noexcept override { messages.emplace_back(idx, m.id); }
+  void on_message(size_t idx, const rt::SharedMessagePtr& m) noexcept override { messages.emplace_back(idx, m->msg.id); }
   void on_hub_lost() noexcept override { lost++; }
   void on_redis_head(size_t, uint64_t) noexcept override {}  // no mirrors here (no scripts)
+};
+
+// One registration (the hub links it into the channel's list; it must stay put).
+struct Reg {
+  rt::HubLink link;
+  Reg(rt::HubListener* l, uint32_t idx) {
+    link.listener = l;
+    link.idx = idx;
+  }
 };
 
 int64_t subscribed_gauge() { return rt::metrics::get().subscribed_channels.load(); }
@@ -129,13 +138,16 @@ int teardown(void** state) {
 void test_refcount_and_fanout(void** state) {
   auto& f = *static_cast<Fixture*>(*state);
   Recorder a, b;
+  Reg ra(&a, 3), rb(&b, 0);
   int64_t g0 = subscribed_gauge();
-  assert_int_equal(int(f.hub->add("news", &a, 3)), int(rt::Hub::AddResult::pending));
+  assert_int_equal(int(f.hub->add("news", &ra.link)), int(rt::Hub::AddResult::pending));
+  assert_true(ra.link.linked());
+  assert_string_equal(f.hub->channel_of(ra.link).c_str(), "news");
   assert_true(f.wait_for([&] { return a.subscribed.size() == 1; }));
   assert_int_equal(a.subscribed[0], 3);
   assert_int_equal(subscribed_gauge(), g0 + 1);
   // A second listener shares the confirmed subscription.
-  assert_int_equal(int(f.hub->add("news", &b, 0)), int(rt::Hub::AddResult::confirmed));
+  assert_int_equal(int(f.hub->add("news", &rb.link)), int(rt::Hub::AddResult::confirmed));
   assert_int_equal(f.hub->channel_count(), 1);
 
   f.publish("news", "{\"id\":7,\"payload\":{\"x\":1}}");
@@ -157,12 +169,14 @@ void test_refcount_and_fanout(void** state) {
   f.wait_for([] { return false; }, 100);
   assert_int_equal(a.messages.size(), 2);
 
-  f.hub->remove("news", &a);
+  f.hub->remove(&ra.link);
+  assert_false(ra.link.linked());
+  assert_string_equal(f.hub->channel_of(ra.link).c_str(), "");
   f.publish("news", "{\"id\":10,\"payload\":3}");
   assert_true(f.wait_for([&] { return b.messages.size() == 3; }));
   assert_int_equal(a.messages.size(), 2);
-  f.hub->remove("news", &b);
-  f.hub->remove("news", &b);  // removing twice is harmless
+  f.hub->remove(&rb.link);
+  f.hub->remove(&rb.link);  // removing twice is harmless
   // Lingers subscribed for a while, then goes.
   assert_int_equal(subscribed_gauge(), g0 + 1);
   assert_true(f.wait_for([&] { return f.hub->channel_count() == 0; }, 6000));
@@ -173,20 +187,21 @@ void test_wanted_again_while_unsubscribing(void** state) {
   auto& f = *static_cast<Fixture*>(*state);
   for (int round = 0; round < 3; round++) {
     Recorder a, b;
+    Reg ra(&a, 0), rb(&b, 5);
     int64_t g0 = subscribed_gauge();
-    f.hub->add("flip", &a, 0);
+    f.hub->add("flip", &ra.link);
     assert_true(f.wait_for([&] { return a.subscribed.size() == 1; }));
-    f.hub->remove("flip", &a);
+    f.hub->remove(&ra.link);
     // The gauge drops the moment the hub sends UNSUBSCRIBE; re-add before its reply.
     assert_true(f.wait_for([&] { return subscribed_gauge() == g0; }, 6000));
     assert_int_equal(f.hub->channel_count(), 1);  // still known: its UNSUBSCRIBE is in flight
-    rt::Hub::AddResult r = f.hub->add("flip", &b, 5);
+    rt::Hub::AddResult r = f.hub->add("flip", &rb.link);
     assert_true(r == rt::Hub::AddResult::pending);
     assert_true(f.wait_for([&] { return b.subscribed.size() == 1; }));
     assert_int_equal(b.subscribed[0], 5);
     f.publish("flip", "{\"id\":1,\"payload\":true}");
     assert_true(f.wait_for([&] { return b.messages.size() == 1; }));
-    f.hub->remove("flip", &b);
+    f.hub->remove(&rb.link);
     assert_true(f.wait_for([&] { return f.hub->channel_count() == 0; }, 6000));
   }
   assert_true(f.hub->up());
@@ -195,25 +210,29 @@ void test_wanted_again_while_unsubscribing(void** state) {
 void test_connection_lost(void** state) {
   auto& f = *static_cast<Fixture*>(*state);
   Recorder a, b;
-  f.hub->add("x", &a, 0);
-  f.hub->add("y", &a, 1);
-  f.hub->add("y", &b, 0);
+  Reg ax(&a, 0), ay(&a, 1), by(&b, 0);
+  f.hub->add("x", &ax.link);
+  f.hub->add("y", &ay.link);
+  f.hub->add("y", &by.link);
   assert_true(f.wait_for([&] { return a.subscribed.size() == 2 && b.subscribed.size() == 1; }));
   stop_redis(f.redis);
   // Every listener hears about the loss exactly once; the hub forgot them.
   assert_true(f.wait_for([&] { return a.lost == 1 && b.lost == 1; }));
   assert_false(f.hub->up());
   assert_int_equal(f.hub->channel_count(), 0);
+  assert_false(ax.link.linked() || ay.link.linked() || by.link.linked());
   Recorder c;
-  assert_int_equal(int(f.hub->add("z", &c, 0)), int(rt::Hub::AddResult::unavailable));
-  f.hub->remove("x", &a);  // no-op
+  Reg cz(&c, 0);
+  assert_int_equal(int(f.hub->add("z", &cz.link)), int(rt::Hub::AddResult::unavailable));
+  assert_false(cz.link.linked());
+  f.hub->remove(&ax.link);  // no-op
   // Redis comes back on the same port: the hub reconnects by itself.
   f.redis = start_redis(f.port);
   assert_true(f.wait_for([&] { return f.hub->up(); }, 10000));
-  assert_int_equal(int(f.hub->add("z", &c, 0)), int(rt::Hub::AddResult::pending));
+  assert_int_equal(int(f.hub->add("z", &cz.link)), int(rt::Hub::AddResult::pending));
   assert_true(f.wait_for([&] { return c.subscribed.size() == 1; }));
   assert_int_equal(a.lost, 1);
-  f.hub->remove("z", &c);
+  f.hub->remove(&cz.link);
 }
 
 }  // namespace
