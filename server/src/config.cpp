@@ -237,6 +237,17 @@ ParseResult parse_args(int argc, const char* const* argv, Config* out, std::stri
       if (!need_value()) return ParseResult::error;
       if (!parse_uint(value, 256, &u) || u < 1) return bad("expected an integer in 1..256");
       c.threads = int(u);
+    } else if (name == "--idle-timeout") {
+      if (!need_value()) return ParseResult::error;
+      if (!parse_uint(value, 86400, &u) || u < 1) return bad("expected whole seconds in 1..86400");
+      c.idle_timeout_s = uint32_t(u);
+    } else if (name == "--request-timeout") {
+      if (!need_value()) return ParseResult::error;
+      if (!parse_uint(value, 3600, &u) || u < 1) return bad("expected whole seconds in 1..3600");
+      c.request_timeout_s = uint32_t(u);
+    } else if (name == "--reuseport") {
+      if (has_value) return bad("takes no value");
+      c.reuseport = true;
     } else if (name == "--lua-dir") {
       if (!need_value()) return ParseResult::error;
       if (value.empty()) return bad("expected a directory");
@@ -291,8 +302,10 @@ Reliable real-time updates over HTTP long polls, backed by Redis.
   --backlog N                 default backlog length of POST /publish, 1..10000 (default 100)
   --ttl SECONDS               expiry of idle channels' keys, 0 = never (default 604800 = 7 days)
   --max-channels N            channels per /rt request (default 500)
-  --max-url BYTES             longest request URL, longer answers 414 (default 65536)
-  --max-body BYTES            largest POST /publish body, larger answers 413 (default 65536)
+  --max-url BYTES             longest request URL, longer answers 414 (default 65536);
+                              a request head may be max(URL + 16 KiB, 64 KiB), more: 431
+  --max-body BYTES            largest request body (POST /publish), larger answers 413 and
+                              the connection closes (default 65536)
   --max-held N                open /rt requests (all threads); beyond it /rt answers 503 (default 10000)
   --web DIR                   serve static files from DIR (GET only)
   --key-prefix PREFIX         Redis key prefix (default "channel:")
@@ -300,6 +313,13 @@ Reliable real-time updates over HTTP long polls, backed by Redis.
   --log-level LEVEL           debug, info, warn or error (default info)
   --threads N                 worker threads, each with its own event loop and Redis
                               connections (default 1)
+  --idle-timeout SECONDS      close keep-alive connections idle this long between requests
+                              (default: the poll timeout + 60)
+  --request-timeout SECONDS   close connections whose request head/body stalls, or that do
+                              not read their answer, this long (default 30)
+  --reuseport                 SO_REUSEPORT: each worker thread gets its own listening
+                              socket, and several rt-server processes may listen on the
+                              same HOST:PORT (the kernel spreads connections over them)
   --lua-dir DIR               directory of publish.lua and read.lua (default: found next to
                               the binary or in server/lua of the working directory)
   --redis-timeout SECONDS     Redis connect/command timeout (default 2)

@@ -38,6 +38,10 @@ struct Config {
   std::string cors_origin;         // empty: no Access-Control-Allow-Origin header
   log::Level log_level = log::Level::info;
   int threads = 1;
+  uint32_t idle_timeout_s = 0;     // keep-alive connection idle between requests; 0: poll timeout + 60 s
+  uint32_t request_timeout_s = 30; // a request head/body that stalled, an answer the client does not read
+  bool reuseport = false;          // SO_REUSEPORT: one listening socket per worker; several
+                                   // rt-server processes may share the port
   std::string lua_dir;             // empty: found relative to the binary / working directory
   double redis_timeout_s = 2.0;    // command / connect timeout of the Redis connections
 };

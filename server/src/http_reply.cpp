@@ -1,7 +1,6 @@
 #include "http_reply.hpp"
 
-#include <event2/buffer.h>
-#include <event2/keyvalq_struct.h>
+#include <ctime>
 
 #include "protocol/protocol.hpp"
 
@@ -16,53 +15,121 @@ const char* reason_phrase(int code) noexcept {
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
     case 413: return "Payload Too Large";
     case 414: return "URI Too Long";
+    case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
     default: return "Unknown";
   }
 }
 
-namespace {
-// The common tail of every answer: Content-Type, Cache-Control, body, counting.
-void send_body(evhttp_request* req, int code, std::string_view body, const char* content_type,
-               metrics::Endpoint ep) noexcept {
-  evkeyvalq* h = evhttp_request_get_output_headers(req);
-  evhttp_add_header(h, "Content-Type", content_type);
-  evhttp_add_header(h, "Cache-Control", "no-store");
-  evbuffer* buf = evbuffer_new();
-  if (buf) evbuffer_add(buf, body.data(), body.size());
-  evhttp_send_reply(req, code, reason_phrase(code), buf);
-  if (buf) evbuffer_free(buf);
-  metrics::count_request(ep, code);
+metrics::Endpoint endpoint_for_path(std::string_view p, bool web) noexcept {
+  return p == "/rt"        ? metrics::Endpoint::rt
+         : p == "/publish" ? metrics::Endpoint::publish
+         : p == "/healthz" ? metrics::Endpoint::healthz
+         : p == "/metrics" ? metrics::Endpoint::metrics
+         : web             ? metrics::Endpoint::web
+                           : metrics::Endpoint::other;
 }
+
+namespace {
+
+// "Date: <IMF-fixdate>\r\n", formatted again only when the second changes (per thread: each
+// worker has its own loop).
+std::string_view date_line() noexcept {
+  thread_local time_t cached_sec = 0;
+  thread_local char line[64];
+  thread_local size_t len = 0;
+  time_t now = time(nullptr);
+  if (now != cached_sec || len == 0) {
+    tm t;
+    gmtime_r(&now, &t);
+    len = strftime(line, sizeof line, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &t);
+    cached_sec = now;
+  }
+  return std::string_view(line, len);
+}
+
+void append_uint(std::string* s, size_t v) {
+  char buf[24];
+  char* p = buf + sizeof buf;
+  do {
+    *--p = char('0' + v % 10);
+    v /= 10;
+  } while (v);
+  s->append(p, size_t(buf + sizeof buf - p));
+}
+
+// The common tail of every answer: the header block, the body, counting.
+void send_body(http::Request* req, int code, std::string_view body, std::string_view content_type,
+               const char* cache_control, std::string_view cors_origin, std::string_view extra,
+               metrics::Endpoint ep) noexcept {
+  metrics::count_request(ep, code);
+  if (!req->connected()) {
+    req->respond({}, {});  // nobody to answer: just frees it
+    return;
+  }
+  thread_local std::string head;
+  try {
+    head.clear();
+    head += "HTTP/1.1 ";
+    append_uint(&head, size_t(code));
+    head += ' ';
+    head += reason_phrase(code);
+    head += "\r\n";
+    if (code != 204) {
+      head += "Content-Type: ";
+      head += content_type;
+      head += "\r\nContent-Length: ";
+      append_uint(&head, body.size());
+      head += "\r\n";
+    }
+    head += "Cache-Control: ";
+    head += cache_control;
+    head += "\r\n";
+    head += date_line();
+    if (req->closing()) head += "Connection: close\r\n";
+    else if (req->minor_version() == 0) head += "Connection: keep-alive\r\n";
+    if (!cors_origin.empty()) {
+      head += "Access-Control-Allow-Origin: ";
+      head += cors_origin;
+      head += "\r\nVary: Origin\r\n";
+    }
+    head += extra;
+    head += "\r\n";
+  } catch (...) {
+    req->release();  // out of memory: close the connection rather than answer half
+    return;
+  }
+  req->respond(head, code == 204 ? std::string_view() : body);
+}
+
 }  // namespace
 
-void send_json(evhttp_request* req, int code, std::string_view body, metrics::Endpoint ep,
-               const ReplyOptions& opt) noexcept {
-  if (opt.cors_origin && !opt.cors_origin->empty()) {
-    evkeyvalq* h = evhttp_request_get_output_headers(req);
-    evhttp_add_header(h, "Access-Control-Allow-Origin", opt.cors_origin->c_str());
-    evhttp_add_header(h, "Vary", "Origin");
-  }
-  send_body(req, code, body, "application/json", ep);
+void send_json(http::Request* req, int code, std::string_view body, metrics::Endpoint ep,
+               const ReplyOptions& opt, std::string_view extra_headers) noexcept {
+  std::string_view cors = opt.cors_origin ? std::string_view(*opt.cors_origin) : std::string_view();
+  send_body(req, code, body, "application/json", "no-store", cors, extra_headers, ep);
 }
 
-void send_error(evhttp_request* req, int code, std::string_view message, metrics::Endpoint ep,
-                const ReplyOptions& opt) noexcept {
+void send_error(http::Request* req, int code, std::string_view message, metrics::Endpoint ep,
+                const ReplyOptions& opt, std::string_view extra_headers) noexcept {
   std::string body;
   try {
     body = proto::error_body(message);
   } catch (...) {
     body = "{\"error\":\"out of memory\"}";
   }
-  send_json(req, code, body, ep, opt);
+  send_json(req, code, body, ep, opt, extra_headers);
 }
 
-void send_text(evhttp_request* req, int code, std::string_view body, const char* content_type,
-               metrics::Endpoint ep) noexcept {
-  send_body(req, code, body, content_type, ep);
+void send_text(http::Request* req, int code, std::string_view body, const char* content_type,
+               metrics::Endpoint ep, const char* cache_control, std::string_view extra_headers) noexcept {
+  send_body(req, code, body, content_type, cache_control, {}, extra_headers, ep);
 }
 
 }  // namespace rt

@@ -1,13 +1,14 @@
-// Answers HTTP requests the way every rt endpoint does: JSON bodies, Content-Type
-// application/json, Cache-Control: no-store, the CORS header when configured, and the
-// request counted in rt_requests_total.
+// Answers HTTP requests the way every rt endpoint does: one status line and header block
+// (Content-Type, Content-Length, Cache-Control, a Date cached once per second, Connection
+// when the connection closes or an HTTP/1.0 client keeps it, CORS headers when configured,
+// extra headers such as Allow or WWW-Authenticate), then the body, handed to the connection
+// in one piece (one write/writev), and the request counted in rt_requests_total.
 #pragma once
-
-#include <event2/http.h>
 
 #include <string>
 #include <string_view>
 
+#include "http_server.hpp"
 #include "metrics.hpp"
 
 namespace rt {
@@ -19,17 +20,23 @@ struct ReplyOptions {
 // Standard reason phrase of an HTTP status.
 const char* reason_phrase(int code) noexcept;
 
-// Sends `body` (JSON) with status `code`. Takes no ownership; `req` is answered exactly once
-// (evhttp frees it after sending).
-void send_json(evhttp_request* req, int code, std::string_view body, metrics::Endpoint ep,
-               const ReplyOptions& opt) noexcept;
+// The metrics endpoint a request path belongs to (`web`: static files are served).
+metrics::Endpoint endpoint_for_path(std::string_view path, bool web) noexcept;
 
-// Sends {"error": message} with status `code`.
-void send_error(evhttp_request* req, int code, std::string_view message, metrics::Endpoint ep,
-                const ReplyOptions& opt) noexcept;
+// Sends `body` (JSON) with status `code`, the CORS headers when configured, and
+// `extra_headers` (complete "Name: value\r\n" lines, may be empty). Answers `req` exactly
+// once (it is freed; a detached request is just freed).
+void send_json(http::Request* req, int code, std::string_view body, metrics::Endpoint ep,
+               const ReplyOptions& opt, std::string_view extra_headers = {}) noexcept;
 
-// Sends a non-JSON body (metrics text, static files) with the given content type.
-void send_text(evhttp_request* req, int code, std::string_view body, const char* content_type,
-               metrics::Endpoint ep) noexcept;
+// Sends {"error": message} with status `code` (as send_json).
+void send_error(http::Request* req, int code, std::string_view message, metrics::Endpoint ep,
+                const ReplyOptions& opt, std::string_view extra_headers = {}) noexcept;
+
+// Sends a non-JSON body (metrics text, static files) with the given content type, no CORS
+// headers, `cache_control` and `extra_headers` (as send_json).
+void send_text(http::Request* req, int code, std::string_view body, const char* content_type,
+               metrics::Endpoint ep, const char* cache_control = "no-store",
+               std::string_view extra_headers = {}) noexcept;
 
 }  // namespace rt

@@ -22,8 +22,10 @@
 
 namespace {
 
-// Binds and listens on host:port. Returns the socket or -1 with *error.
-int open_listener(const std::string& host, int port, std::string* error, std::string* bound) {
+// Binds and listens on host:port (with SO_REUSEPORT when `reuseport`). Returns the socket
+// or -1 with *error; *bound is "addr:port" and *actual_port the port bound (port 0: any).
+int open_listener(const std::string& host, int port, bool reuseport, std::string* error, std::string* bound,
+                  int* actual_port) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -41,6 +43,12 @@ int open_listener(const std::string& host, int port, std::string* error, std::st
     if (fd < 0) continue;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+      *error = std::string("--reuseport: ") + strerror(errno);
+      close(fd);
+      fd = -1;
+      continue;
+    }
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 4096) == 0) break;
     *error = "--listen: cannot listen on " + host + ":" + port_text + ": " + strerror(errno);
     close(fd);
@@ -64,6 +72,7 @@ int open_listener(const std::string& host, int port, std::string* error, std::st
     }
   }
   *bound = std::string(addr) + ":" + std::to_string(actual);
+  *actual_port = actual;
   return fd;
 }
 
@@ -119,16 +128,30 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  // One listening socket shared by every worker; with --reuseport one per worker (the
+  // kernel spreads new connections over them, and over other processes on the port).
   std::string bound;
-  int listen_fd = open_listener(cfg.listen_host, cfg.listen_port, &error, &bound);
-  if (listen_fd < 0) {
-    fprintf(stderr, "rt-server: %s\n", error.c_str());
-    return 1;
+  int port = 0;
+  std::vector<int> listen_fds;
+  auto close_listeners = [&listen_fds] {
+    for (int fd : listen_fds) close(fd);
+  };
+  int listeners = cfg.reuseport ? cfg.threads : 1;
+  for (int i = 0; i < listeners; i++) {
+    std::string b;
+    int fd = open_listener(cfg.listen_host, i == 0 ? cfg.listen_port : port, cfg.reuseport, &error, &b, &port);
+    if (fd < 0) {
+      fprintf(stderr, "rt-server: %s\n", error.c_str());
+      close_listeners();
+      return 1;
+    }
+    if (i == 0) bound = b;
+    listen_fds.push_back(fd);
   }
 
   std::vector<std::unique_ptr<rt::Worker>> workers;
   for (int i = 0; i < cfg.threads; i++) {
-    auto w = std::make_unique<rt::Worker>(cfg, lua_dir, i, listen_fd);
+    auto w = std::make_unique<rt::Worker>(cfg, lua_dir, i, listen_fds[size_t(i) % listen_fds.size()]);
     if (!w->init(&error)) {
       fprintf(stderr, "rt-server: %s\n", error.c_str());
       return 1;
@@ -139,6 +162,7 @@ int main(int argc, char** argv) {
       .kv("addr", bound)
       .kv("redis", cfg.redis_url)
       .kv("threads", cfg.threads)
+      .kv("reuseport", cfg.reuseport ? "yes" : "no")
       .kv("poll_timeout", cfg.poll_timeout_s)
       .kv("lua_dir", lua_dir)
       .kv("web", cfg.web_dir);
@@ -154,7 +178,7 @@ int main(int argc, char** argv) {
   for (auto& w : workers) w->stop();
   for (auto& t : threads) t.join();
   workers.clear();
-  close(listen_fd);
+  close_listeners();
   RT_LOG(info, "stopped");
   return 0;
 }

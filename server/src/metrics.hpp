@@ -13,7 +13,7 @@ enum class Endpoint { rt = 0, publish, healthz, metrics, web, other };
 constexpr size_t kEndpoints = 6;
 
 // Status codes tracked individually; anything else is counted under "other".
-constexpr int kStatuses[] = {200, 204, 400, 401, 403, 404, 405, 413, 414, 500, 503};
+constexpr int kStatuses[] = {200, 204, 400, 401, 403, 404, 405, 413, 414, 431, 500, 501, 503};
 constexpr size_t kStatusCount = sizeof(kStatuses) / sizeof(kStatuses[0]) + 1;
 
 // A latency histogram in seconds with fixed buckets.

@@ -1,7 +1,5 @@
 #include "poll.hpp"
 
-#include <event2/bufferevent.h>
-
 #include "http_reply.hpp"
 #include "json_check.hpp"
 #include "log.hpp"
@@ -14,11 +12,10 @@ namespace {
 constexpr const char* kReadLimit = "1000";         // backlog messages per channel per read
 constexpr size_t kMaxPending = 1000;               // buffered pub/sub messages per channel
 constexpr size_t kResponseBudget = 8 << 20;        // bytes of messages in one response
-constexpr size_t kHeldReadLimit = 64 << 10;        // bytes read from a held request's client
 constexpr int kMaxRereads = 3;                     // re-reads in a row that found nothing
 }  // namespace
 
-Poll::Poll(Worker& w, evhttp_request* req, uint64_t started_us) : w_(w), req_(req), started_us_(started_us) {
+Poll::Poll(Worker& w, http::Request* req, uint64_t started_us) : w_(w), req_(req), started_us_(started_us) {
   metrics::get().open_polls.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -27,7 +24,7 @@ Poll::~Poll() {
   if (counted_held_) metrics::get().held_polls.fetch_sub(1, std::memory_order_relaxed);
 }
 
-bool Poll::answer_from_mirrors(Worker& w, evhttp_request* req, const std::vector<proto::ChannelPos>& chans,
+bool Poll::answer_from_mirrors(Worker& w, http::Request* req, const std::vector<proto::ChannelPos>& chans,
                                uint64_t started_us) noexcept {
   std::string body;
   size_t delivered = 0;
@@ -65,7 +62,7 @@ bool Poll::answer_from_mirrors(Worker& w, evhttp_request* req, const std::vector
   return true;
 }
 
-void Poll::start(Worker& w, evhttp_request* req, std::vector<proto::ChannelPos> chans, uint64_t started_us) noexcept {
+void Poll::start(Worker& w, http::Request* req, std::vector<proto::ChannelPos> chans, uint64_t started_us) noexcept {
   if (answer_from_mirrors(w, req, chans, started_us)) return;
   // One bound for the whole process (all workers); threads may overshoot it by a few.
   if (metrics::get().open_polls.load(std::memory_order_relaxed) >= int64_t(w.cfg().max_held)) {
@@ -85,6 +82,9 @@ void Poll::start(Worker& w, evhttp_request* req, std::vector<proto::ChannelPos> 
     send_error(req, 503, "out of memory", metrics::Endpoint::rt, w.reply_options());
     return;
   }
+  // The HTTP layer reads the connection all along: a client that goes away (held or not)
+  // is reported here at once.
+  req->on_gone(on_gone, p);
   for (size_t i = 0; i < chans.size(); i++) {
     p->chans_[i].link.listener = p;
     p->chans_[i].link.idx = uint32_t(i);
@@ -169,20 +169,12 @@ void Poll::on_timeout(evutil_socket_t, short, void* arg) noexcept {
   p->w_.defer(p);
 }
 
-void Poll::on_conn_close(evhttp_connection* conn, void* arg) noexcept {
-  (void)conn;
+void Poll::on_gone(void* arg) noexcept {
+  // Only record it: the Request is detached but still ours (released in finish()).
   auto* p = static_cast<Poll*>(arg);
-  if (p->req_ != nullptr) {
-    // On a client's EOF/error evhttp detaches the pending request from the connection and
-    // leaves it to us; when the whole server shuts down it frees the request itself.
-    if (evhttp_request_get_connection(p->req_) == nullptr)
-      p->req_orphaned_ = true;
-    else
-      p->req_ = nullptr;
-  }
   p->client_gone_ = true;
   metrics::get().client_drops.fetch_add(1, std::memory_order_relaxed);
-  RT_LOG(debug, "client closed a held poll");
+  RT_LOG(debug, "client closed an open poll");
   p->w_.defer(p);
 }
 
@@ -394,9 +386,6 @@ void Poll::evaluate_round() noexcept {
     // Held from now until answered (re-read rounds included): the rt_held_polls gauge.
     counted_held_ = true;
     metrics::get().held_polls.fetch_add(1, std::memory_order_relaxed);
-    // Watch for the client going away only now: a poll answered straight from its read
-    // (the catch-up case) is over within milliseconds and saves the epoll changes.
-    arm_close_detection();
   }
   evaluate_pending();  // messages that arrived while the read was in flight
 }
@@ -470,7 +459,7 @@ void Poll::evaluate_pending() noexcept {
 // --- answers -----------------------------------------------------------------------------
 
 void Poll::answer(std::vector<proto::Entry> entries) noexcept {
-  if (req_ == nullptr) {
+  if (req_ == nullptr || !req_->connected()) {
     finish();
     return;
   }
@@ -511,11 +500,10 @@ void Poll::answer(std::vector<proto::Entry> entries) noexcept {
 }
 
 void Poll::send_answer(const std::string& body, uint64_t delivered, uint64_t resets, size_t entries) noexcept {
-  if (req_ == nullptr) {
+  if (req_ == nullptr || !req_->connected()) {
     finish();
     return;
   }
-  disarm_close_detection();
   send_json(req_, 200, body, metrics::Endpoint::rt, w_.reply_options());
   req_ = nullptr;
   auto& m = metrics::get();
@@ -529,8 +517,7 @@ void Poll::send_answer(const std::string& body, uint64_t delivered, uint64_t res
 }
 
 void Poll::answer_error(int code, const std::string& message) noexcept {
-  if (req_ != nullptr) {
-    disarm_close_detection();
+  if (req_ != nullptr && req_->connected()) {
     send_error(req_, code, message, metrics::Endpoint::rt, w_.reply_options());
     req_ = nullptr;
     uint64_t us = now_us() - started_us_;
@@ -544,7 +531,7 @@ void Poll::finish() noexcept {
   if (state_ == State::done) return;
   state_ = State::done;
   if (req_ != nullptr) {
-    if (req_orphaned_) evhttp_request_free(req_);  // the client is gone; nobody else frees it
+    req_->release();  // the client is gone (detached): just freed
     req_ = nullptr;
   }
   for (Chan& c : chans_) {
@@ -557,36 +544,6 @@ void Poll::finish() noexcept {
     metrics::get().held_polls.fetch_sub(1, std::memory_order_relaxed);
   }
   w_.defer(this);  // freed by run_deferred once no read reply is outstanding
-}
-
-// --- client-drop detection (libevent 2.1.12 evhttp does not notice by itself) -------------
-
-void Poll::arm_close_detection() noexcept {
-  evhttp_connection* conn = req_ ? evhttp_request_get_connection(req_) : nullptr;
-  if (conn == nullptr) return;
-  close_armed_ = true;
-  evhttp_connection_set_closecb(conn, on_conn_close, this);
-  bufferevent* bev = evhttp_connection_get_bufferevent(conn);
-  bufferevent_data_cb readcb = nullptr, writecb = nullptr;
-  bufferevent_event_cb eventcb = nullptr;
-  void* cbarg = nullptr;
-  bufferevent_getcb(bev, &readcb, &writecb, &eventcb, &cbarg);
-  // evhttp's read callback aborts the process if data arrives while a request is being
-  // answered: read with no callback instead (bytes of a pipelined next request wait in the
-  // input buffer, bounded by the watermark) and let evhttp's event callback see EOF/errors.
-  bufferevent_setcb(bev, nullptr, writecb, eventcb, cbarg);
-  bufferevent_setwatermark(bev, EV_READ, 0, kHeldReadLimit);
-  bufferevent_enable(bev, EV_READ);
-}
-
-void Poll::disarm_close_detection() noexcept {
-  if (!close_armed_) return;
-  close_armed_ = false;
-  evhttp_connection* conn = evhttp_request_get_connection(req_);
-  if (conn == nullptr) return;
-  evhttp_connection_set_closecb(conn, nullptr, nullptr);
-  bufferevent* bev = evhttp_connection_get_bufferevent(conn);
-  bufferevent_setwatermark(bev, EV_READ, 0, 0);
 }
 
 }  // namespace rt

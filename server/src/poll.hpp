@@ -8,12 +8,11 @@
 // messages that arrive while a read is in flight are kept and examined after it.
 #pragma once
 
-#include <event2/http.h>
-
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "http_server.hpp"
 #include "hub.hpp"
 #include "protocol/protocol.hpp"
 #include "worker.hpp"
@@ -22,9 +21,9 @@ namespace rt {
 
 class Poll final : public HubListener, public Deferred {
  public:
-  // Takes over `req`: answers it exactly once, or frees it when its client went away.
+  // Takes over `req`: answers it exactly once, or releases it when its client went away.
   // `chans` is the parsed, valid query. `started_us` is the request's arrival (now_us()).
-  static void start(Worker& w, evhttp_request* req, std::vector<proto::ChannelPos> chans,
+  static void start(Worker& w, http::Request* req, std::vector<proto::ChannelPos> chans,
                     uint64_t started_us) noexcept;
 
   void on_subscribed(size_t idx) noexcept override;
@@ -54,18 +53,18 @@ class Poll final : public HubListener, public Deferred {
     bool has_tail = false;
   };
 
-  Poll(Worker& w, evhttp_request* req, uint64_t started_us);
+  Poll(Worker& w, http::Request* req, uint64_t started_us);
 
   // The catch-up fast path: answers `req` at once, with no Poll and no Redis round trip,
   // when the hub's mirrors decide every channel and at least one has news. Returns false
   // (req untouched) when any channel needs Redis or all are up to date (to be held).
-  static bool answer_from_mirrors(Worker& w, evhttp_request* req, const std::vector<proto::ChannelPos>& chans,
+  static bool answer_from_mirrors(Worker& w, http::Request* req, const std::vector<proto::ChannelPos>& chans,
                                   uint64_t started_us) noexcept;
   ~Poll() override;
 
   static void on_read_reply(redisReply* reply, void* priv) noexcept;
   static void on_timeout(evutil_socket_t, short, void* arg) noexcept;
-  static void on_conn_close(evhttp_connection* conn, void* arg) noexcept;
+  static void on_gone(void* arg) noexcept;  // the client's connection died
 
   void step() noexcept;
   void start_round() noexcept;
@@ -79,12 +78,9 @@ class Poll final : public HubListener, public Deferred {
   void send_answer(const std::string& body, uint64_t delivered, uint64_t resets, size_t entries) noexcept;
   void answer_error(int code, const std::string& message) noexcept;
   void finish() noexcept;  // leaves the hub, stops the timer; the object is freed later
-  void arm_close_detection() noexcept;
-  void disarm_close_detection() noexcept;
 
   Worker& w_;
-  evhttp_request* req_;
-  bool req_orphaned_ = false;  // evhttp detached req_ (client gone): we must free it
+  http::Request* req_;  // ours until answered or released (also once detached)
   uint64_t started_us_;
   std::vector<Chan> chans_;     // never resized after start(): the hub links point into it
   std::vector<RoundResult> round_;
@@ -95,7 +91,6 @@ class Poll final : public HubListener, public Deferred {
   bool read_failed_ = false;
   bool hub_never_up_ = false;  // the hub was down when the poll came
   bool counted_held_ = false;  // counted in rt_held_polls
-  bool close_armed_ = false;   // the connection is watched for the client going away
   int rereads_ = 0;            // re-read rounds in a row that answered nothing
   std::string read_error_;
   EventPtr timer_;

@@ -1,8 +1,5 @@
 #include "publish.hpp"
 
-#include <event2/buffer.h>
-#include <event2/keyvalq_struct.h>
-
 #include <cstring>
 
 #include "http_reply.hpp"
@@ -19,15 +16,15 @@ namespace {
 // One publish waiting for Redis. Freed in its reply callback (called exactly once).
 struct PublishCall {
   Worker* w;
-  evhttp_request* req;
+  http::Request* req;
   uint64_t started_us;
   std::string channel;
 };
 
-void finish(Worker& w, evhttp_request* req, int code, std::string_view body_or_error, bool is_error,
-            uint64_t started_us) noexcept {
+void finish(Worker& w, http::Request* req, int code, std::string_view body_or_error, bool is_error,
+            uint64_t started_us, std::string_view extra_headers = {}) noexcept {
   if (is_error)
-    send_error(req, code, body_or_error, metrics::Endpoint::publish, w.reply_options());
+    send_error(req, code, body_or_error, metrics::Endpoint::publish, w.reply_options(), extra_headers);
   else
     send_json(req, code, body_or_error, metrics::Endpoint::publish, w.reply_options());
   uint64_t us = now_us() - started_us;
@@ -119,39 +116,34 @@ bool parse_publish_query(std::string_view query, uint32_t default_backlog, std::
   return true;
 }
 
-void handle_publish(Worker& w, evhttp_request* req, const char* query, uint64_t started_us) noexcept {
+void handle_publish(Worker& w, http::Request* req, std::string_view query, uint64_t started_us) noexcept {
   const Config& cfg = w.cfg();
   auto fail = [&](int code, std::string_view msg) { finish(w, req, code, msg, true, started_us); };
   if (cfg.publish_token.empty()) {
     fail(403, "publishing is disabled: the server has no publish token (--publish-token-file or RT_PUBLISH_TOKEN)");
     return;
   }
-  const char* auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+  bool have_auth = false;
+  std::string_view auth = req->header("Authorization", &have_auth);
   std::string_view presented;
-  if (auth != nullptr && strncasecmp(auth, "Bearer ", 7) == 0) {
-    presented = auth + 7;
+  if (auth.size() >= 7 && strncasecmp(auth.data(), "Bearer ", 7) == 0) {
+    presented = auth.substr(7);
     while (!presented.empty() && presented.front() == ' ') presented.remove_prefix(1);
     while (!presented.empty() && (presented.back() == ' ' || presented.back() == '\t')) presented.remove_suffix(1);
   }
   if (!token_matches(presented, cfg.publish_token)) {
-    evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
-    fail(401, auth == nullptr ? "missing Authorization: Bearer <token>" : "invalid publish token");
+    finish(w, req, 401, !have_auth ? "missing Authorization: Bearer <token>" : "invalid publish token", true,
+           started_us, "WWW-Authenticate: Bearer\r\n");
     return;
   }
   std::string channel, error;
   uint32_t backlog = 0;
-  if (!parse_publish_query(query ? query : "", cfg.backlog, &channel, &backlog, &error)) {
+  if (!parse_publish_query(query, cfg.backlog, &channel, &backlog, &error)) {
     fail(400, error);
     return;
   }
-  evbuffer* in = evhttp_request_get_input_buffer(req);
-  size_t len = evbuffer_get_length(in);
-  if (len > cfg.max_body) {
-    fail(413, "body larger than " + std::to_string(cfg.max_body) + " bytes");
-    return;
-  }
-  const char* data = len ? reinterpret_cast<const char*>(evbuffer_pullup(in, ssize_t(len))) : "";
-  std::string_view body(data, len);
+  // The HTTP layer refuses bodies over --max-body (413) before they reach us.
+  std::string_view body = req->body();
   while (!body.empty() && strchr(" \t\r\n", body.front())) body.remove_prefix(1);
   while (!body.empty() && strchr(" \t\r\n", body.back())) body.remove_suffix(1);
   if (!json_valid(body)) {

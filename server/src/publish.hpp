@@ -2,18 +2,17 @@
 // value, at most --max-body bytes), then publish.lua (one atomic EVALSHA) and {"id":N}.
 #pragma once
 
-#include <event2/http.h>
-
 #include <cstdint>
 #include <string>
 #include <string_view>
 
+#include "http_server.hpp"
 #include "worker.hpp"
 
 namespace rt {
 
-// Answers `req` exactly once (now, or when Redis replies). `query` may be NULL.
-void handle_publish(Worker& w, evhttp_request* req, const char* query, uint64_t started_us) noexcept;
+// Answers `req` exactly once (now, or when Redis replies). `query` is the raw query string.
+void handle_publish(Worker& w, http::Request* req, std::string_view query, uint64_t started_us) noexcept;
 
 // Constant-time comparison of a presented bearer token with the configured one.
 bool token_matches(std::string_view presented, std::string_view expected) noexcept;

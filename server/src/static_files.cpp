@@ -1,11 +1,11 @@
 #include "static_files.hpp"
 #include "protocol/protocol.hpp"
 
-#include <event2/buffer.h>
-#include <event2/keyvalq_struct.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include "http_reply.hpp"
 #include "metrics.hpp"
@@ -57,8 +57,9 @@ const char* content_type_for(std::string_view f) noexcept {
   return "application/octet-stream";
 }
 
-void serve_static(const std::string& root, evhttp_request* req, std::string_view url_path) noexcept {
+void serve_static(const std::string& root, http::Request* req, std::string_view url_path) noexcept {
   static const ReplyOptions no_cors;
+  constexpr off_t kMaxFile = 64 << 20;
   std::string rel;
   if (!sanitize_static_path(url_path, &rel)) {
     send_error(req, 404, "not found", metrics::Endpoint::web, no_cors);
@@ -78,20 +79,30 @@ void serve_static(const std::string& root, evhttp_request* req, std::string_view
     send_error(req, 404, "not found", metrics::Endpoint::web, no_cors);
     return;
   }
-  evbuffer* buf = evbuffer_new();
-  if (buf == nullptr || evbuffer_add_file(buf, fd, 0, st.st_size) != 0) {  // takes fd
-    if (buf) evbuffer_free(buf);
-    else close(fd);
+  std::string data;
+  bool ok = st.st_size <= kMaxFile;
+  try {
+    if (ok) data.resize(size_t(st.st_size));
+  } catch (...) {
+    ok = false;
+  }
+  size_t got = 0;
+  while (ok && got < data.size()) {
+    ssize_t n = read(fd, &data[got], data.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ok = false;
+      break;
+    }
+    got += size_t(n);
+  }
+  close(fd);
+  if (!ok) {
     send_error(req, 500, "cannot read file", metrics::Endpoint::web, no_cors);
     return;
   }
-  evkeyvalq* h = evhttp_request_get_output_headers(req);
-  evhttp_add_header(h, "Content-Type", content_type_for(rel));
-  evhttp_add_header(h, "Cache-Control", "no-cache");
-  evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
-  evhttp_send_reply(req, 200, "OK", buf);
-  evbuffer_free(buf);
-  metrics::count_request(metrics::Endpoint::web, 200);
+  send_text(req, 200, data, content_type_for(rel), metrics::Endpoint::web, "no-cache",
+            "X-Content-Type-Options: nosniff\r\n");
 }
 
 }  // namespace rt

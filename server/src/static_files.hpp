@@ -1,10 +1,10 @@
 // Static files for the demo pages (--web DIR): GET only, no escape from DIR.
 #pragma once
 
-#include <event2/http.h>
-
 #include <string>
 #include <string_view>
+
+#include "http_server.hpp"
 
 namespace rt {
 
@@ -18,7 +18,8 @@ bool sanitize_static_path(std::string_view url_path, std::string* rel);
 // application/octet-stream when unknown.
 const char* content_type_for(std::string_view file_name) noexcept;
 
-// Answers GET `url_path` from `root`: 200 with the file, 404 when missing or refused.
-void serve_static(const std::string& root, evhttp_request* req, std::string_view url_path) noexcept;
+// Answers GET `url_path` from `root`: 200 with the file, 404 when missing or refused, 500
+// when it cannot be read (files over 64 MiB included: demo assets are small).
+void serve_static(const std::string& root, http::Request* req, std::string_view url_path) noexcept;
 
 }  // namespace rt

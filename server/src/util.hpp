@@ -3,7 +3,6 @@
 #pragma once
 
 #include <event2/event.h>
-#include <event2/http.h>
 #include <jansson.h>
 
 #include <cstdint>
@@ -13,12 +12,10 @@
 namespace rt {
 
 struct EventBaseDeleter { void operator()(event_base* b) const noexcept { event_base_free(b); } };
-struct EvhttpDeleter { void operator()(evhttp* h) const noexcept { evhttp_free(h); } };
 struct EventDeleter { void operator()(event* e) const noexcept { event_free(e); } };
 struct JsonDeleter { void operator()(json_t* j) const noexcept { json_decref(j); } };
 
 using EventBasePtr = std::unique_ptr<event_base, EventBaseDeleter>;
-using EvhttpPtr = std::unique_ptr<evhttp, EvhttpDeleter>;
 using EventPtr = std::unique_ptr<event, EventDeleter>;
 using JsonPtr = std::unique_ptr<json_t, JsonDeleter>;
 

@@ -1,7 +1,5 @@
 #include "worker.hpp"
 
-#include <event2/buffer.h>
-#include <event2/keyvalq_struct.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -22,7 +20,7 @@ namespace {
 // One GET /healthz waiting for PING. Freed in its reply callback (called exactly once).
 struct HealthCall {
   Worker* w;
-  evhttp_request* req;
+  http::Request* req;
 };
 
 void on_pong(redisReply* r, void* priv) noexcept {
@@ -69,36 +67,29 @@ std::string Worker::key(const std::string& channel, const char* suffix) const {
 
 bool Worker::init(std::string* error) {
   if (!scripts_.load_files(lua_dir_, error)) return false;
-  // epoll change list: evhttp toggles read/write interest several times per request; the
-  // change list folds those into at most one epoll_ctl per fd and loop turn. (Its caveat,
-  // dup()ed fds in one base, does not apply: every fd here is its own socket.)
-  event_config* ec = event_config_new();
-  if (ec) event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-  base_.reset(ec ? event_base_new_with_config(ec) : event_base_new());
-  if (ec) event_config_free(ec);
+  // No epoll change list: the HTTP layer adds a connection's read event once and never
+  // toggles it, so there is nothing to fold (and a closed fd reused in the same loop turn
+  // must not have its changes merged with the old one's).
+  base_.reset(event_base_new());
   if (!base_) {
     *error = "event_base_new failed";
     return false;
   }
-  http_.reset(evhttp_new(base_.get()));
-  if (!http_) {
-    *error = "evhttp_new failed";
-    return false;
-  }
-  // Requests with a URL over --max-url still parse (then get our JSON 414) up to a request
-  // head of 16 x --max-url (at least 1 MiB); beyond that evhttp refuses them itself (400). Bodies up to 16 x --max-body (at least 1 MiB) are read and
-  // get our JSON 413; larger ones get evhttp's own 413.
-  size_t head_limit = cfg_.max_url * 16 > (1u << 20) ? cfg_.max_url * 16 : (1u << 20);
-  evhttp_set_max_headers_size(http_.get(), ev_ssize_t(head_limit));
-  size_t body_limit = cfg_.max_body * 16 > (1u << 20) ? cfg_.max_body * 16 : (1u << 20);
-  evhttp_set_max_body_size(http_.get(), ev_ssize_t(body_limit));
-  evhttp_set_timeout(http_.get(), int(cfg_.poll_timeout_s) + 60);
-  evhttp_set_allowed_methods(http_.get(), EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
-                                              EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-                                              EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-  evhttp_set_gencb(http_.get(), on_request, this);
-  if (evhttp_accept_socket(http_.get(), listen_fd_) != 0) {
-    *error = "evhttp_accept_socket failed";
+  http::ServerOptions ho;
+  ho.limits.max_url = cfg_.max_url;
+  // A head may hold a URL up to --max-url plus ordinary headers.
+  ho.limits.max_head = cfg_.max_url + (16u << 10) > (64u << 10) ? cfg_.max_url + (16u << 10) : (64u << 10);
+  ho.limits.max_body = cfg_.max_body;
+  // By default a keep-alive connection may idle a poll timeout plus a minute between
+  // requests (what evhttp's timeout was), so a client's next poll never races the close.
+  ho.idle_timeout_s = cfg_.idle_timeout_s ? cfg_.idle_timeout_s : uint32_t(cfg_.poll_timeout_s) + 60;
+  ho.request_timeout_s = cfg_.request_timeout_s;
+  ho.write_timeout_s = cfg_.request_timeout_s;
+  ho.send_error = on_server_error;
+  ho.send_error_ctx = this;
+  http_ = std::make_unique<http::Server>(base_.get(), listen_fd_, ho, static_cast<http::Handler*>(this));
+  if (!http_->start()) {
+    *error = "cannot start the HTTP server (libevent)";
     return false;
   }
   deferred_ev_.reset(event_new(base_.get(), -1, 0, on_deferred, this));
@@ -144,7 +135,7 @@ void Worker::shutdown() noexcept {
   cmd_->shut_down();
   sub_->shut_down();
   for (int i = 0; i < 100 && !deferred_.empty(); i++) on_deferred(-1, 0, this);
-  http_.reset();  // closes the listener and every client connection
+  http_->close_all();  // stops accepting, closes every client connection
   event_base_loopexit(base_.get(), nullptr);
 }
 
@@ -170,54 +161,48 @@ void Worker::on_deferred(evutil_socket_t, short, void* arg) noexcept {
   }
 }
 
-void Worker::on_request(evhttp_request* req, void* arg) noexcept {
-  static_cast<Worker*>(arg)->route(req);
+void Worker::on_server_error(http::Request* req, int status, std::string_view message, void* ctx) noexcept {
+  auto* w = static_cast<Worker*>(ctx);
+  metrics::Endpoint ep = req->path().empty() ? metrics::Endpoint::other : endpoint_for_path(req->path(), !w->cfg_.web_dir.empty());
+  send_error(req, status, message, ep, w->reply_opt_);
 }
 
-void Worker::route(evhttp_request* req) noexcept {
-  uint64_t started_us = now_us();
-  const char* uri = evhttp_request_get_uri(req);
-  const evhttp_uri* parsed = evhttp_request_get_evhttp_uri(req);
-  const char* path = parsed ? evhttp_uri_get_path(parsed) : nullptr;
-  std::string_view p = path ? path : "";
-  metrics::Endpoint ep = p == "/rt"        ? metrics::Endpoint::rt
-                         : p == "/publish" ? metrics::Endpoint::publish
-                         : p == "/healthz" ? metrics::Endpoint::healthz
-                         : p == "/metrics" ? metrics::Endpoint::metrics
-                         : cfg_.web_dir.empty() ? metrics::Endpoint::other
-                                                : metrics::Endpoint::web;
-  if (uri == nullptr || strlen(uri) > cfg_.max_url) {
+void Worker::route(http::Request* req) noexcept {
+  uint64_t started_us = req->started_us();
+  std::string_view p = req->path();
+  metrics::Endpoint ep = endpoint_for_path(p, !cfg_.web_dir.empty());
+  if (req->target().size() > cfg_.max_url) {
     send_error(req, 414, "URL longer than " + std::to_string(cfg_.max_url) + " bytes", ep, reply_opt_);
     return;
   }
-  if (path == nullptr) {
-    send_error(req, 400, "bad request URL", ep, reply_opt_);
-    return;
-  }
-  evhttp_cmd_type method = evhttp_request_get_command(req);
-  const char* query = evhttp_uri_get_query(parsed);
+  http::Method method = req->method();
+  std::string_view query = req->query();
   // Answers 405 with Allow when `method` is not `allowed`; CORS preflights (OPTIONS) of the
   // JSON endpoints get 204 when --cors-origin is set. Returns true when it answered.
-  auto refuse_method = [&](evhttp_cmd_type allowed, const char* allow, const char* extra_headers) {
+  auto refuse_method = [&](http::Method allowed, const char* allow, const char* extra_headers) {
     if (method == allowed) return false;
-    evkeyvalq* h = evhttp_request_get_output_headers(req);
-    if (method == EVHTTP_REQ_OPTIONS && !cfg_.cors_origin.empty() && ep != metrics::Endpoint::web) {
-      evhttp_add_header(h, "Access-Control-Allow-Methods", allow);
-      if (extra_headers) evhttp_add_header(h, "Access-Control-Allow-Headers", extra_headers);
-      evhttp_add_header(h, "Access-Control-Max-Age", "86400");
-      send_json(req, 204, "", ep, reply_opt_);
-      return true;
+    std::string h;
+    try {
+      if (method == http::Method::options && !cfg_.cors_origin.empty() && ep != metrics::Endpoint::web) {
+        h = std::string("Access-Control-Allow-Methods: ") + allow + "\r\n";
+        if (extra_headers) h += std::string("Access-Control-Allow-Headers: ") + extra_headers + "\r\n";
+        h += "Access-Control-Max-Age: 86400\r\n";
+        send_json(req, 204, "", ep, reply_opt_, h);
+        return true;
+      }
+      h = std::string("Allow: ") + allow + "\r\n";
+      send_error(req, 405, std::string("method not allowed: use ") + allow + " " + std::string(p), ep, reply_opt_, h);
+    } catch (...) {
+      send_error(req, 503, "out of memory", ep, reply_opt_);
     }
-    evhttp_add_header(h, "Allow", allow);
-    send_error(req, 405, std::string("method not allowed: use ") + allow + " " + std::string(p), ep, reply_opt_);
     return true;
   };
   switch (ep) {
     case metrics::Endpoint::rt: {
-      if (refuse_method(EVHTTP_REQ_GET, "GET", nullptr)) return;
+      if (refuse_method(http::Method::get, "GET", nullptr)) return;
       std::vector<proto::ChannelPos> chans;
       std::string detail;
-      if (proto::parse_rt_query(query ? query : "", cfg_.max_channels, &chans, &detail) != proto::QueryError::none) {
+      if (proto::parse_rt_query(query, cfg_.max_channels, &chans, &detail) != proto::QueryError::none) {
         send_error(req, 400, detail, ep, reply_opt_);
         metrics::get().rt_latency.observe_us(now_us() - started_us);
         return;
@@ -226,19 +211,19 @@ void Worker::route(evhttp_request* req) noexcept {
       return;
     }
     case metrics::Endpoint::publish:
-      if (refuse_method(EVHTTP_REQ_POST, "POST", "Authorization, Content-Type")) return;
+      if (refuse_method(http::Method::post, "POST", "Authorization, Content-Type")) return;
       handle_publish(*this, req, query, started_us);
       return;
     case metrics::Endpoint::healthz:
-      if (refuse_method(EVHTTP_REQ_GET, "GET", nullptr)) return;
+      if (refuse_method(http::Method::get, "GET", nullptr)) return;
       handle_healthz(req);
       return;
     case metrics::Endpoint::metrics:
-      if (refuse_method(EVHTTP_REQ_GET, "GET", nullptr)) return;
+      if (refuse_method(http::Method::get, "GET", nullptr)) return;
       handle_metrics(req);
       return;
     case metrics::Endpoint::web:
-      if (refuse_method(EVHTTP_REQ_GET, "GET", nullptr)) return;
+      if (refuse_method(http::Method::get, "GET", nullptr)) return;
       serve_static(cfg_.web_dir, req, p);
       return;
     case metrics::Endpoint::other:
@@ -247,7 +232,7 @@ void Worker::route(evhttp_request* req) noexcept {
   }
 }
 
-void Worker::handle_healthz(evhttp_request* req) noexcept {
+void Worker::handle_healthz(http::Request* req) noexcept {
   if (!cmd_->up() || !hub_->up()) {
     send_error(req, 503, "redis unavailable", metrics::Endpoint::healthz, reply_opt_);
     return;
@@ -262,7 +247,7 @@ void Worker::handle_healthz(evhttp_request* req) noexcept {
   }
 }
 
-void Worker::handle_metrics(evhttp_request* req) noexcept {
+void Worker::handle_metrics(http::Request* req) noexcept {
   std::string body;
   try {
     body = metrics::render();

@@ -1,7 +1,7 @@
-// A Worker is one event loop: an event_base, an evhttp server on the shared listening
-// socket, its own Redis command connection and pub/sub hub, and its own Lua script cache.
-// N workers on N threads share nothing but the listening socket, the configuration and
-// the process-wide metrics.
+// A Worker is one event loop: an event_base, an HTTP server (http_server) on the shared
+// listening socket (or its own, with --reuseport), its own Redis command connection and
+// pub/sub hub, and its own Lua script cache. N workers on N threads share nothing but the
+// listening socket, the configuration and the process-wide metrics.
 #pragma once
 
 #include <atomic>
@@ -11,6 +11,7 @@
 
 #include "config.hpp"
 #include "http_reply.hpp"
+#include "http_server.hpp"
 #include "hub.hpp"
 #include "redis_link.hpp"
 #include "scripts.hpp"
@@ -19,7 +20,7 @@
 namespace rt {
 
 // Work that must run later from the event loop, outside any callback of the object itself
-// (hiredis replies, evhttp close callbacks, hub fan-out). See Worker::defer.
+// (hiredis replies, connection-gone callbacks, hub fan-out). See Worker::defer.
 class Deferred {
  public:
   virtual ~Deferred() = default;
@@ -35,7 +36,7 @@ class Deferred {
   bool queued_ = false;
 };
 
-class Worker : private RedisLink::Listener {
+class Worker : private RedisLink::Listener, private http::Handler {
  public:
   Worker(const Config& cfg, const std::string& lua_dir, int index, int listen_fd);
   ~Worker() override;
@@ -67,12 +68,13 @@ class Worker : private RedisLink::Listener {
   std::string key(const std::string& channel, const char* suffix) const;
 
  private:
-  static void on_request(evhttp_request* req, void* arg) noexcept;
+  void on_request(http::Request* req) noexcept override { route(req); }
+  static void on_server_error(http::Request* req, int status, std::string_view message, void* ctx) noexcept;
   static void on_deferred(evutil_socket_t, short, void* arg) noexcept;
   static void on_stop_pipe(evutil_socket_t fd, short, void* arg) noexcept;
-  void route(evhttp_request* req) noexcept;
-  void handle_healthz(evhttp_request* req) noexcept;
-  void handle_metrics(evhttp_request* req) noexcept;
+  void route(http::Request* req) noexcept;
+  void handle_healthz(http::Request* req) noexcept;
+  void handle_metrics(http::Request* req) noexcept;
   void shutdown() noexcept;
 
   void on_link_up() noexcept override;    // command link: load the scripts
@@ -85,7 +87,7 @@ class Worker : private RedisLink::Listener {
   int stop_pipe_[2] = {-1, -1};
   ReplyOptions reply_opt_;
   EventBasePtr base_;
-  EvhttpPtr http_;
+  std::unique_ptr<http::Server> http_;
   std::unique_ptr<RedisLink> cmd_;
   std::unique_ptr<RedisLink> sub_;
   std::unique_ptr<Hub> hub_;

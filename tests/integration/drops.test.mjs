@@ -134,7 +134,16 @@ test('rt-server exits cleanly on SIGTERM while polls are held, with no sanitizer
   const baseline = await heldPolls(base);
   const socks = await openHeld(Array.from({ length: 30 }, (_, i) => `/rt?c=${uniqueChannel(`shut${i}`)}&m=0`));
   await waitHeld(base, (n) => n === baseline + 30, { what: '30 polls held at shutdown' });
-  const closed = socks.map((s) => new Promise((resolve) => s.on('close', resolve)));
+  // Each poll is answered 503 (the Redis links shut down first), then its connection closes.
+  // The sockets are read (resume) so that the close is seen behind the answer.
+  const answers = socks.map((s) => new Promise((resolve) => {
+    let got = '';
+    s.on('data', (d) => { got += d.toString('latin1'); });
+    s.on('close', () => resolve(got));
+    s.resume();
+  }));
   await assertCleanShutdown(stack.server);
-  await Promise.all(closed);
+  for (const got of await Promise.all(answers)) {
+    assert.ok(got === '' || /^HTTP\/1\.1 503 /.test(got), `answer at shutdown: ${JSON.stringify(got.slice(0, 200))}`);
+  }
 });

@@ -2,9 +2,14 @@
 // chunked request bodies, Expect: 100-continue (curl's default for bodies over 1 KiB).
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { before, after } from 'node:test';
 import {
-  test, startStack, assertCleanShutdown, poll, publishOk, rawHttp, uniqueChannel, keys, TOKEN, assertStillServes,
+  test, startStack, startServer, withServer, assertCleanShutdown, poll, publishOk, rawHttp, uniqueChannel, keys,
+  TOKEN, assertStillServes, freePort, RT_SERVER_BIN, REPO_ROOT, waitFor, sleep, sanitizerReportIn,
 } from './lib/harness.mjs';
 
 let stack, base, port, redis;
@@ -145,6 +150,207 @@ test('publish with Expect: 100-continue (curl, bodies over 1 KiB) succeeds', asy
   } finally {
     sock.destroy();
   }
+});
+
+test('limits and malformed requests are answered with JSON errors, then the connection closes', async () => {
+  const cases = [
+    ['GET /rt?c=a&m=1 HTTP/1.1\r\nHost: x\r\nX-Big: ' + 'h'.repeat(100000) + '\r\n\r\n', 431],
+    ['GET /rt?c=a&m=1 HTTP/1.1\r\n' + Array.from({ length: 101 }, (_, i) => `X-${i}: y\r\n`).join('') + '\r\n', 431],
+    ['GARBAGE\r\n\r\n', 400],
+    ['GET /rt?c=a&m=1 HTTP/9.9\r\n\r\n', 505],
+    ['POST /publish?c=a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n', 501],
+    [`POST /publish?c=a HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Length: 10000000\r\n\r\n{}`, 413],
+    [`GET /rt?c=a&m=1&x=${'u'.repeat(300000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 414],
+  ];
+  for (const [data, status] of cases) {
+    const r = await rawHttp(port, Buffer.from(data, 'latin1'), { timeout: 5000 });
+    const what = JSON.stringify(data.slice(0, 50));
+    assert.equal(r.status, status, `${what}: ${r.raw?.slice(0, 200)}`);
+    assert.match(r.headers['content-type'] || '', /^application\/json/, what);
+    assert.equal(r.headers.connection, 'close', what);
+    assert.ok(typeof r.json?.error === 'string' && r.json.error.length > 0, `${what}: ${r.body}`);
+  }
+});
+
+test('HEAD gets the headers of the answer without its body; HTTP/1.0 keep-alive is honoured', async () => {
+  const sock = await connect();
+  try {
+    const parts = await new Promise((resolve, reject) => {
+      let buf = '';
+      const t = setTimeout(() => reject(new Error(`no answers: ${JSON.stringify(buf)}`)), 5000);
+      sock.on('data', (d) => {
+        buf += d.toString('latin1');
+        const p = buf.split('\r\n\r\n');
+        if (p.length >= 3 && p[2].length >= 15) { clearTimeout(t); resolve(p); }
+      });
+      sock.write('HEAD /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n' +
+        'GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n');
+    });
+    assert.match(parts[0], /^HTTP\/1\.1 405 /, parts[0]);
+    assert.match(parts[0], /\r\nConnection: keep-alive/i, parts[0]);
+    assert.match(parts[0], /\r\nContent-Length: [1-9]\d*/i, parts[0]);
+    assert.match(parts[1], /^HTTP\/1\.1 200 /, `the HEAD answer carried a body: ${parts[1]}`);
+    assert.equal(parts[2], '{"status":"ok"}');
+  } finally {
+    sock.destroy();
+  }
+});
+
+test('--reuseport: two rt-servers share one port, both answer, and one keeps serving when the other stops', async () => {
+  const shared = await freePort();
+  const a = await startServer({ redisUrl: stack.redis.url, port: shared, args: ['--reuseport', '--cors-origin', 'http://a.example'] });
+  try {
+    await withServer({ redisUrl: stack.redis.url, port: shared, args: ['--reuseport', '--threads', '2', '--cors-origin', 'http://b.example'] }, async (b) => {
+      // Fresh connections are spread over both processes (and b's two workers): each names
+      // itself by its CORS origin. A worker still connecting to Redis answers 503: try again.
+      const seen = new Set();
+      for (let i = 0; i < 200 && seen.size < 2; i++) {
+        const r = await rawHttp(shared, 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+        assert.ok(r.status === 200 || r.status === 503, r.raw);
+        if (r.status === 200) seen.add(r.headers['access-control-allow-origin']);
+        else await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.deepEqual([...seen].sort(), ['http://a.example', 'http://b.example']);
+      // Every worker of both up before the publishes below (20 fresh connections in a row).
+      for (let ok = 0, tries = 0; ok < 20; tries++) {
+        assert.ok(tries < 500, 'both servers healthy');
+        const r = await rawHttp(shared, 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+        ok = r.status === 200 ? ok + 1 : 0;
+        if (!ok) await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      // Publish and poll through the shared port, whichever process answers: one Redis.
+      const c = uniqueChannel();
+      const ids = [];
+      for (let i = 0; i < 6; i++) ids.push(await publishOk(b.base, c, i));
+      assert.deepEqual(ids, [1, 2, 3, 4, 5, 6]);
+      for (let i = 0; i < 6; i++) {
+        const r = await poll(b.base, [[c, 5]]);
+        assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id: 6, payload: 5 }] } });
+      }
+      await assertCleanShutdown(a);
+      const r = await poll(b.base, [[c, 0]]);
+      assert.equal(r.json[c].msg.length, 6);
+    });
+  } finally {
+    if (!a.proc.exitInfo) await a.stop();
+  }
+  // Without --reuseport a second server cannot bind a port in use: it exits at once.
+  const second = spawnSync(RT_SERVER_BIN, ['--listen', `127.0.0.1:${port}`, '--redis', stack.redis.url],
+    { cwd: REPO_ROOT, timeout: 10000, encoding: 'utf8' });
+  assert.equal(second.status, 1, `second server on a used port: ${second.status} ${second.signal} ${second.stderr}`);
+  assert.match(second.stderr, /cannot listen/);
+});
+
+// CPU time (user + system) of a process in clock ticks, from /proc.
+function cpuTicks(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11]) + Number(f[12]);
+}
+
+test('out of file descriptors: accepting pauses (logged once) instead of spinning, and resumes', { timeout: 60000 }, async () => {
+  const p = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rt-emfile-'));
+  const logFile = path.join(dir, 'rt-server.log');
+  const out = fs.openSync(logFile, 'a');
+  // 48 descriptors: a dozen for the server itself, the rest for clients.
+  const child = spawn('prlimit', ['--nofile=48:48', RT_SERVER_BIN, '--listen', `127.0.0.1:${p}`,
+    '--redis', stack.redis.url, '--poll-timeout', '2'], { stdio: ['ignore', out, out], cwd: REPO_ROOT });
+  fs.closeSync(out);
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const log = () => fs.readFileSync(logFile, 'utf8');
+  const socks = [];
+  try {
+    await waitFor(async () => {
+      const r = await rawHttp(p, 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n').catch(() => null);
+      return r?.status === 200;
+    }, { timeout: 20000, what: `rt-server on ${p}: ${dir}` });
+    for (let i = 0; i < 80; i++) {
+      socks.push(await new Promise((resolve, reject) => {
+        const s = net.createConnection({ port: p, host: '127.0.0.1' }, () => resolve(s));
+        s.once('error', reject);
+      }));
+    }
+    await sleep(300);
+    const before = cpuTicks(child.pid);
+    await sleep(1000);
+    const used = cpuTicks(child.pid) - before;  // 100 ticks = one core for the second
+    assert.ok(used < 50, `rt-server used ${used} ticks in 1 s while out of descriptors (spinning?)`);
+    const pauses = log().split('\n').filter((l) => l.includes('pausing accepts'));
+    assert.equal(pauses.length, 1, `logged once per episode:\n${log()}`);
+    for (const s of socks) s.destroy();
+    await waitFor(async () => {
+      const r = await rawHttp(p, 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', { timeout: 2000 }).catch(() => null);
+      return r?.status === 200;
+    }, { timeout: 10000, what: 'serving again after the descriptors came back' });
+    assert.match(log(), /accepting again/);
+  } finally {
+    for (const s of socks) s.destroy();
+    child.kill('SIGTERM');
+    let timer;
+    const res = await Promise.race([exited, new Promise((resolve) => { timer = setTimeout(() => resolve(null), 20000); })]);
+    clearTimeout(timer);
+    if (res === null) child.kill('SIGKILL');
+    assert.deepEqual(res, { code: 0, signal: null }, `exit after SIGTERM:\n${log()}`);
+    assert.ok(!sanitizerReportIn(log()), log());
+  }
+});
+
+// Resolves with the time (ms) until the server closes `sock`, and what it sent meanwhile.
+function closedAfter(sock, t0) {
+  return new Promise((resolve) => {
+    let got = '';
+    sock.on('data', (d) => { got += d.toString('latin1'); });
+    sock.on('close', () => resolve({ ms: Date.now() - t0, got }));
+    sock.on('error', () => {});
+  });
+}
+
+test('--idle-timeout and --request-timeout close idle and stalled connections, never a held poll', { timeout: 30000 }, async () => {
+  await withServer({ redisUrl: stack.redis.url, pollTimeout: 4, args: ['--idle-timeout', '1', '--request-timeout', '1'] }, async (srv) => {
+    const open = () => new Promise((resolve, reject) => {
+      const s = net.createConnection({ port: srv.port, host: '127.0.0.1' }, () => resolve(s));
+      s.once('error', reject);
+    });
+    const t0 = Date.now();
+    // Idle after one answered request.
+    const idle = await open();
+    const idleClosed = closedAfter(idle, t0);
+    idle.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    // A request head that stops halfway, and one trickling a byte every 200 ms (the timeout
+    // counts from the request's start, not from its last byte).
+    const half = await open();
+    const halfClosed = closedAfter(half, t0);
+    half.write('GET /rt?c=a&m=1 HTTP/1.1\r\nHost: ');
+    const slow = await open();
+    const slowClosed = closedAfter(slow, t0);
+    const trickle = 'GET /rt?c=a&m=1 HTTP/1.1\r\nX-Slow: ' + 'y'.repeat(1000);
+    let i = 0;
+    const timer = setInterval(() => { if (!slow.destroyed && i < trickle.length) slow.write(trickle[i++]); }, 200);
+    // A held poll outlives both timeouts and is answered at the poll timeout.
+    const held = await open();
+    const heldClosed = closedAfter(held, t0);
+    const c = uniqueChannel();
+    held.write(`GET /rt?c=${c}&m=0 HTTP/1.1\r\nHost: x\r\n\r\n`);
+    try {
+      for (const [what, p] of [['idle', idleClosed], ['half head', halfClosed], ['trickling head', slowClosed]]) {
+        const r = await p;
+        assert.ok(r.ms >= 900 && r.ms < 4000, `${what}: closed after ${r.ms} ms`);
+      }
+      assert.match((await idleClosed).got, /^HTTP\/1\.1 200 /);
+      assert.ok(!held.destroyed, 'the held poll is still open');
+      const answered = await new Promise((resolve) => {
+        let got = '';
+        held.on('data', (d) => { got += d.toString('latin1'); if (got.endsWith('{}')) resolve({ ms: Date.now() - t0, got }); });
+      });
+      assert.match(answered.got, /^HTTP\/1\.1 200 /);
+      assert.ok(answered.ms >= 3500, `held poll answered after ${answered.ms} ms (poll timeout 4 s)`);
+    } finally {
+      clearInterval(timer);
+      for (const s of [idle, half, slow, held]) s.destroy();
+      await heldClosed;
+    }
+  });
 });
 
 test('after all of it the server still serves', async () => {

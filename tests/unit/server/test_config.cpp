@@ -32,6 +32,9 @@ static void test_defaults(void**) {
   assert_int_equal(c.max_body, 65536);
   assert_string_equal(c.key_prefix.c_str(), "channel:");
   assert_int_equal(c.threads, 1);
+  assert_false(c.reuseport);
+  assert_int_equal(c.idle_timeout_s, 0);
+  assert_int_equal(c.request_timeout_s, 30);
   assert_true(c.web_dir.empty());
   assert_true(c.cors_origin.empty());
 }
@@ -44,7 +47,8 @@ static void test_every_flag(void**) {
                          "--ttl", "0", "--max-channels", "20", "--max-url", "5000", "--max-body=1024",
                          "--web", "web", "--max-held", "7", "--key-prefix", "rt:", "--cors-origin",
                          "http://127.0.0.1:3000", "--log-level", "debug", "--threads", "2", "--lua-dir",
-                         "/x/lua", "--redis-timeout", "0.5"},
+                         "/x/lua", "--redis-timeout", "0.5", "--reuseport", "--idle-timeout", "7",
+                         "--request-timeout=9"},
                         &c, &err);
   assert_int_equal(int(r), int(ParseResult::ok));
   assert_string_equal(c.listen_host.c_str(), "0.0.0.0");
@@ -67,6 +71,9 @@ static void test_every_flag(void**) {
   assert_int_equal(c.threads, 2);
   assert_string_equal(c.lua_dir.c_str(), "/x/lua");
   assert_true(c.redis_timeout_s == 0.5);
+  assert_true(c.reuseport);
+  assert_int_equal(c.idle_timeout_s, 7);
+  assert_int_equal(c.request_timeout_s, 9);
 }
 
 static void test_bad_flags(void**) {
@@ -98,6 +105,9 @@ static void test_bad_flags(void**) {
       {"--threads", "0"},
       {"--threads", "two"},
       {"--cors-origin", "a\nb"},
+      {"--idle-timeout", "0"},
+      {"--idle-timeout", "1.5"},
+      {"--request-timeout", "0"},
   };
   for (const auto& args : bad) {
     Config c;
@@ -107,6 +117,11 @@ static void test_bad_flags(void**) {
     // The message names the flag it is about.
     if (args[0][0] == '-' && args[0][1] == '-') assert_non_null(strstr(err.c_str(), args[0]));
   }
+  // A switch takes no value.
+  Config c;
+  std::string err;
+  assert_int_equal(int(parse({"--reuseport=yes"}, &c, &err)), int(ParseResult::error));
+  assert_non_null(strstr(err.c_str(), "--reuseport"));
 }
 
 static void test_help(void**) {
@@ -116,7 +131,8 @@ static void test_help(void**) {
   std::string u = rt::usage();
   for (const char* flag : {"--listen", "--redis", "--publish-token-file", "--poll-timeout", "--backlog", "--ttl",
                            "--max-channels", "--max-url", "--max-body", "--web", "--max-held", "--key-prefix",
-                           "--cors-origin", "--log-level", "--threads", "--lua-dir", "--redis-timeout"})
+                           "--cors-origin", "--log-level", "--threads", "--lua-dir", "--redis-timeout", "--reuseport",
+                           "--idle-timeout", "--request-timeout"})
     assert_non_null(strstr(u.c_str(), flag));
 }
 
