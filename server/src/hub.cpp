@@ -24,6 +24,7 @@ Hub::Hub(event_base* base, RedisLink& link, RedisLink* pinger, ScriptSet* script
   // Not a valid channel name ('!'), so no client channel can collide with it.
   sentinel_ = prefix_ + "{!rt-hub." + tag + "}:pubsub";
   tick_ev_.reset(event_new(base, -1, EV_PERSIST, on_tick, this));
+  fence_ev_.reset(event_new(base, -1, 0, on_fence_send, this));
   timeval tv = ms_to_tv(kTickMs);
   event_add(tick_ev_.get(), &tv);
 }
@@ -131,9 +132,14 @@ void Hub::handle_reply(redisReply* r) noexcept {
       // The connection delivers. (The message may come before the PUBLISH's own reply on the
       // command link: the sequence number tells on_ping_published it already arrived.)
       uint64_t seq = 0;
-      if (r->element[2]->type == REDIS_REPLY_STRING &&
-          proto::parse_id(std::string_view(r->element[2]->str, r->element[2]->len), &seq) && seq > ping_seen_)
+      std::string_view text = r->element[2]->type == REDIS_REPLY_STRING
+                                  ? std::string_view(r->element[2]->str, r->element[2]->len)
+                                  : std::string_view();
+      if (!text.empty() && text[0] == 'f') {
+        if (proto::parse_id(text.substr(1), &seq)) fences_done(seq, true);  // a fence: see fence()
+      } else if (proto::parse_id(text, &seq) && seq > ping_seen_) {
         ping_seen_ = seq;
+      }
       ping_awaited_ms_ = 0;
     } else if (is_sub) {
       sentinel_confirmed_ = true;
@@ -408,6 +414,75 @@ void Hub::maintain_mirrors(uint64_t now) noexcept {
   }
 }
 
+// --- fences -----------------------------------------------------------------------------
+
+namespace {
+// One fence PUBLISH in flight. Freed in its reply callback (called exactly once).
+struct FenceCall {
+  Hub* hub;
+  uint64_t seq;
+};
+}  // namespace
+
+bool Hub::fence(HubListener* l) {
+  if (!up() || pinger_ == nullptr || !pinger_->up()) return false;
+  if (!fence_scheduled_) {
+    fence_scheduled_ = true;
+    fence_seq_++;
+    event_active(fence_ev_.get(), EV_TIMEOUT, 1);
+  }
+  fence_waiters_.emplace_back(l, fence_seq_);
+  return true;
+}
+
+void Hub::cancel_fence(HubListener* l) noexcept {
+  for (size_t i = 0; i < fence_waiters_.size();) {
+    if (fence_waiters_[i].first == l) {
+      fence_waiters_[i] = fence_waiters_.back();
+      fence_waiters_.pop_back();
+    } else {
+      i++;
+    }
+  }
+}
+
+void Hub::on_fence_send(evutil_socket_t, short, void* arg) noexcept {
+  auto* self = static_cast<Hub*>(arg);
+  self->fence_scheduled_ = false;
+  uint64_t seq = self->fence_seq_;
+  std::string payload = "f" + std::to_string(seq);
+  const char* argv[] = {"PUBLISH", self->sentinel_.c_str(), payload.c_str()};
+  size_t lens[] = {7, self->sentinel_.size(), payload.size()};
+  auto* call = new (std::nothrow) FenceCall{self, seq};
+  if (call == nullptr || self->pinger_ == nullptr || !self->pinger_->command(on_fence_published, call, 3, argv, lens)) {
+    delete call;
+    self->fences_done(seq, false);
+  }
+}
+
+void Hub::on_fence_published(redisReply* reply, void* priv) noexcept {
+  auto* call = static_cast<FenceCall*>(priv);
+  // Redis ran the PUBLISH and our pub/sub connection was among its receivers: the message
+  // is on its way (it may even be here already). Otherwise it will never come.
+  if (reply == nullptr || reply->type != REDIS_REPLY_INTEGER || reply->integer < 1)
+    call->hub->fences_done(call->seq, false);
+  delete call;
+}
+
+void Hub::fences_done(uint64_t up_to_seq, bool ok) noexcept {
+  std::vector<HubListener*> done;
+  for (size_t i = 0; i < fence_waiters_.size();) {
+    if (fence_waiters_[i].second <= up_to_seq) {
+      done.push_back(fence_waiters_[i].first);
+      fence_waiters_[i] = fence_waiters_.back();
+      fence_waiters_.pop_back();
+    } else {
+      i++;
+    }
+  }
+  for (HubListener* l : done) l->on_fence(ok);
+}
+
 void Hub::on_link_up() noexcept {
   epoch_++;
   sentinel_confirmed_ = false;
@@ -418,6 +493,7 @@ void Hub::on_link_up() noexcept {
 }
 
 void Hub::on_link_down() noexcept {
+  fences_done(UINT64_MAX, false);
   epoch_++;
   sentinel_confirmed_ = false;
   ping_awaited_ms_ = 0;

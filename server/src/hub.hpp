@@ -69,6 +69,10 @@ class HubListener {
   // (keys deleted or expired, Redis flushed), or the GET ran just before a publish (then
   // the read finds that out: a re-read is always exact).
   virtual void on_redis_head(size_t idx, uint64_t n) noexcept = 0;
+  // A fence asked for with Hub::fence() passed: every pub/sub message published before the
+  // fence was asked for has been delivered (ok), or that cannot be known (ok false: a Redis
+  // connection failed; on_hub_lost may follow).
+  virtual void on_fence(bool ok) noexcept = 0;
 };
 
 class Hub : public RedisLink::Listener {
@@ -106,6 +110,18 @@ class Hub : public RedisLink::Listener {
   // The same for a registered link's channel (no lookup by name).
   ChannelMirror::Decision decide(const HubLink& link, uint64_t last, const proto::Message** msg) noexcept;
 
+  // Asks for l->on_fence(ok), called once, after every pub/sub message published before
+  // this call has reached this hub. How: a sequence number PUBLISHed to the hub's sentinel
+  // on the command link, sent from the next loop turn (the fences asked for meanwhile share
+  // it); Redis delivers a subscriber's messages in publish order, so when it comes back on
+  // pub/sub everything published before it is here. Polls use it before answering at once
+  // from mirrors while some of their channels look unchanged (a message published just
+  // before the poll may still be on its way). Returns false (no callback) when the hub or
+  // the command link is down.
+  bool fence(HubListener* l);
+  // Forgets l's fence, if any. Never calls back.
+  void cancel_fence(HubListener* l) noexcept;
+
   bool up() const noexcept { return link_.up() && sentinel_confirmed_; }
   size_t channel_count() const noexcept { return chans_.size(); }
 
@@ -133,6 +149,9 @@ class Hub : public RedisLink::Listener {
   static void on_ping_published(redisReply* reply, void* priv) noexcept;
   static void on_seed_reply(redisReply* reply, void* priv) noexcept;
   static void on_verify_reply(redisReply* reply, void* priv) noexcept;
+  static void on_fence_send(evutil_socket_t, short, void* arg) noexcept;
+  static void on_fence_published(redisReply* reply, void* priv) noexcept;
+  void fences_done(uint64_t up_to_seq, bool ok) noexcept;
   bool start_seed(const std::string& channel, Chan& c) noexcept;  // false: not sent
   void start_verify(const std::string& channel, Chan& c) noexcept;
   void maintain_mirrors(uint64_t now) noexcept;
@@ -163,6 +182,11 @@ class Hub : public RedisLink::Listener {
   size_t idle_count_ = 0;      // subscribed channels without listeners (lingering)
   unsigned sweep_tick_ = 0;
   EventPtr tick_ev_;
+  // Fences: listeners waiting for the fence sequence number they need (see fence()).
+  std::vector<std::pair<HubListener*, uint64_t>> fence_waiters_;
+  uint64_t fence_seq_ = 0;          // the last fence sequence number handed out
+  bool fence_scheduled_ = false;    // fence_seq_ is not PUBLISHed yet (on_fence_send will)
+  EventPtr fence_ev_;
 };
 
 }  // namespace rt

@@ -30,13 +30,14 @@ bool Poll::answer_from_mirrors(Worker& w, http::Request* req, const std::vector<
   size_t delivered = 0;
   try {
     std::vector<proto::Entry> entries;
-    size_t bytes = 0;
+    size_t bytes = 0, holds = 0;
     for (const proto::ChannelPos& cp : chans) {
       const proto::Message* m = nullptr;
       switch (w.hub().decide(cp.channel, cp.last_id, &m)) {
         case ChannelMirror::Decision::unknown:
           return false;
         case ChannelMirror::Decision::hold:
+          holds++;
           break;
         case ChannelMirror::Decision::newest:
           bytes += m->json.size();
@@ -48,7 +49,9 @@ bool Poll::answer_from_mirrors(Worker& w, http::Request* req, const std::vector<
           break;
       }
     }
-    if (entries.empty()) return false;
+    // Nothing new anywhere: to be held. News on some channels while others look unchanged:
+    // the Poll path answers after a fence (see evaluate_round).
+    if (entries.empty() || holds > 0) return false;
     delivered = entries.size();
     body = proto::build_response(entries);
   } catch (...) {
@@ -163,6 +166,13 @@ void Poll::on_redis_head(size_t idx, uint64_t n) noexcept {
   }
 }
 
+void Poll::on_fence(bool ok) noexcept {
+  (void)ok;  // not ok: answer with what the mirrors know (never wrong, maybe not complete)
+  if (fence_ != Fence::waiting) return;
+  fence_ = Fence::passed_redo;
+  w_.defer(this);
+}
+
 void Poll::on_timeout(evutil_socket_t, short, void* arg) noexcept {
   auto* p = static_cast<Poll*>(arg);
   p->timed_out_ = true;
@@ -211,7 +221,13 @@ void Poll::step() noexcept {
       start_round();
       return;
     case State::reading:
-      if (reads_outstanding_ > 0) return;
+      if (reads_outstanding_ > 0 || fence_ == Fence::waiting) return;
+      if (fence_ == Fence::passed_redo) {
+        // The fence passed: decide again, now with every message published before it.
+        fence_ = Fence::passed;
+        start_round();
+        return;
+      }
       if (read_failed_) {
         metrics::get().redis_errors.fetch_add(1, std::memory_order_relaxed);
         answer_error(503, read_error_);
@@ -247,6 +263,7 @@ void Poll::start_round() noexcept {
     if (i < must_read.size()) must_read[i] = chans_[i].overflow;
     chans_[i].overflow = false;
   }
+  mirror_holds_ = 0;
   try {
     round_.clear();
     round_.resize(chans_.size());
@@ -262,6 +279,7 @@ void Poll::start_round() noexcept {
       ChannelMirror::Decision d = forced ? ChannelMirror::Decision::unknown : w_.hub().decide(c.link, c.last, &m);
       if (d == ChannelMirror::Decision::hold) {
         rr.newest = c.last;
+        mirror_holds_++;
         metrics::get().mirror_decisions.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
@@ -373,6 +391,15 @@ void Poll::evaluate_round() noexcept {
   round_.clear();
   round_.shrink_to_fit();
   if (!entries.empty()) {
+    if (mirror_holds_ > 0 && fence_ == Fence::none && w_.hub().fence(this)) {
+      // Answering at once leaves out the channels the mirrors call unchanged; a message
+      // published just before this poll may still be on its way to them. The contract
+      // says "all channels that have an entry": wait for a fence, then decide again.
+      fence_ = Fence::waiting;
+      round_.clear();
+      round_.shrink_to_fit();
+      return;
+    }
     answer(std::move(entries));
     return;
   }
@@ -534,6 +561,7 @@ void Poll::finish() noexcept {
     req_->release();  // the client is gone (detached): just freed
     req_ = nullptr;
   }
+  if (fence_ == Fence::waiting) w_.hub().cancel_fence(this);
   for (Chan& c : chans_) {
     w_.hub().remove(&c.link);  // no-op when not registered (or the hub dropped it)
     c.pending.reset();

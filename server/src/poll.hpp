@@ -30,6 +30,7 @@ class Poll final : public HubListener, public Deferred {
   void on_message(size_t idx, const SharedMessagePtr& msg) noexcept override;
   void on_hub_lost() noexcept override;
   void on_redis_head(size_t idx, uint64_t n) noexcept override;
+  void on_fence(bool ok) noexcept override;
   void run_deferred() noexcept override;
 
  private:
@@ -92,6 +93,11 @@ class Poll final : public HubListener, public Deferred {
   bool hub_never_up_ = false;  // the hub was down when the poll came
   bool counted_held_ = false;  // counted in rt_held_polls
   int rereads_ = 0;            // re-read rounds in a row that answered nothing
+  // A round with news on some channels and mirror "holds" on others waits once for a hub
+  // fence before answering (see evaluate_round).
+  enum class Fence : uint8_t { none, waiting, passed_redo, passed };
+  Fence fence_ = Fence::none;
+  size_t mirror_holds_ = 0;    // channels of the current round the mirrors decided "hold"
   std::string read_error_;
   EventPtr timer_;
 };

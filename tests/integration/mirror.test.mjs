@@ -150,6 +150,26 @@ test('a follower sees every message once, in order, while the pub/sub connection
   }, { timeout: 10000, what: '/healthz 200 after the kills' });
 });
 
+test('a poll right after publishes to two channels answers both (the mirrors wait for a fence)', async () => {
+  // Channel b's pub/sub copy may still be on its way when the poll comes; answering with
+  // a alone would break "at once with all channels that have an entry".
+  const a = uniqueChannel('fa'), b = uniqueChannel('fb');
+  let la = await publishOk(base, a, 0), lb = await publishOk(base, b, 0);
+  const c0 = await counters();
+  for (let i = 1; i <= 300; i++) {
+    const ia = await publishOk(base, a, i), ib = await publishOk(base, b, i);
+    const r = await poll(base, [[a, la], [b, lb]]);
+    assert.deepEqual(r.json, {
+      [a]: { status: 'ok', msg: [{ id: ia, payload: i }] },
+      [b]: { status: 'ok', msg: [{ id: ib, payload: i }] },
+    }, `round ${i}`);
+    la = ia; lb = ib;
+  }
+  // Decided by the mirrors (with the fences), not by 600 backlog reads.
+  const c1 = await counters();
+  assert.ok(c1.mirror - c0.mirror >= 300, `mirror decisions ${c1.mirror - c0.mirror}`);
+});
+
 test('keys deleted without a publish: a held poll and a catch-up poll still get the reset', async () => {
   const c = uniqueChannel('vanish');
   for (let i = 1; i <= 3; i++) await publishOk(base, c, i);

@@ -93,6 +93,8 @@ struct Recorder : rt::HubListener {
   void on_message(size_t idx, const rt::SharedMessagePtr& m) noexcept override { messages.emplace_back(idx, m->msg.id); }
   void on_hub_lost() noexcept override { lost++; }
   void on_redis_head(size_t, uint64_t) noexcept override {}  // no mirrors here (no scripts)
+  void on_fence(bool ok) noexcept override { fences.push_back(ok); }
+  std::vector<bool> fences;
 };
 
 // One registration (the hub links it into the channel's list; it must stay put).
@@ -235,6 +237,44 @@ void test_connection_lost(void** state) {
   f.hub->remove(&cz.link);
 }
 
+void test_fence_comes_after_earlier_messages(void** state) {
+  auto& f = *static_cast<Fixture*>(*state);
+  Recorder a;
+  Reg ra(&a, 0);
+  f.hub->add("fenced", &ra.link);
+  assert_true(f.wait_for([&] { return a.subscribed.size() == 1; }));
+  for (uint64_t id = 1; id <= 20; id++) {
+    // A message is published (not yet delivered: the loop has not run), then a fence is
+    // asked for: it must pass only after that message reached the listener.
+    std::string name = f.hub->pubsub_name("fenced");
+    std::string msg = "{\"id\":" + std::to_string(id) + ",\"payload\":0}";
+    const char* argv[] = {"PUBLISH", name.c_str(), msg.c_str()};
+    size_t lens[] = {7, name.size(), msg.size()};
+    assert_true(f.cmd->command([](redisReply*, void*) noexcept {}, nullptr, 3, argv, lens));
+    size_t before = a.fences.size();
+    assert_true(f.hub->fence(&a));
+    assert_true(f.wait_for([&] { return a.fences.size() == before + 1; }));
+    assert_true(a.fences.back());
+    assert_int_equal(a.messages.size(), id);
+    assert_int_equal(a.messages.back().second, id);
+  }
+  // A cancelled fence never calls back; fences asked for together share one PUBLISH.
+  Recorder b;
+  assert_true(f.hub->fence(&a));
+  assert_true(f.hub->fence(&b));
+  f.hub->cancel_fence(&a);
+  size_t fa = a.fences.size();
+  assert_true(f.wait_for([&] { return b.fences.size() == 1; }));
+  f.wait_for([] { return false; }, 100);
+  assert_int_equal(a.fences.size(), fa);
+  f.hub->remove(&ra.link);
+  // No Redis: no fence.
+  stop_redis(f.redis);
+  f.redis = -1;
+  assert_true(f.wait_for([&] { return !f.hub->up(); }));
+  assert_false(f.hub->fence(&a));
+}
+
 }  // namespace
 
 int main() {
@@ -244,6 +284,7 @@ int main() {
       cmocka_unit_test_setup_teardown(test_refcount_and_fanout, setup, teardown),
       cmocka_unit_test_setup_teardown(test_wanted_again_while_unsubscribing, setup, teardown),
       cmocka_unit_test_setup_teardown(test_connection_lost, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_fence_comes_after_earlier_messages, setup, teardown),
   };
   return cmocka_run_group_tests_name("server/hub (with a real redis-server)", tests, nullptr, nullptr);
 }
