@@ -102,6 +102,7 @@ void Hub::remove(HubLink* link) noexcept {
         idle_count_--;
         set_state(c, SubState::unsubscribing);
         c.mirror.drop();
+        c.seed_gate = false;
       }
     }
   }
@@ -271,6 +272,7 @@ void Hub::tick() noexcept {
     idle_count_--;
     set_state(c, SubState::unsubscribing);
     c.mirror.drop();
+    c.seed_gate = false;
   }
 }
 
@@ -354,7 +356,7 @@ void Hub::on_seed_reply(redisReply* r, void* priv) noexcept {
       RT_LOG(debug, "mirror seeded").kv("channel", call->channel).kv("n", n);
       for (HubLink* l = c.head; l; l = l->next) l->listener->on_redis_head(l->idx, n);
     }
-    if (c.seed_gate && m.state() != ChannelMirror::State::seeding) {
+    if (c.seed_gate && c.state == SubState::subscribed && m.state() != ChannelMirror::State::seeding) {
       // The first seed is back (or failed: polls then read Redis): release the listeners.
       c.seed_gate = false;
       for (HubLink* l = c.head; l; l = l->next) l->listener->on_subscribed(l->idx);
