@@ -9,6 +9,8 @@ server_pkgs=(pkg-config libevent-dev libhiredis-dev libjansson-dev libcmocka-dev
 client_pkgs=(emscripten dpkg-dev)
 e2e_pkgs=(chromium)
 bench_pkgs=(nginx libnginx-mod-nchan wrk)
+# The fuzz targets (tests/fuzz/): clang with libFuzzer and its sanitizer runtimes.
+fuzz_pkgs=(clang libfuzzer-14-dev)
 
 want=()
 for w in "${what[@]}"; do
@@ -17,7 +19,8 @@ for w in "${what[@]}"; do
     client) want+=("${server_pkgs[@]}" "${client_pkgs[@]}") ;;
     e2e)    want+=("${server_pkgs[@]}" "${client_pkgs[@]}" "${e2e_pkgs[@]}") ;;
     bench)  want+=("${server_pkgs[@]}" "${bench_pkgs[@]}") ;;
-    all)    want+=("${server_pkgs[@]}" "${client_pkgs[@]}" "${e2e_pkgs[@]}") ;;
+    fuzz)   want+=("${server_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
+    all)    want+=("${server_pkgs[@]}" "${client_pkgs[@]}" "${e2e_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
     *) echo "bootstrap: unknown part '$w'" >&2; exit 2 ;;
   esac
 done

@@ -1,5 +1,9 @@
 #include "json_check.hpp"
 
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "protocol/protocol.hpp"
@@ -67,7 +71,7 @@ class Validator {
 
   // "key" ws : ws
   bool member_key() {
-    if (pos_ >= s_.size() || s_[pos_] != '"' || !string()) return false;
+    if (pos_ >= s_.size() || s_[pos_] != '"' || !string(true)) return false;
     ws();
     if (pos_ >= s_.size() || s_[pos_] != ':') return false;
     pos_++;
@@ -77,7 +81,7 @@ class Validator {
 
   bool scalar() {
     char c = s_[pos_];
-    if (c == '"') return string();
+    if (c == '"') return string(false);
     if (c == '-' || (c >= '0' && c <= '9')) return number();
     if (s_.compare(pos_, 4, "true") == 0) { pos_ += 4; return true; }
     if (s_.compare(pos_, 5, "false") == 0) { pos_ += 5; return true; }
@@ -92,6 +96,8 @@ class Validator {
   }
 
   bool number() {
+    size_t start = pos_;
+    bool exponent = false;
     if (s_[pos_] == '-') pos_++;
     if (pos_ >= s_.size()) return false;
     if (s_[pos_] == '0') {
@@ -104,11 +110,33 @@ class Validator {
       if (!digits()) return false;
     }
     if (pos_ < s_.size() && (s_[pos_] == 'e' || s_[pos_] == 'E')) {
+      exponent = true;
       pos_++;
       if (pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-')) pos_++;
       if (!digits()) return false;
     }
+    // Any size is fine (integers beyond 64 bits are read as doubles), but not beyond a
+    // double's range: rt's readers (jansson, in the server and in the client) refuse 1e400,
+    // so a message holding it would make every answer of its channel unreadable.
+    if (exponent || pos_ - start > 308) {
+      std::string text(s_.substr(start, pos_ - start));
+      errno = 0;
+      double d = std::strtod(text.c_str(), nullptr);
+      if (errno == ERANGE && std::isinf(d)) return false;
+    }
     return true;
+  }
+
+  // The 4 hex digits after "\u" at pos_ + 1 (pos_ at the 'u'); -1 when malformed.
+  long hex4() const {
+    if (pos_ + 4 >= s_.size()) return -1;
+    long v = 0;
+    for (size_t i = 1; i <= 4; i++) {
+      int h = hexval(s_[pos_ + i]);
+      if (h < 0) return -1;
+      v = v * 16 + h;
+    }
+    return v;
   }
 
   static int hexval(char c) {
@@ -118,7 +146,10 @@ class Validator {
     return -1;
   }
 
-  bool string() {
+  // A string at pos_ (the opening quote). Beyond RFC 8259's grammar it refuses what rt's
+  // readers (jansson) refuse in valid-looking JSON: escapes of unpaired UTF-16 surrogates
+  // (no Unicode text holds them) and \u0000 in an object key (`key`).
+  bool string(bool key) {
     pos_++;  // opening quote
     while (pos_ < s_.size()) {
       unsigned char c = static_cast<unsigned char>(s_[pos_]);
@@ -131,10 +162,16 @@ class Validator {
         if (++pos_ >= s_.size()) return false;
         char e = s_[pos_];
         if (e == 'u') {
-          if (pos_ + 4 >= s_.size()) return false;
-          for (int i = 1; i <= 4; i++)
-            if (hexval(s_[pos_ + size_t(i)]) < 0) return false;
+          long v = hex4();
+          if (v < 0 || (v == 0 && key) || (v >= 0xdc00 && v <= 0xdfff)) return false;
           pos_ += 5;
+          if (v >= 0xd800 && v <= 0xdbff) {  // must be followed by an escaped low surrogate
+            if (pos_ + 1 >= s_.size() || s_[pos_] != '\\' || s_[pos_ + 1] != 'u') return false;
+            pos_++;
+            long lo = hex4();
+            if (lo < 0xdc00 || lo > 0xdfff) return false;
+            pos_ += 5;
+          }
         } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' || e == 'r' || e == 't') {
           pos_++;
         } else {
@@ -199,6 +236,7 @@ bool check_message(std::string_view json, uint64_t* id, uint64_t* prev) {
   auto number = [&](size_t* p, uint64_t* v) {
     size_t start = *p;
     while (*p < json.size() && json[*p] >= '0' && json[*p] <= '9') (*p)++;
+    if (*p - start > 1 && json[start] == '0') return false;  // "01" is not JSON
     return *p > start && proto::parse_id(json.substr(start, *p - start), v);
   };
   constexpr std::string_view head = "{\"id\":", prev_key = ",\"prev\":", mid = ",\"payload\":";

@@ -1,8 +1,12 @@
-// Strict JSON validation without building a tree (RFC 8259): any value, numbers of any size
-// (a JavaScript backend writes 1e20 as 100000000000000000000, which jansson refuses),
-// strings checked for UTF-8 and escapes, nesting bounded without recursion. Used for the
-// POST /publish body and for message JSON read from Redis, so that rt never emits invalid
-// JSON and never refuses valid JSON.
+// Strict JSON validation without building a tree (RFC 8259): any value, integers of any size
+// (a JavaScript backend writes 1e20 as 100000000000000000000, which jansson reads only as a
+// double: see protocol.cpp's load_json), strings checked for UTF-8 and escapes, nesting
+// bounded without recursion. Used for the POST /publish body and for message JSON read from
+// Redis, so that rt never emits JSON that its own readers cannot read. It accepts exactly
+// what jansson (as rt reads JSON) accepts, up to max_depth, and refuses with jansson the
+// valid-looking JSON no reader in rt can represent: numbers beyond a double's range (1e400),
+// escapes of unpaired UTF-16 surrogates ("\ud800"), and \u0000 in an object key.
+// tests/fuzz/server/fuzz_json_check.cpp checks that agreement.
 #pragma once
 
 #include <cstddef>

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "http_server.hpp"
+#include "publish_query.hpp"
 #include "worker.hpp"
 
 namespace rt {
@@ -16,11 +17,5 @@ void handle_publish(Worker& w, http::Request* req, std::string_view query, uint6
 
 // Constant-time comparison of a presented bearer token with the configured one.
 bool token_matches(std::string_view presented, std::string_view expected) noexcept;
-
-// Parses the query of POST /publish: c (required, valid channel name), backlog (optional,
-// 1..10000, default `default_backlog`), cachebreak (ignored). Returns false with *error
-// naming the parameter.
-bool parse_publish_query(std::string_view query, uint32_t default_backlog, std::string* channel,
-                         uint32_t* backlog, std::string* error);
 
 }  // namespace rt

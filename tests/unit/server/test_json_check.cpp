@@ -69,8 +69,39 @@ static void test_messages(void**) {
     if (rt::check_message(bad, &id, &prev)) fail_msg("accepted invalid message: %s", bad);
 }
 
+// Found by tests/fuzz/server/fuzz_json_check (differential against jansson): valid-looking
+// JSON that json_valid accepted but rt's readers (jansson, server and client) refuse, so a
+// published message holding it made every answer of its channel unreadable to the client.
+static void test_reader_agreement(void**) {
+  for (const char* bad : {"1e400", "-1e309", "[1.5E+999]", "\"\\ud800\"", "\"\\udc00\"", "\"\\ud800x\"",
+                          "\"\\ud800\\u0041\"", "\"\\udbff\\udbff\"", "{\"\\u0000\":1}", "{\"a\":{\"b\\u0000\":1}}"})
+    if (rt::json_valid(bad)) fail_msg("accepted what jansson refuses: %s", bad);
+  std::string huge_int = "1" + std::string(400, '0');
+  assert_false(rt::json_valid(huge_int));
+  for (const char* ok : {"1e308", "-1.7976931348623157e308", "1e-400", "\"\\ud83d\\ude00\"", "\"\\udbff\\udfff\"",
+                         "{\"a\":\"\\u0000\"}", "[\"\\u0000\"]"})
+    if (!rt::json_valid(ok)) fail_msg("refused valid JSON: %s", ok);
+  assert_true(rt::json_valid("1" + std::string(300, '0')));
+  // jansson skips a raw NUL byte after a literal ("[false\0]"); it is never JSON.
+  assert_false(rt::json_valid(std::string("[false\0]", 8)));
+}
+
+// Found by tests/fuzz/server/fuzz_message: the canonical fast path of check_message took
+// "01" as an id, where parse_message (jansson) refuses the message as invalid JSON.
+static void test_message_agreement(void**) {
+  uint64_t id = 0, prev = 0;
+  for (const char* bad : {"{\"id\":01,\"payload\":1}", "{\"id\":5,\"prev\":04,\"payload\":1}",
+                          "{\"id\":00,\"payload\":1}", "{\"id\":5,\"prev\":00,\"payload\":1}",
+                          "{\"id\":5,\"prev\":4,\"payload\":1e400}", "{\"id\":5,\"payload\":\"\\ud800\"}"})
+    if (rt::check_message(bad, &id, &prev)) fail_msg("accepted invalid message: %s", bad);
+  assert_true(rt::check_message("{\"id\":5,\"prev\":0,\"payload\":1}", &id, &prev));
+  assert_int_equal(prev, 0);
+}
+
 int main() {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_valid), cmocka_unit_test(test_invalid),
-                                     cmocka_unit_test(test_depth), cmocka_unit_test(test_messages)};
+                                     cmocka_unit_test(test_depth), cmocka_unit_test(test_messages),
+                                     cmocka_unit_test(test_reader_agreement),
+                                     cmocka_unit_test(test_message_agreement)};
   return cmocka_run_group_tests_name("server/json_check", tests, nullptr, nullptr);
 }
