@@ -2,6 +2,7 @@
 #
 #   make server                 build/rt-server            (objects in build/obj/)
 #   make server-asan            build/asan/rt-server       (ASan+UBSan, objects in build/asan/obj/)
+#   make server-tsan            build/tsan/rt-server       (ThreadSanitizer, objects in build/tsan/obj/)
 #   make test-server-unit       CMocka unit tests of the server modules (tests/unit/server/)
 #   make test-server-unit-asan  the same tests built with the sanitizers
 #
@@ -19,6 +20,8 @@ SERVER_TEST_SRCS := $(sort $(wildcard tests/unit/server/test_*.cpp))
 
 SERVER_OBJS      := $(patsubst %.cpp,$(BUILD)/obj/%.o,$(SERVER_LIB_SRCS))
 SERVER_ASAN_OBJS := $(patsubst %.cpp,$(BUILD)/asan/obj/%.o,$(SERVER_LIB_SRCS))
+SERVER_TSAN_OBJS := $(patsubst %.cpp,$(BUILD)/tsan/obj/%.o,$(SERVER_LIB_SRCS))
+TSAN_FLAGS       := -fsanitize=thread -fno-omit-frame-pointer
 SERVER_TESTS      := $(patsubst tests/unit/server/%.cpp,$(BUILD)/tests/unit/server/%,$(SERVER_TEST_SRCS))
 SERVER_TESTS_ASAN := $(patsubst tests/unit/server/%.cpp,$(BUILD)/asan/tests/unit/server/%,$(SERVER_TEST_SRCS))
 
@@ -28,9 +31,10 @@ SERVER_TEST_OBJS := $(patsubst %.cpp,$(BUILD)/obj/%.o,$(SERVER_TEST_SRCS)) \
 
 SERVER_CXXFLAGS   = $(CXXSTD) $(WARN) -MMD -MP -Iserver/src -Iserver -Itests/unit/server $(SERVER_CFLAGS)
 
-.PHONY: server server-asan test-server-unit test-server-unit-asan
+.PHONY: server server-asan server-tsan test-server-unit test-server-unit-asan
 server: $(BUILD)/rt-server
 server-asan: $(BUILD)/asan/rt-server
+server-tsan: $(BUILD)/tsan/rt-server
 
 $(BUILD)/obj/%.o: %.cpp | $(BOOTSTRAP_SERVER)
 	@mkdir -p $(@D)
@@ -40,11 +44,18 @@ $(BUILD)/asan/obj/%.o: %.cpp | $(BOOTSTRAP_SERVER)
 	@mkdir -p $(@D)
 	$(CXX) $(SERVER_CXXFLAGS) -O1 -g $(ASAN_FLAGS) -c $< -o $@
 
+$(BUILD)/tsan/obj/%.o: %.cpp | $(BOOTSTRAP_SERVER)
+	@mkdir -p $(@D)
+	$(CXX) $(SERVER_CXXFLAGS) -O1 -g $(TSAN_FLAGS) -c $< -o $@
+
 $(BUILD)/rt-server: $(BUILD)/obj/$(SERVER_MAIN:.cpp=.o) $(SERVER_OBJS)
 	$(CXX) $(OPT) -o $@ $^ $(SERVER_LIBS)
 
 $(BUILD)/asan/rt-server: $(BUILD)/asan/obj/$(SERVER_MAIN:.cpp=.o) $(SERVER_ASAN_OBJS)
 	$(CXX) -O1 -g $(ASAN_FLAGS) -o $@ $^ $(SERVER_LIBS)
+
+$(BUILD)/tsan/rt-server: $(BUILD)/tsan/obj/$(SERVER_MAIN:.cpp=.o) $(SERVER_TSAN_OBJS)
+	$(CXX) -O1 -g $(TSAN_FLAGS) -o $@ $^ $(SERVER_LIBS)
 
 $(BUILD)/tests/unit/server/%: $(BUILD)/obj/tests/unit/server/%.o $(SERVER_OBJS)
 	@mkdir -p $(@D)
@@ -63,6 +74,6 @@ test-server-unit-asan: $(SERVER_TESTS_ASAN)
 
 TEST_TARGETS += test-server-unit test-server-unit-asan
 
--include $(wildcard $(BUILD)/obj/server/src/*.d $(BUILD)/asan/obj/server/src/*.d \
+-include $(wildcard $(BUILD)/obj/server/src/*.d $(BUILD)/asan/obj/server/src/*.d $(BUILD)/tsan/obj/server/src/*.d \
   $(BUILD)/obj/server/protocol/*.d $(BUILD)/asan/obj/server/protocol/*.d \
   $(BUILD)/obj/tests/unit/server/*.d $(BUILD)/asan/obj/tests/unit/server/*.d)

@@ -264,15 +264,10 @@ ParseResult parse_args(int argc, const char* const* argv, Config* out, std::stri
   return ParseResult::ok;
 }
 
-bool load_publish_token(Config* cfg, std::string* error) {
-  if (cfg->publish_token_file.empty()) {
-    const char* env = getenv("RT_PUBLISH_TOKEN");
-    cfg->publish_token = env ? env : "";
-    return true;
-  }
-  std::ifstream in(cfg->publish_token_file);
+bool read_token_file(const std::string& path, std::string* token, std::string* error) {
+  std::ifstream in(path);
   if (!in) {
-    *error = "--publish-token-file: cannot read '" + cfg->publish_token_file + "'";
+    *error = "--publish-token-file: cannot read '" + path + "'";
     return false;
   }
   std::string line;
@@ -281,11 +276,20 @@ bool load_publish_token(Config* cfg, std::string* error) {
   size_t e = line.find_last_not_of(" \t\r\n");
   line = b == std::string::npos ? "" : line.substr(b, e - b + 1);
   if (line.empty()) {
-    *error = "--publish-token-file: '" + cfg->publish_token_file + "' holds no token";
+    *error = "--publish-token-file: '" + path + "' holds no token";
     return false;
   }
-  cfg->publish_token = line;
+  *token = std::move(line);
   return true;
+}
+
+bool load_publish_token(Config* cfg, std::string* error) {
+  if (cfg->publish_token_file.empty()) {
+    const char* env = getenv("RT_PUBLISH_TOKEN");
+    cfg->publish_token = env ? env : "";
+    return true;
+  }
+  return read_token_file(cfg->publish_token_file, &cfg->publish_token, error);
 }
 
 std::string usage() {
@@ -297,7 +301,8 @@ Reliable real-time updates over HTTP long polls, backed by Redis.
   --redis URL                 redis://[[user]:password@]host:port[/db] or unix:///path
                               (default redis://127.0.0.1:6379)
   --publish-token-file PATH   file holding the bearer token of POST /publish (else env
-                              RT_PUBLISH_TOKEN; without a token POST /publish answers 403)
+                              RT_PUBLISH_TOKEN; without a token POST /publish answers 403);
+                              re-read on SIGHUP (token rotation without a restart)
   --poll-timeout SECONDS      long-poll timeout, fractions allowed (default 25)
   --backlog N                 default backlog length of POST /publish, 1..10000 (default 100)
   --ttl SECONDS               expiry of idle channels' keys, 0 = never (default 604800 = 7 days)

@@ -68,6 +68,10 @@ bool parse_listen(const std::string& text, std::string* host, int* port, std::st
 // or holds an empty token.
 bool load_publish_token(Config* cfg, std::string* error);
 
+// Reads a token file (first line, trimmed) into *token; false with *error (naming the file,
+// never its content) when it cannot be read or holds no token. Used at start and on SIGHUP.
+bool read_token_file(const std::string& path, std::string* token, std::string* error);
+
 // The --help text.
 std::string usage();
 

@@ -1,5 +1,6 @@
 // rt-server: reliable real-time updates over HTTP long polls, backed by Redis.
-// main: flags, the listening socket, N workers on N threads, clean stop on SIGINT/SIGTERM.
+// main: flags, the listening socket, N workers on N threads, clean stop on SIGINT/SIGTERM,
+// SIGHUP re-reads the publish token file.
 #include <arpa/inet.h>
 #include <malloc.h>
 #include <netdb.h>
@@ -17,6 +18,7 @@
 
 #include "config.hpp"
 #include "log.hpp"
+#include "publish_token.hpp"
 #include "scripts.hpp"
 #include "worker.hpp"
 
@@ -105,6 +107,8 @@ int main(int argc, char** argv) {
   }
   if (cfg.publish_token.empty())
     RT_LOG(warn, "no publish token configured: POST /publish answers 403");
+  rt::publish_token::set(std::move(cfg.publish_token));
+  cfg.publish_token.clear();  // the workers read rt::publish_token, which SIGHUP replaces
   std::string lua_dir = rt::find_lua_dir(cfg.lua_dir);
   if (lua_dir.empty()) {
     fprintf(stderr, "rt-server: cannot find publish.lua%s (use --lua-dir)\n",
@@ -119,14 +123,15 @@ int main(int argc, char** argv) {
     }
   }
 
-  // Signals: SIGPIPE ignored (writes to closed sockets fail with EPIPE instead); SIGINT and
-  // SIGTERM blocked in every thread and taken synchronously by main with sigwait.
+  // Signals: SIGPIPE ignored (writes to closed sockets fail with EPIPE instead); SIGINT,
+  // SIGTERM and SIGHUP blocked in every thread and taken synchronously by main with sigwait.
   signal(SIGPIPE, SIG_IGN);
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  sigset_t main_signals;
+  sigemptyset(&main_signals);
+  sigaddset(&main_signals, SIGINT);
+  sigaddset(&main_signals, SIGTERM);
+  sigaddset(&main_signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &main_signals, nullptr);
 
   // One listening socket shared by every worker; with --reuseport one per worker (the
   // kernel spreads new connections over them, and over other processes on the port).
@@ -173,7 +178,24 @@ int main(int argc, char** argv) {
     threads.emplace_back([wp] { wp->run(); });
   }
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  for (;;) {
+    sigwait(&main_signals, &sig);
+    if (sig != SIGHUP) break;
+    // Token rotation: a new token applies to the next publish; a file that cannot be read
+    // keeps the old token (an operator's typo must not disable publishing). The token
+    // itself is never logged.
+    if (cfg.publish_token_file.empty()) {
+      RT_LOG(info, "SIGHUP: no --publish-token-file, nothing to re-read");
+      continue;
+    }
+    std::string token;
+    if (rt::read_token_file(cfg.publish_token_file, &token, &error)) {
+      rt::publish_token::set(std::move(token));
+      RT_LOG(info, "SIGHUP: publish token re-read").kv("file", cfg.publish_token_file);
+    } else {
+      RT_LOG(warn, "SIGHUP: publish token kept").kv("error", error);
+    }
+  }
   RT_LOG(info, "stopping").kv("signal", sig == SIGINT ? "SIGINT" : "SIGTERM");
   for (auto& w : workers) w->stop();
   for (auto& t : threads) t.join();

@@ -7,6 +7,7 @@
 #include "log.hpp"
 #include "metrics.hpp"
 #include "protocol/protocol.hpp"
+#include "publish_token.hpp"
 #include "scripts.hpp"
 
 namespace rt {
@@ -53,18 +54,11 @@ void on_published(redisReply* r, void* priv) noexcept {
 
 }  // namespace
 
-bool token_matches(std::string_view presented, std::string_view expected) noexcept {
-  if (expected.empty()) return false;
-  unsigned char diff = presented.size() == expected.size() ? 0 : 1;
-  for (size_t i = 0; i < presented.size(); i++)
-    diff |= static_cast<unsigned char>(presented[i] ^ expected[i % expected.size()]);
-  return diff == 0;
-}
-
 void handle_publish(Worker& w, http::Request* req, std::string_view query, uint64_t started_us) noexcept {
   const Config& cfg = w.cfg();
   auto fail = [&](int code, std::string_view msg) { finish(w, req, code, msg, true, started_us); };
-  if (cfg.publish_token.empty()) {
+  std::shared_ptr<const std::string> token = publish_token::current();  // SIGHUP may replace it
+  if (token->empty()) {
     fail(403, "publishing is disabled: the server has no publish token (--publish-token-file or RT_PUBLISH_TOKEN)");
     return;
   }
@@ -76,7 +70,7 @@ void handle_publish(Worker& w, http::Request* req, std::string_view query, uint6
     while (!presented.empty() && presented.front() == ' ') presented.remove_prefix(1);
     while (!presented.empty() && (presented.back() == ' ' || presented.back() == '\t')) presented.remove_suffix(1);
   }
-  if (!token_matches(presented, cfg.publish_token)) {
+  if (!token_matches(presented, *token)) {
     finish(w, req, 401, !have_auth ? "missing Authorization: Bearer <token>" : "invalid publish token", true,
            started_us, "WWW-Authenticate: Bearer\r\n");
     return;

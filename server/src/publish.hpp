@@ -8,14 +8,12 @@
 
 #include "http_server.hpp"
 #include "publish_query.hpp"
+#include "publish_token.hpp"
 #include "worker.hpp"
 
 namespace rt {
 
 // Answers `req` exactly once (now, or when Redis replies). `query` is the raw query string.
 void handle_publish(Worker& w, http::Request* req, std::string_view query, uint64_t started_us) noexcept;
-
-// Constant-time comparison of a presented bearer token with the configured one.
-bool token_matches(std::string_view presented, std::string_view expected) noexcept;
 
 }  // namespace rt

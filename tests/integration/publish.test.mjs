@@ -122,6 +122,19 @@ test('invalid JSON body answers 400 and uses no id', async () => {
   assert.deepEqual(r.json[c], { status: 'ok', msg: [{ id: 1, payload: 'first' }, { id: 2, payload: 'second' }] });
 });
 
+test("JSON that rt's readers cannot represent answers 400 and stores nothing", async () => {
+  // Valid-looking JSON that jansson (the server's and the client's reader) refuses: stored,
+  // it would make every answer of the channel unreadable to clients (tests/fuzz found it).
+  const c = uniqueChannel();
+  for (const body of ['1e400', '[-1e309]', '"\\ud800"', '{"a":"\\udc00"}', '{"\\u0000":1}']) {
+    const r = await publish(base, c, body);
+    assertError(r, 400, `body ${body}`);
+  }
+  assert.equal(await redis.command('EXISTS', keys(c).id, keys(c).backlog), 0, 'nothing stored');
+  for (const body of ['1e308', '"\\ud83d\\ude00"', '{"a":"\\u0000"}', '100000000000000000000'])
+    assert.equal((await publish(base, c, body)).status, 200, `body ${body}`);
+});
+
 test('body over the default 64 KiB limit answers 413; at the limit it is accepted', async () => {
   const c = uniqueChannel();
   const atLimit = JSON.stringify('x'.repeat(65536 - 2));

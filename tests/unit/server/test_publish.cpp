@@ -3,6 +3,9 @@
 
 #include <string>
 
+#include <unistd.h>
+
+#include "config.hpp"
 #include "publish.hpp"
 
 static void test_query(void**) {
@@ -42,8 +45,38 @@ static void test_token(void**) {
   assert_false(rt::token_matches("S3cret", "s3cret"));
 }
 
+static void test_token_store(void**) {
+  rt::publish_token::set("first");
+  std::shared_ptr<const std::string> held = rt::publish_token::current();
+  assert_string_equal(held->c_str(), "first");
+  rt::publish_token::set("second");  // a publish in progress keeps the token it read
+  assert_string_equal(held->c_str(), "first");
+  assert_string_equal(rt::publish_token::current()->c_str(), "second");
+  rt::publish_token::set("");
+  assert_true(rt::publish_token::current()->empty());
+  assert_false(rt::token_matches("", *rt::publish_token::current()));
+}
+
+static void test_token_file(void**) {
+  char path[] = "/tmp/rt-token-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  close(fd);
+  std::string token, err;
+  { std::ofstream(path) << "  s3cret \nsecond line\n"; }
+  assert_true(rt::read_token_file(path, &token, &err));
+  assert_string_equal(token.c_str(), "s3cret");
+  { std::ofstream(path) << " \n"; }
+  assert_false(rt::read_token_file(path, &token, &err));
+  assert_string_equal(token.c_str(), "s3cret");  // unchanged on failure
+  assert_true(err.find(path) != std::string::npos);
+  unlink(path);
+  assert_false(rt::read_token_file(path, &token, &err));
+}
+
 int main() {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_query), cmocka_unit_test(test_bad_query),
-                                     cmocka_unit_test(test_token)};
+                                     cmocka_unit_test(test_token), cmocka_unit_test(test_token_store),
+                                     cmocka_unit_test(test_token_file)};
   return cmocka_run_group_tests_name("server/publish", tests, nullptr, nullptr);
 }
