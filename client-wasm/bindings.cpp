@@ -2,10 +2,10 @@
 // WasmCore and exports it as plain C functions (bottom), which rt-core.mjs wraps into class
 // `Core` for host.mjs. Every method takes the host's current time, returns the resulting
 // actions as JSON text ({"ok":true,"actions":[...]}, or {"ok":false,"error":"...",
-// "actions":[...]} when the input was rejected), and catches everything: no C++ exception
-// ever crosses into JavaScript. The core throws nothing but std::bad_alloc; the wasm build
-// has no exception support (smaller), so there an allocation failure aborts the module,
-// which host.mjs reports as a fatal error.
+// "actions":[...]} when the input was rejected). No C++ exception can cross into
+// JavaScript: the core throws nothing but std::bad_alloc, and the wasm is built with
+// -fno-exceptions (smaller: no exception classes or typeinfo), so an allocation failure
+// aborts the module, which host.mjs reports as a fatal error.
 #include <emscripten/emscripten.h>
 
 #include <cmath>
@@ -32,33 +32,23 @@ std::string result(bool ok, const std::string& error, const Actions& actions) {
   return s;
 }
 
-const char kFatal[] = "{\"ok\":false,\"error\":\"internal error\",\"actions\":[]}";
-
 class WasmCore {
  public:
   // Returns "" on success, else why the options were rejected.
   std::string init(const std::string& options_json) {
-    try {
-      Config cfg;
-      std::string detail;
-      if (!config_from_json(options_json, &cfg, &detail) || !validate_config(cfg, &detail)) return detail;
-      core_ = std::make_unique<ClientCore>(std::move(cfg));
-      return "";
-    } catch (...) {
-      return "internal error";
-    }
+    Config cfg;
+    std::string detail;
+    if (!config_from_json(options_json, &cfg, &detail) || !validate_config(cfg, &detail)) return detail;
+    core_ = std::make_unique<ClientCore>(std::move(cfg));
+    return "";
   }
 
   template <typename F>
   std::string run(F&& f) noexcept {
-    try {
-      Actions out;
-      if (!core_) return result(false, "not initialised", out);
-      std::string error = f(out);
-      return result(error.empty(), error, out);
-    } catch (...) {
-      return kFatal;
-    }
+    Actions out;
+    if (!core_) return result(false, "not initialised", out);
+    std::string error = f(out);
+    return result(error.empty(), error, out);
   }
 
   std::string subscribe(double now, const std::string& channel, double last_id) {
@@ -150,18 +140,14 @@ class WasmCore {
   }
   // JSON array of the URLs of the polls in flight.
   std::string active_poll_urls() const {
-    try {
-      std::string s = "[";
-      if (core_)
-        for (const std::string& u : core_->active_poll_urls()) {
-          if (s.size() > 1) s.push_back(',');
-          append_json_string(&s, u);
-        }
-      s.push_back(']');
-      return s;
-    } catch (...) {
-      return "[]";
-    }
+    std::string s = "[";
+    if (core_)
+      for (const std::string& u : core_->active_poll_urls()) {
+        if (s.size() > 1) s.push_back(',');
+        append_json_string(&s, u);
+      }
+    s.push_back(']');
+    return s;
   }
   double last_id(const std::string& channel) const {
     return core_ ? static_cast<double>(core_->last_id(channel)) : 0;

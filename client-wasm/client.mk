@@ -75,8 +75,10 @@ $(CLIENT_TOOLS_STAMP): client-wasm/package.json client-wasm/package-lock.json
 # A standalone wasm reactor with plain C exports (bindings.cpp), loaded by our own
 # client-wasm/rt-core.mjs: no Emscripten JS glue and no embind (together ~11 kB gzipped of
 # the 40 kB a page downloaded before). -fno-rtti: nothing uses typeid/dynamic_cast once
-# embind is gone. The wasm imports only what rt-core.mjs provides.
-CLIENT_WASM_FLAGS := -Oz -flto -DNDEBUG -fno-rtti --no-entry -sSTANDALONE_WASM=1 \
+# embind is gone; -fno-exceptions: the core throws nothing but bad_alloc, which then aborts
+# (no exception classes, typeinfo or dynamic_cast in the wasm: ~1 kB gzipped). The wasm
+# imports only what rt-core.mjs provides.
+CLIENT_WASM_FLAGS := -Oz -flto -DNDEBUG -fno-rtti -fno-exceptions --no-entry -sSTANDALONE_WASM=1 \
   -sEXPORTED_FUNCTIONS=_malloc,_free -sFILESYSTEM=0 -sMALLOC=emmalloc -sALLOW_MEMORY_GROWTH=1 \
   -sBINARYEN_EXTRA_PASSES=--converge
 
