@@ -5,6 +5,12 @@
 #   make test-integration-asan   build/asan/rt-server (ASan+UBSan; any sanitizer report or an
 #                                unclean exit after SIGTERM fails the run)
 #
+#   make test-integration-tsan   build/tsan/rt-server (ThreadSanitizer) with --threads 4 (via
+#                                RT_SERVER_ARGS) on the files in TSAN_TEST_FILES: the parts
+#                                where workers run at the same time (concurrency, fan-out,
+#                                Redis outages, mirrors, drops). Any ThreadSanitizer report
+#                                fails the run (the harness's sanitizer patterns).
+#
 # Each test file starts its own redis-server and rt-server on free loopback ports.
 # Files run one at a time (--test-concurrency=1): the timing assertions are loose, but the
 # machine has two cores. The TAP summary at the end reads "# pass N" / "# fail N".
@@ -12,7 +18,9 @@
 
 NODE_TEST         := node --test --test-concurrency=1 --test-reporter=tap tests/integration/
 
-.PHONY: test-integration test-integration-asan
+TSAN_TEST_FILES   ?= concurrency drops mirror poll redis-outage publish-token
+
+.PHONY: test-integration test-integration-asan test-integration-tsan
 test-integration: server | $(BOOTSTRAP_SERVER)
 	RT_SERVER_BIN=$(BUILD)/rt-server $(NODE_TEST)
 
@@ -22,4 +30,10 @@ test-integration-asan: server-asan | $(BOOTSTRAP_SERVER)
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(NODE_TEST)
 
-TEST_TARGETS += test-integration test-integration-asan
+test-integration-tsan: server-tsan | $(BOOTSTRAP_SERVER)
+	RT_SERVER_BIN=$(BUILD)/tsan/rt-server RT_SERVER_ARGS='--threads 4' \
+	TSAN_OPTIONS=halt_on_error=0:second_deadlock_stack=1 \
+	  node --test --test-concurrency=1 --test-reporter=tap \
+	    $(patsubst %,tests/integration/%.test.mjs,$(TSAN_TEST_FILES))
+
+TEST_TARGETS += test-integration test-integration-asan test-integration-tsan

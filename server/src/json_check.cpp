@@ -1,5 +1,6 @@
 #include "json_check.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -34,11 +35,13 @@ class Validator {
       if (c == '[' || c == '{') {
         if (stack_.size() >= max_depth_) return false;
         stack_.push_back(c);
+        if (c == '{') key_start_.push_back(keys_.size());
         pos_++;
         ws();
         if (pos_ < s_.size() && s_[pos_] == (c == '[' ? ']' : '}')) {
           pos_++;
           stack_.pop_back();
+          if (c == '{') key_start_.pop_back();
         } else {
           if (c == '{' && !member_key()) return false;
           continue;  // parse the first element / member value
@@ -61,6 +64,7 @@ class Validator {
         }
         if (d == (open == '[' ? ']' : '}')) {
           pos_++;
+          if (open == '{' && !close_object()) return false;
           stack_.pop_back();
           continue;
         }
@@ -69,9 +73,11 @@ class Validator {
     }
   }
 
-  // "key" ws : ws
+  // "key" ws : ws (the decoded key joins keys_, for the duplicate check)
   bool member_key() {
+    size_t start = pos_;
     if (pos_ >= s_.size() || s_[pos_] != '"' || !string(true)) return false;
+    keys_.push_back(decode(s_.substr(start + 1, pos_ - start - 2)));
     ws();
     if (pos_ >= s_.size() || s_[pos_] != ':') return false;
     pos_++;
@@ -148,7 +154,8 @@ class Validator {
 
   // A string at pos_ (the opening quote). Beyond RFC 8259's grammar it refuses what rt's
   // readers (jansson) refuse in valid-looking JSON: escapes of unpaired UTF-16 surrogates
-  // (no Unicode text holds them) and \u0000 in an object key (`key`).
+  // (no Unicode text holds them) and \u0000 in an object key (`key`). Leaves pos_ after the
+  // closing quote.
   bool string(bool key) {
     pos_++;  // opening quote
     while (pos_ < s_.size()) {
@@ -209,6 +216,69 @@ class Validator {
     return true;
   }
 
+  // The object whose '}' was just read: refuses duplicate keys (compared decoded, as
+  // jansson does: "a" and "\u0061" are the same key), then forgets its keys.
+  bool close_object() {
+    auto first = keys_.begin() + long(key_start_.back());
+    std::sort(first, keys_.end());
+    bool unique = std::adjacent_find(first, keys_.end()) == keys_.end();
+    keys_.erase(first, keys_.end());
+    key_start_.pop_back();
+    return unique;
+  }
+
+  // The text of a validated string (without its quotes) with its escapes decoded to UTF-8.
+  static std::string decode(std::string_view raw) {
+    std::string out;
+    out.reserve(raw.size());
+    for (size_t i = 0; i < raw.size(); i++) {
+      char c = raw[i];
+      if (c != '\\') {
+        out.push_back(c);
+        continue;
+      }
+      char e = raw[++i];
+      switch (e) {
+        case 'b': out.push_back('\b'); break;
+        case 'f': out.push_back('\f'); break;
+        case 'n': out.push_back('\n'); break;
+        case 'r': out.push_back('\r'); break;
+        case 't': out.push_back('\t'); break;
+        case 'u': {
+          auto hex = [&](size_t at) {
+            uint32_t v = 0;
+            for (size_t k = 0; k < 4; k++) v = v * 16 + uint32_t(hexval(raw[at + k]));
+            return v;
+          };
+          uint32_t cp = hex(i + 1);
+          i += 4;
+          if (cp >= 0xd800 && cp <= 0xdbff) {  // validated: a low surrogate escape follows
+            cp = 0x10000 + ((cp - 0xd800) << 10) + (hex(i + 3) - 0xdc00);
+            i += 6;
+          }
+          if (cp < 0x80) {
+            out.push_back(char(cp));
+          } else if (cp < 0x800) {
+            out.push_back(char(0xc0 | (cp >> 6)));
+            out.push_back(char(0x80 | (cp & 0x3f)));
+          } else if (cp < 0x10000) {
+            out.push_back(char(0xe0 | (cp >> 12)));
+            out.push_back(char(0x80 | ((cp >> 6) & 0x3f)));
+            out.push_back(char(0x80 | (cp & 0x3f)));
+          } else {
+            out.push_back(char(0xf0 | (cp >> 18)));
+            out.push_back(char(0x80 | ((cp >> 12) & 0x3f)));
+            out.push_back(char(0x80 | ((cp >> 6) & 0x3f)));
+            out.push_back(char(0x80 | (cp & 0x3f)));
+          }
+          break;
+        }
+        default: out.push_back(e); break;  // " \ /
+      }
+    }
+    return out;
+  }
+
   void ws() {
     while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r')) pos_++;
   }
@@ -217,6 +287,8 @@ class Validator {
   size_t max_depth_;
   size_t pos_ = 0;
   std::vector<char> stack_;
+  std::vector<std::string> keys_;  // the keys of every open object, innermost last
+  std::vector<size_t> key_start_;  // per open object: where its keys start in keys_
 };
 
 }  // namespace

@@ -5,7 +5,8 @@
 // Redis, so that rt never emits JSON that its own readers cannot read. It accepts exactly
 // what jansson (as rt reads JSON) accepts, up to max_depth, and refuses with jansson the
 // valid-looking JSON no reader in rt can represent: numbers beyond a double's range (1e400),
-// escapes of unpaired UTF-16 surrogates ("\ud800"), and \u0000 in an object key.
+// escapes of unpaired UTF-16 surrogates ("\ud800"), \u0000 in an object key, and duplicate
+// keys in one object (compared decoded; rt's readers refuse them: which value would count?).
 // tests/fuzz/server/fuzz_json_check.cpp checks that agreement.
 #pragma once
 

@@ -126,7 +126,8 @@ test("JSON that rt's readers cannot represent answers 400 and stores nothing", a
   // Valid-looking JSON that jansson (the server's and the client's reader) refuses: stored,
   // it would make every answer of the channel unreadable to clients (tests/fuzz found it).
   const c = uniqueChannel();
-  for (const body of ['1e400', '[-1e309]', '"\\ud800"', '{"a":"\\udc00"}', '{"\\u0000":1}']) {
+  for (const body of ['1e400', '[-1e309]', '"\\ud800"', '{"a":"\\udc00"}', '{"\\u0000":1}', '{"a":1,"a":2}',
+    '{"a":1,"\\u0061":2}']) {
     const r = await publish(base, c, body);
     assertError(r, 400, `body ${body}`);
   }

@@ -12,8 +12,7 @@
 //   jansson refuses otherwise => json_valid(text, unlimited) refuses.
 // One jansson leniency is excluded: it skips a raw NUL byte right after a number or a literal
 // ("[false\0]" reads as [false]); a raw NUL byte is never JSON, and json_valid refuses it.
-// Duplicate keys are not refused by either here (the message readers refuse them, but a
-// payload with duplicate keys is valid JSON).
+// Duplicate keys are refused by both (JSON_REJECT_DUPLICATES, as rt's readers read).
 #include <jansson.h>
 
 #include <cstring>
@@ -56,7 +55,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   bool ours = rt::json_valid(text);
   FUZZ_CHECK(!ours || ours_unlimited);
 
-  const size_t flags = JSON_DECODE_ANY | JSON_ALLOW_NUL;
+  const size_t flags = JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES;
   json_error_t err;
   json_t* j = json_loadb(text.data(), text.size(), flags, &err);
   if (!j && json_error_code(&err) == json_error_numeric_overflow)

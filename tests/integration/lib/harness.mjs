@@ -22,7 +22,10 @@ export const PUBLISH_LUA = path.join(REPO_ROOT, 'server/lua/publish.lua');
 export const TOKEN = 'test-token-' + Math.random().toString(36).slice(2);
 
 // Sanitizer builds are slower to start and to shut down (leak check at exit).
-const SLOW = /asan/.test(RT_SERVER_BIN) || !!process.env.ASAN_OPTIONS;
+const SLOW = /[at]san/.test(RT_SERVER_BIN) || !!process.env.ASAN_OPTIONS || !!process.env.TSAN_OPTIONS;
+// Extra rt-server flags for every server the tests start, before each test's own (e.g.
+// RT_SERVER_ARGS='--threads 4' for the ThreadSanitizer run).
+const EXTRA_SERVER_ARGS = (process.env.RT_SERVER_ARGS || '').split(/\s+/).filter(Boolean);
 const START_DEADLINE_MS = SLOW ? 20000 : 10000;
 const STOP_DEADLINE_MS = SLOW ? 15000 : 5000;
 
@@ -31,6 +34,8 @@ export const SANITIZER_PATTERNS = [
   /runtime error:/,
   /LeakSanitizer/,
   /ERROR: UndefinedBehaviorSanitizer/,
+  /WARNING: ThreadSanitizer/,
+  /ERROR: ThreadSanitizer/,
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -234,7 +239,7 @@ export async function startServer({
       argv.push('--publish-token-file', tokenFile);
     }
   }
-  argv.push(...args);
+  argv.push(...EXTRA_SERVER_ARGS, ...args);
   const out = fs.openSync(logFile, 'a');
   fs.writeSync(out, `# ${RT_SERVER_BIN} ${argv.join(' ')}\n`);
   const child = spawn(RT_SERVER_BIN, argv, { stdio: ['ignore', out, out], env: childEnv, cwd: REPO_ROOT });

@@ -86,6 +86,21 @@ static void test_reader_agreement(void**) {
   assert_false(rt::json_valid(std::string("[false\0]", 8)));
 }
 
+// Found by tests/fuzz/server/fuzz_message: a payload with a duplicate key passed
+// check_message's fast path (and POST /publish), but rt's readers refuse duplicate keys, so
+// the client could not read any answer of the channel. Keys compare decoded.
+static void test_duplicate_keys(void**) {
+  for (const char* bad : {"{\"a\":1,\"a\":2}", "{\"a\":1,\"\\u0061\":2}", "[{\"x\":{},\"y\":[],\"x\":null}]",
+                          "{\"\\ud83d\\ude00\":1,\"\xf0\x9f\x98\x80\":2}", "{\"a\\n\":1,\"a\\u000a\":2}",
+                          "{\"k\":{\"a\":1},\"a\":2,\"k\":3}"})
+    if (rt::json_valid(bad)) fail_msg("accepted duplicate keys: %s", bad);
+  for (const char* ok : {"{\"a\":{\"a\":{\"a\":1}}}", "[{\"a\":1},{\"a\":2}]", "{\"a\":1,\"A\":2,\"a \":3}",
+                         "{\"\\u00e9\":1,\"e\":2}", "{\"a\":[{\"b\":1}],\"b\":[{\"a\":1}]}"})
+    if (!rt::json_valid(ok)) fail_msg("refused valid JSON: %s", ok);
+  uint64_t id = 0, prev = 0;
+  assert_false(rt::check_message("{\"id\":3,\"payload\":{\"id\":7,\"pv\":0,\"d\":7,\"pv\":0}}", &id, &prev));
+}
+
 // Found by tests/fuzz/server/fuzz_message: the canonical fast path of check_message took
 // "01" as an id, where parse_message (jansson) refuses the message as invalid JSON.
 static void test_message_agreement(void**) {
@@ -102,6 +117,7 @@ int main() {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_valid), cmocka_unit_test(test_invalid),
                                      cmocka_unit_test(test_depth), cmocka_unit_test(test_messages),
                                      cmocka_unit_test(test_reader_agreement),
-                                     cmocka_unit_test(test_message_agreement)};
+                                     cmocka_unit_test(test_message_agreement),
+                                     cmocka_unit_test(test_duplicate_keys)};
   return cmocka_run_group_tests_name("server/json_check", tests, nullptr, nullptr);
 }
