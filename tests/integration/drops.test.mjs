@@ -115,6 +115,7 @@ test('--max-held bounds held polls; the server refuses the excess promptly', { t
       assert.ok(r.ms < 1000, `excess poll answered after ${r.ms} ms`);
       assert.ok(r.status >= 400 || (r.status === 200 && r.body.trim() === '{}'),
         `excess poll must be refused, got ${r.status} ${r.body}`);
+      if (r.status === 503) assert.match(r.headers.get('retry-after') || '', /^[1-9][0-9]*$/, 'Retry-After on the 503');
     }
     assert.ok((await heldPolls(small.base)) <= 10, 'never more than --max-held');
     // Those held are still served.

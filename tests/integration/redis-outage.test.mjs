@@ -23,11 +23,18 @@ function assert503(r, what) {
   assert.match(r.headers.get('content-type') || '', /^application\/json\b/i, `${what}: Content-Type`);
   assert.ok(r.json && typeof r.json.error === 'string' && r.json.error, `${what}: {"error":...} body, got ${r.body}`);
   assert.ok(r.ms < 1000, `${what}: answered after ${r.ms} ms (want < 1 s)`);
+  assertRetryAfter(r, what);
+}
+
+// Every 503 of rt tells the client when to retry (whole seconds, RFC 9110).
+function assertRetryAfter(r, what) {
+  assert.match(r.headers.get('retry-after') || '', /^[1-9][0-9]*$/, `${what}: Retry-After on a 503`);
 }
 
 async function health() {
   const r = await fetch(base + '/healthz');
   await r.arrayBuffer();
+  if (r.status === 503) assertRetryAfter(r, '/healthz');
   return r.status;
 }
 
@@ -55,6 +62,7 @@ async function outage(heldPairs, label) {
   for (const { r, at } of settled) {
     assert.ok(r.status === 503 || (r.status === 200 && r.body.trim() === '{}'),
       `${label}: held poll ended with ${r.status} ${r.body}`);
+    if (r.status === 503) assertRetryAfter(r, `${label}: held poll`);
     assert.ok(at <= limit, `${label}: held poll ended ${at} ms after the kill`);
   }
 
