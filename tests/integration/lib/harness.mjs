@@ -116,10 +116,9 @@ export function sanitizerReportIn(text) {
 function logsForFailure() {
   let out = '';
   for (const p of procs) {
-    if (p.kind !== 'rt-server' && p.kind !== 'redis-server') continue;
     const status = p.exitInfo ? `exited ${JSON.stringify(p.exitInfo)}` : 'running';
     out += `\n----- ${p.kind} ${p.name} (pid ${p.child.pid}, ${status}) log ${p.logFile} -----\n`;
-    out += readLog(p.logFile, p.kind === 'rt-server' ? 16000 : 600);
+    out += readLog(p.logFile, p.kind === 'rt-server' ? 16000 : p.kind === 'redis-server' ? 600 : 3000);
   }
   return out;
 }
@@ -164,12 +163,43 @@ async function stopProc(p, deadline = STOP_DEADLINE_MS) {
   return { ...killed, forced: true };
 }
 
+// Starts any other program of a test (nginx, redis-server --sentinel, ...), tracked like
+// the servers: its stdout and stderr go to `<dir>/<kind>.log` (dir: a fresh temporary
+// directory, or `dir`), its log tail is shown when a test fails, and it is stopped by PID
+// at the end of the file. Returns { proc, dir, logFile, pid, stop(), kill() }.
+export function startProcess(kind, name, cmd, args, { dir, env, cwd } = {}) {
+  dir = dir || fs.mkdtempSync(path.join(tmpRoot, `${kind}-`));
+  const logFile = path.join(dir, `${kind}.log`);
+  const out = fs.openSync(logFile, 'a');
+  fs.writeSync(out, `# ${cmd} ${args.join(' ')}\n`);
+  const child = spawn(cmd, args, { stdio: ['ignore', out, out], env: env || process.env, cwd: cwd || dir });
+  fs.closeSync(out);
+  const p = track(kind, name, child, logFile);
+  return {
+    proc: p, dir, logFile,
+    get pid() { return child.pid; },
+    log: () => readLog(logFile, 1e9),
+    stop: () => stopProc(p),
+    kill: async () => {
+      try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ }
+      await p.exited;
+    },
+  };
+}
+
+// A fresh temporary directory under this file's (kept with the logs when a test fails).
+export function tempDir(prefix) {
+  return fs.mkdtempSync(path.join(tmpRoot, prefix));
+}
+
 // ---------------------------------------------------------------------------------------
 // redis-server
 
 // Starts a private redis-server on a free port (or `port`); with `unixSocket` it also
 // listens on a unix socket in its directory (redis.socketPath, redis.unixUrl).
-export async function startRedis({ port, unixSocket = false } = {}) {
+// `args`: more redis-server flags (--replicaof, --requirepass, ...); `password`: the one
+// the readiness check authenticates with.
+export async function startRedis({ port, unixSocket = false, args = [], password } = {}) {
   port = port || (await freePort());
   const dir = fs.mkdtempSync(path.join(tmpRoot, 'redis-'));
   const logFile = path.join(dir, 'redis.log');
@@ -179,6 +209,7 @@ export async function startRedis({ port, unixSocket = false } = {}) {
     '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
     '--dir', dir, '--protected-mode', 'no', '--daemonize', 'no',
     ...(unixSocket ? ['--unixsocket', socketPath, '--unixsocketperm', '700'] : []),
+    ...args,
   ], { stdio: ['ignore', out, out] });
   fs.closeSync(out);
   const p = track('redis-server', `:${port}`, child, logFile);
@@ -203,7 +234,10 @@ export async function startRedis({ port, unixSocket = false } = {}) {
     if (p.exitInfo) throw new Error(`redis-server exited: ${readLog(logFile)}`);
     const c = await RedisClient.connect(port).catch(() => null);
     if (!c) return false;
-    try { return (await c.command('PING')) === 'PONG'; } finally { c.close(); }
+    try {
+      if (password) await c.command('AUTH', password);
+      return (await c.command('PING')) === 'PONG';
+    } finally { c.close(); }
   }, { timeout: 10000, what: `redis-server on port ${port}` });
   return redis;
 }
