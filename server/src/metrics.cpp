@@ -109,6 +109,11 @@ std::string render() {
   counter(&out, "rt_mirror_history_lost_total",
           "Channels whose msg_id went back without a publish (keys deleted or expired, Redis flushed), found by a mirror verification.",
           r.mirror_history_lost.load());
+  counter(&out, "rt_redis_master_changes_total",
+          "Sentinel: times a worker moved its Redis connections to a new master.", r.redis_master_changes.load());
+  counter(&out, "rt_publish_unconfirmed_total",
+          "Publishes stored on the master but not confirmed on --publish-min-replicas replicas (answered 503).",
+          r.publish_unconfirmed.load());
   r.rt_latency.render("rt_poll_duration_seconds", "Time from /rt request to answer.", &out);
   r.publish_latency.render("rt_publish_duration_seconds", "Time from POST /publish request to answer.", &out);
   return out;

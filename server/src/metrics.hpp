@@ -51,6 +51,8 @@ struct Registry {
   std::atomic<uint64_t> backlog_reads{0};       // channel reads (read.lua) sent by polls
   std::atomic<uint64_t> mirror_decisions{0};    // poll channels decided from the in-process mirror
   std::atomic<uint64_t> mirror_history_lost{0}; // msg_id found gone back by a mirror verification
+  std::atomic<uint64_t> redis_master_changes{0}; // Sentinel: the master moved (per worker)
+  std::atomic<uint64_t> publish_unconfirmed{0};  // publishes stored but not confirmed on the replicas
   Histogram rt_latency;                         // /rt: request arrival to answer
   Histogram publish_latency;                    // /publish: request arrival to answer
 };

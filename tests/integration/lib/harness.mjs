@@ -246,9 +246,10 @@ export async function startRedis({ port, unixSocket = false, args = [], password
 // rt-server
 
 // Starts rt-server. Options: redisUrl (required), pollTimeout (seconds, default 2),
-// token (default TOKEN, written to a file), tokenViaEnv, args (extra flags), env.
+// token (default TOKEN, written to a file), tokenViaEnv, args (extra flags), env, ready
+// ('healthz': resolves once /healthz answers 200; 'listening': once it answers at all).
 export async function startServer({
-  redisUrl, pollTimeout = 2, token = TOKEN, tokenViaEnv = false, args = [], env = {}, port,
+  redisUrl, pollTimeout = 2, token = TOKEN, tokenViaEnv = false, args = [], env = {}, port, ready = 'healthz',
 } = {}) {
   if (!fs.existsSync(RT_SERVER_BIN)) {
     throw new Error(`rt-server binary not found at ${RT_SERVER_BIN} (set RT_SERVER_BIN, run make server)`);
@@ -290,9 +291,10 @@ export async function startServer({
     if (p.exitInfo) {
       throw new Error(`rt-server exited during start-up ${JSON.stringify(p.exitInfo)}:\n${readLog(logFile)}`);
     }
-    const r = await fetch(base + '/healthz', { signal: AbortSignal.timeout(1000) }).catch(() => null);
+    const r = await fetch(base + (ready === 'healthz' ? '/healthz' : '/metrics'), { signal: AbortSignal.timeout(1000) })
+      .catch(() => null);
     return r && r.status === 200 && (await r.arrayBuffer(), true);
-  }, { timeout: START_DEADLINE_MS, interval: 50, what: `rt-server /healthz 200 on port ${port}` }).catch((e) => {
+  }, { timeout: START_DEADLINE_MS, interval: 50, what: `rt-server ${ready === 'healthz' ? '/healthz' : '/metrics'} 200 on port ${port}` }).catch((e) => {
     if (p.exitInfo) throw e;
     throw new Error(`${e.message}\n${readLog(logFile)}`);
   });
