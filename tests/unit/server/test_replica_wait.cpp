@@ -26,7 +26,7 @@ struct Fixture {
   void connect(uint32_t replicas, uint64_t timeout_ms) {
     rt::RedisAddress a;
     a.port = master_port;
-    link = std::make_unique<rt::RedisLink>(base.get(), a, 2000, "publish");
+    link = std::make_unique<rt::RedisLink>(base.get(), a, 2 * timeout_ms + 1000, "publish");
     wait = std::make_unique<rt::ReplicaWait>(*link, scripts, replicas, timeout_ms);
     link->set_listener(wait.get());
     link->start();
@@ -100,7 +100,7 @@ void start_replica(Fixture* f) {
 void test_confirmed_by_a_replica_group_commit(void** state) {
   auto* f = static_cast<Fixture*>(*state);
   start_replica(f);
-  f->connect(1, 1000);
+  f->connect(1, 8000);  // generous: a loaded machine may be slow to replicate
   assert_true(f->run([&] { return f->link->up(); }));
   assert_true(f->run([&] { return !f->scripts.publish.sha.empty(); }));  // SCRIPT LOAD on connect
   uint64_t before = f->wait_calls();
@@ -114,7 +114,7 @@ void test_confirmed_by_a_replica_group_commit(void** state) {
   assert_true(f->run([&] {
     for (auto& w : ws) if (!w->done) return false;
     return true;
-  }));
+  }, 20000));
   for (auto& w : ws) assert_int_equal(w->confirmed, 1);
   uint64_t waits = f->wait_calls() - before;
   assert_true(waits >= 1 && waits <= 2);  // group commit: not one WAIT per write
