@@ -101,7 +101,7 @@ $(CLIENT_OUT)/rt-core.mjs: client-wasm/rt-core.mjs
 	cp $< $@
 
 # The public entry bundles the host with the loader (one request, one gzip stream);
-# rt-core.wasm is found next to it (new URL('rt-core.wasm', import.meta.url)).
+# rt-core.wasm is found next to it (new URL('./rt-core.wasm', import.meta.url)).
 $(CLIENT_OUT)/rt-client.mjs: client-wasm/host.mjs client-wasm/rt-core.mjs $(CLIENT_TOOLS_STAMP)
 	@mkdir -p $(dir $@)
 	set -e; tmp=$$(mktemp -d $(CLIENT_OUT)/.bundle.XXXXXX); \
