@@ -123,6 +123,30 @@ test('your own comment shows at once, before rt brings it, and only once', async
   await expect(page.locator('#comment-news')).toHaveText('');
 });
 
+test('your own comment that rt brings before the backend answers is shown once', async ({ stack, openPage }) => {
+  const page = await openPage(`/thread.html?id=${N}`);
+  await threadReady(page, N);
+  const before = await shownSeqs(page);
+  let states = null;
+  // Hold the backend's answer until rt has delivered the comment to the page.
+  await page.route('**/api/threads/*/comments', async (route) => {
+    const res = await route.fetch();
+    const { id } = JSON.parse(await res.text());
+    await page.waitForFunction((i) => window.rtLog.some((e) => e.kind === 'message' && e.id === i), id);
+    states = await page.evaluate(() => ({ pending: document.querySelectorAll('.comment-pending').length,
+      mine: document.querySelectorAll('#comments li.comment').length, news: document.getElementById('comment-news').textContent }));
+    await route.fulfill({ response: res });
+  });
+  await page.fill('#author', 'me');
+  await page.fill('#text', 'rt was faster');
+  await page.click('#post-button');
+  await expect(page.locator('#compose-note')).toHaveText('Posted.');
+  // While the answer was held: the rt copy replaced the placeholder, and was not read out.
+  expect(states).toEqual({ pending: 0, mine: before.length + 1, news: '' });
+  await expect(page.locator('#comments li.comment', { hasText: 'rt was faster' })).toHaveCount(1);
+  expect((await shownSeqs(page)).length).toBe(before.length + 1);
+});
+
 test('a comment that fails to post leaves no trace and gives the text back', async ({ stack, openPage }) => {
   const page = await openPage(`/thread.html?id=${N}`);
   await threadReady(page, N);

@@ -96,7 +96,7 @@ export function timeAgo(ms) {
  * in step with its state channel. Returns {node, apply(counts, id), reset(newest, id),
  * focus()}. Messages older than the newest one shown are ignored (a button click shows the
  * counts from the backend's answer before the same message arrives through rt);
- * a reset is always applied, since the ids start over after one.
+ * a reset is always applied: it moves the bar to the channel's history as rt has it now.
  *
  * Keyboard: the row is a toolbar, one tab stop (roving tabindex), arrow keys, Home and
  * End move between its buttons. With `tabStop: false` none of its buttons is a tab stop
