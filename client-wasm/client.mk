@@ -1,4 +1,4 @@
-# rt WebAssembly client: the no-I/O C++ core (client-wasm/src), its embind bindings, the JS
+# rt WebAssembly client: the no-I/O C++ core (client-wasm/src), its C exports, the wasm loader, the JS
 # host/public API, and their tests. Included by the top-level Makefile, which defines BUILD,
 # CXX, CXXSTD, WARN, OPT, ASAN_FLAGS, BOOTSTRAP_ALL, TEST_TARGETS and (protocol.mk)
 # PROTO_SRCS.
