@@ -117,12 +117,14 @@ $(CLIENT_OUT)/rt-client.d.ts: client-wasm/rt-client.d.ts
 client: $(CLIENT_ARTIFACTS)
 
 # Gzipped size of what a page downloads (rt-client.mjs, which bundles rt-core.mjs, and the
-# wasm), each file compressed on its own.
+# wasm), each file compressed on its own; fails above the budget (issue 14: 30 kB).
+CLIENT_SIZE_BUDGET := 30000
 client-size: client
 	@total=0; for f in rt-client.mjs rt-core.wasm; do \
 	  raw=$$(wc -c < $(CLIENT_OUT)/$$f); gz=$$(gzip -9c $(CLIENT_OUT)/$$f | wc -c); total=$$((total + gz)); \
 	  printf '%-14s %7d bytes, gzip -9: %6d bytes\n' $$f $$raw $$gz; done; \
-	printf 'total gzip -9: %d bytes\n' $$total
+	printf 'total gzip -9: %d bytes (budget %d)\n' $$total $(CLIENT_SIZE_BUDGET); \
+	[ $$total -le $(CLIENT_SIZE_BUDGET) ] || { echo "client-size: over the budget" >&2; exit 1; }
 
 # --- native unit tests (CMocka, simulated time) --------------------------------------------
 CLIENT_TEST_NAMES := backoff channel_state poll_planner scroll_selector client_core wire_json
