@@ -105,7 +105,8 @@ test('your own comment shows at once, before rt brings it, and only once', async
   await page.fill('#author', 'me');
   await page.fill('#text', 'Posted from this very page');
   const posted = page.waitForResponse((r) => r.url().endsWith(`/api/threads/${N}/comments`) && r.status() === 201);
-  await page.click('#post-button');
+  await page.focus('#post-button');
+  await page.keyboard.press('Enter');  // by keyboard: the focus stays on the button
   const { seq, id } = await (await posted).json();
   const mine = page.locator(`#comments li.comment[data-seq="${seq}"]`);
   await expect(mine).toContainText('Posted from this very page');
@@ -113,6 +114,7 @@ test('your own comment shows at once, before rt brings it, and only once', async
   expect(await page.evaluate((i) => window.rtLog.some((e) => e.id === i), id)).toBe(false);  // rt has not brought it
   await expect(page.locator('#comment-news')).toHaveText('');  // not read out to its poster
   await expect(page.locator('.comment-pending')).toHaveCount(0);
+  await expect(page.locator('#post-button')).toBeFocused();
 
   // Let the polls through: rt delivers the same comment, which is not shown again.
   await page.unroute(`${stack.rtUrl}/rt?**`);

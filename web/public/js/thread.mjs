@@ -23,7 +23,6 @@ const banner = document.getElementById('banner');
 const form = document.getElementById('compose');
 const authorInput = document.getElementById('author');
 const textInput = document.getElementById('text');
-const postButton = document.getElementById('post-button');
 const composeNote = document.getElementById('compose-note');
 const news = document.getElementById('comment-news');
 
@@ -190,7 +189,8 @@ form.addEventListener('submit', async (ev) => {
   const text = textInput.value.trim();
   if (!author || !text) return;
   localStorage.setItem('skyline-name', author);
-  postButton.disabled = true;
+  // The button stays enabled (disabling it would drop a keyboard user's focus): the box is
+  // emptied at once, so a second submit posts a second comment, never the same one twice.
   composeNote.className = 'note';
   composeNote.textContent = 'Posting…';
   textInput.value = '';
@@ -207,8 +207,6 @@ form.addEventListener('submit', async (ev) => {
     if (!textInput.value) textInput.value = text;  // nothing was stored: let them try again
     composeNote.className = 'note error';
     composeNote.textContent = `Not posted: ${err.message}`;
-  } finally {
-    postButton.disabled = false;
   }
 });
 
