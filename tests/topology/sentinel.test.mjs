@@ -70,7 +70,8 @@ test('real sentinels with AUTH everywhere: the master is found and named by /hea
 });
 
 test('planned failover (SENTINEL FAILOVER): held polls 503 with Retry-After, links move, publishing goes on', { timeout: 60000 }, async () => {
-  const server = await startServer({ redisUrl: sen.url, pollTimeout: 5 });
+  // Two worker threads: each follows the sentinels on its own.
+  const server = await startServer({ redisUrl: sen.url, pollTimeout: 5, args: ['--threads', '2'] });
   try {
     await waitMaster(server, rep.master.port);
     const c = uniqueChannel('planned');
@@ -90,7 +91,8 @@ test('planned failover (SENTINEL FAILOVER): held polls 503 with Retry-After, lin
     }, { timeout: 20000, what: 'the sentinels name a new master' });
     await waitMaster(server, newPort);
     console.log(`# planned failover: rt on the new master ${Date.now() - t0} ms after SENTINEL FAILOVER`);
-    const afterId = await publishOk(server.base, c, 'after');
+    // Each worker thread moves on its own: the other may take a moment longer.
+    const afterId = await waitFor(() => publishOk(server.base, c, 'after'), { timeout: 5000, what: 'publish after the switch' });
     const got = await poll(server.base, [[c, before]]);
     assert.equal(got.json[c].status, 'ok', JSON.stringify(got.json));
     assert.deepEqual(got.json[c].msg.map((m) => m.id), [afterId]);
