@@ -42,8 +42,8 @@ export async function startRt(config) {
   return rt;
 }
 
-export function logRt(channel, kind, id) {
-  window.rtLog?.push({ channel, kind, id });
+export function logRt(channel, kind, id, reason) {
+  window.rtLog?.push(reason === undefined ? { channel, kind, id } : { channel, kind, id, reason });
 }
 
 export async function api(method, path, body) {
@@ -84,7 +84,7 @@ export function timeAgo(ms) {
  * in step with its state channel. Returns {node, apply(counts, id), reset(newest, id)}.
  * Messages older than the newest one shown are ignored (a button click shows the
  * counts from the backend's answer before the same message arrives through rt);
- * a reset is always applied, since the ids start over after one.
+ * a reset is always applied: it moves the bar to the channel's history as rt has it now.
  */
 export function stickerBar(item, kinds, initial, onShown = () => {}) {
   let shownId = initial.id ?? 0;

@@ -36,7 +36,7 @@ function watchStickers(channel, bar, lastId) {
   const sub = rt.subscribe(channel, {
     lastId,
     onMessage: (payload, id) => { logRt(channel, 'message', id); bar.apply(payload?.counts, id); },
-    onReset: (newest, id) => { logRt(channel, 'reset', id); bar.reset(newest, id); },
+    onReset: (newest, id, _channel, reason) => { logRt(channel, 'reset', id, reason); bar.reset(newest, id); },
   });
   stickerSubs.set(channel, { sub, bar });
 }
@@ -90,8 +90,8 @@ function subscribeComments(lastId) {
       logRt(thread.channel, 'message', id);
       if (payload?.comment) addComment({ ...payload.comment, id }, true);
     },
-    onReset: (newest, id) => {
-      logRt(thread.channel, 'reset', id);
+    onReset: (newest, id, _channel, reason) => {
+      logRt(thread.channel, 'reset', id, reason);
       // Not from inside the client's callback: unsubscribe and reload just after it.
       setTimeout(reloadAfterReset, 0);
     },
