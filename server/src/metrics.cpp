@@ -101,7 +101,7 @@ std::string render() {
   counter(&out, "rt_redis_errors_total", "Requests that failed on Redis (answered 503).", r.redis_errors.load());
   counter(&out, "rt_poll_timeouts_total", "Held polls answered {} at the poll timeout.", r.poll_timeouts.load());
   counter(&out, "rt_client_drops_total", "Open polls whose client closed the connection.", r.client_drops.load());
-  counter(&out, "rt_rereads_total", "Held polls re-read from Redis after a non-contiguous pub/sub message.",
+  counter(&out, "rt_rereads_total", "Held polls re-read from Redis after a pub/sub message that did not continue their chain (its prev not the id before).",
           r.rereads.load());
   counter(&out, "rt_pubsub_messages_total", "Messages received on Redis pub/sub.", r.pubsub_messages.load());
   counter(&out, "rt_invalid_messages_total", "Invalid message JSON found in Redis (skipped).",
