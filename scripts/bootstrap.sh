@@ -5,7 +5,8 @@
 set -euo pipefail
 what=("$@"); [ ${#what[@]} -eq 0 ] && what=(all)
 
-server_pkgs=(pkg-config libevent-dev libhiredis-dev libjansson-dev libcmocka-dev redis-server redis-tools curl)
+server_pkgs=(pkg-config libevent-dev libhiredis-dev libjansson-dev libcmocka-dev redis-server redis-tools curl
+             python3-redis ruby-redis)  # the last two: the integration test of README's publishers
 client_pkgs=(emscripten dpkg-dev)
 e2e_pkgs=(chromium)
 bench_pkgs=(nginx libnginx-mod-nchan wrk)

@@ -40,7 +40,8 @@ struct Registry {
   std::atomic<uint64_t> requests[kEndpoints][kStatusCount] = {};
   std::atomic<uint64_t> publishes{0};           // messages stored by POST /publish
   std::atomic<uint64_t> deliveries{0};          // messages sent to /rt clients (ok and reset entries)
-  std::atomic<uint64_t> resets{0};              // reset entries sent
+  std::atomic<uint64_t> resets_behind{0};       // reset entries sent, reason "behind"
+  std::atomic<uint64_t> resets_lost{0};         // reset entries sent, reason "lost"
   std::atomic<uint64_t> redis_reconnects{0};    // successful reconnects after a lost connection
   std::atomic<uint64_t> redis_errors{0};        // Redis failures seen by requests (answered 503)
   std::atomic<uint64_t> poll_timeouts{0};       // held polls answered {} at the poll timeout

@@ -196,12 +196,13 @@ export function tempDir(prefix) {
 // redis-server
 
 // Starts a private redis-server on a free port (or `port`); with `unixSocket` it also
-// listens on a unix socket in its directory (redis.socketPath, redis.unixUrl).
+// listens on a unix socket in its directory (redis.socketPath, redis.unixUrl). `dir` reuses
+// a directory (redis.dir of an earlier instance: a restart finds its dump.rdb there);
 // `args`: more redis-server flags (--replicaof, --requirepass, ...); `password`: the one
 // the readiness check authenticates with.
-export async function startRedis({ port, unixSocket = false, args = [], password } = {}) {
+export async function startRedis({ port, unixSocket = false, dir, args = [], password } = {}) {
   port = port || (await freePort());
-  const dir = fs.mkdtempSync(path.join(tmpRoot, 'redis-'));
+  dir = dir || fs.mkdtempSync(path.join(tmpRoot, 'redis-'));
   const logFile = path.join(dir, 'redis.log');
   const socketPath = path.join(dir, 'redis.sock');
   const out = fs.openSync(logFile, 'a');
@@ -209,12 +210,13 @@ export async function startRedis({ port, unixSocket = false, args = [], password
     '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
     '--dir', dir, '--protected-mode', 'no', '--daemonize', 'no',
     ...(unixSocket ? ['--unixsocket', socketPath, '--unixsocketperm', '700'] : []),
-    ...args,
+    ...args.map(String),
   ], { stdio: ['ignore', out, out] });
   fs.closeSync(out);
   const p = track('redis-server', `:${port}`, child, logFile);
   const redis = {
     port,
+    dir,
     url: `redis://127.0.0.1:${port}`,
     socketPath: unixSocket ? socketPath : undefined,
     unixUrl: unixSocket ? `unix://${socketPath}` : undefined,
@@ -434,8 +436,55 @@ export async function assertStillServes(base) {
   const c = uniqueChannel();
   const id = await publishOk(base, c, 'final');
   const r = await poll(base, [[c, 0]]);
-  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id, payload: 'final' }] } });
+  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id, prev: 0, payload: 'final' }] } });
 }
+
+// ---------------------------------------------------------------------------------------
+// Version-2 ids and messages (PROTOCOL.md section 2)
+
+// A message as the server relays it: {"id","prev","payload"}.
+export const msg = (id, prev, payload) => ({ id, prev, payload });
+
+// The messages of an unbroken chain: ids[i] with payloads[i], each prev the id before it
+// (the first one's prev is `firstPrev`, 0 for a channel's first message).
+export function chain(ids, payloads, firstPrev = 0) {
+  return ids.map((id, i) => ({ id, prev: i ? ids[i - 1] : firstPrev, payload: payloads[i] }));
+}
+
+// An id that the version-2 publish script made: max(N + 1, Redis TIME in µs), so at least
+// the time of the test run in µs, and exact in a JavaScript number.
+export function assertTimeId(id, what = 'id') {
+  assert.ok(Number.isSafeInteger(id) && id >= 1.7e15, `${what} ${id} is an id from Redis TIME in µs`);
+}
+
+// Asserts that `msgs` form an unbroken chain from `from`: the first one's prev is `from`,
+// each later one's prev the id before it, ids ascending.
+export function assertChain(msgs, from, what = 'chain') {
+  let last = from;
+  for (const m of msgs) {
+    assert.equal(m.prev, last, `${what}: message ${m.id} has prev ${m.prev}, the id before it is ${last}`);
+    assert.ok(m.id > last, `${what}: ids ascending (${m.id} after ${last})`);
+    last = m.id;
+  }
+  return last;
+}
+
+// The version-1 publish script (INCR ids, no prev, trim by score), as version-1 backends
+// still run it: the tests that check version-1 data keep working use it.
+export const PUBLISH_LUA_V1 = `
+local backlog = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[3])
+local id = redis.call('INCR', KEYS[1])
+local msg = '{"id":' .. string.format('%d', id) .. ',"payload":' .. ARGV[1] .. '}'
+redis.call('ZADD', KEYS[2], id, msg)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', string.format('%d', id - backlog))
+if ttl > 0 then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+end
+redis.call('PUBLISH', KEYS[3], msg)
+return id
+`;
 
 export async function metricsText(base) {
   const r = await fetch(base + '/metrics');
