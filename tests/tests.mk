@@ -36,4 +36,14 @@ test-integration-tsan: server-tsan | $(BOOTSTRAP_SERVER)
 	  node --test --test-concurrency=1 --test-reporter=tap \
 	    $(patsubst %,tests/integration/%.test.mjs,$(TSAN_TEST_FILES))
 
-TEST_TARGETS += test-integration test-integration-asan test-integration-tsan
+# The production topology (tests/topology/): rt-servers behind Debian's nginx running
+# deploy/nginx.conf, Redis replicas and Sentinels, a master killed mid-stream. Needs nginx
+# (bootstrap part `topology`).
+NODE_TEST_TOPOLOGY := node --test --test-concurrency=1 --test-reporter=tap tests/topology/
+
+.PHONY: test-topology
+test-topology: server | $(BOOTSTRAP_SERVER)
+	scripts/bootstrap.sh topology
+	RT_SERVER_BIN=$(BUILD)/rt-server $(NODE_TEST_TOPOLOGY)
+
+TEST_TARGETS += test-integration test-integration-asan test-integration-tsan test-topology

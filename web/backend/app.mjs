@@ -72,10 +72,12 @@ export class DemoApp {
    * A thread with its comments and `resumeId`: the id to poll thread.<n> from.
    * resumeId is rt's current id of the channel, read inside the thread's queue (no
    * publish of ours can run in between), so it equals the id of the newest stored
-   * comment, except when rt has lost the channel's history (Redis flushed, keys
-   * expired): then it is rt's new, lower id, and the page resumes from there
-   * instead of asking for ids rt will never reach. If rt cannot be asked, the id of
-   * the newest stored comment is used.
+   * comment, except when rt has lost or rolled back the channel's history (Redis
+   * flushed, keys expired, restarted from an older snapshot, failed over): then it is
+   * the id of the history Redis has now (0, or an older id), and the page resumes from
+   * there: the next comment names it as its prev. Ids are compared, never counted
+   * (they are not dense). If rt cannot be asked, the id of the newest stored comment
+   * is used.
    */
   loadThread(n) {
     const p = this.picture(n);
@@ -102,7 +104,7 @@ export class DemoApp {
       stickers: { counts: { ...c.stickers.counts }, id: c.stickers.id } };
   }
 
-  /** Publishes, then stores, a new comment. Resolves with {seq, id}. */
+  /** Publishes, then stores, a new comment. Resolves with {seq, id, comment}. */
   postComment(n, author, text) {
     const p = this.picture(n);
     author = String(author ?? '').trim();
@@ -123,7 +125,8 @@ export class DemoApp {
       c.id = id;
       p.comments.push(c);
       p.lastRtId = id;
-      return { seq: c.seq, id };
+      // The poster's page shows the comment from this answer at once (rt brings it too).
+      return { seq: c.seq, id, comment: this.commentView(n, c) };
     });
   }
 
