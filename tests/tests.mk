@@ -8,7 +8,7 @@
 #   make test-integration-tsan   build/tsan/rt-server (ThreadSanitizer) with --threads 4 (via
 #                                RT_SERVER_ARGS) on the files in TSAN_TEST_FILES: the parts
 #                                where workers run at the same time (concurrency, fan-out,
-#                                mirrors, drops, token rotation), then the Redis outages
+#                                mirrors, drops, lost history, token rotation), then the Redis outages
 #                                (TSAN_OUTAGE_FILES; only their sanitizer reports count).
 #                                Any ThreadSanitizer report fails the run (the harness's
 #                                sanitizer patterns).
@@ -20,7 +20,7 @@
 
 NODE_TEST         := node --test --test-concurrency=1 --test-reporter=tap tests/integration/
 
-TSAN_TEST_FILES   ?= concurrency drops mirror poll publish-token
+TSAN_TEST_FILES   ?= concurrency drops history mirror poll publish-token
 TSAN_OUTAGE_FILES ?= redis-outage
 
 .PHONY: test-integration test-integration-asan test-integration-tsan
