@@ -12,15 +12,18 @@
 //   - a timer is armed whenever work is pending (a poll in flight, or, online, a wanted
 //     channel without a poll), and no poll outlives its deadline once the timer fired;
 //   - reports about aborted or unknown polls change nothing.
-// With RT_FUZZ_CHAIN_BREAKS=1 the model server also sends "ok" lists with a gap (a buggy
-// or mixed server): that needs the core's own chain check (PROTOCOL.md section 6), which
-// turns a break into a `lost` reset.
+// The model server also sends "ok" lists with a gap (a buggy or mixed server) when the core
+// checks chains itself (PROTOCOL.md section 6: a break becomes a `lost` reset). That check
+// came with reset reasons in the core's actions, so it is on when Action has a `reason`;
+// RT_FUZZ_CHAIN_BREAKS=0/1 overrides.
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <algorithm>
 #include <map>
 #include <set>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "../fuzz_check.hpp"
@@ -29,12 +32,18 @@
 #include "protocol.hpp"
 #include "scroll_selector.hpp"
 
-#ifndef RT_FUZZ_CHAIN_BREAKS
-#define RT_FUZZ_CHAIN_BREAKS 0
-#endif
-
 using namespace rt::client;
 namespace proto = rt::proto;
+
+template <class A, class = void>
+struct reports_reasons : std::false_type {};
+template <class A>
+struct reports_reasons<A, std::void_t<decltype(std::declval<A&>().reason)>> : std::true_type {};
+#ifdef RT_FUZZ_CHAIN_BREAKS
+constexpr bool kChainBreaks = RT_FUZZ_CHAIN_BREAKS;
+#else
+constexpr bool kChainBreaks = reports_reasons<Action>::value;
+#endif
 
 namespace {
 
@@ -148,7 +157,7 @@ struct Harness {
         case ActionKind::measure_scroll:
           measure_pending = true;
           break;
-        case ActionKind::status:
+        default:  // status (and kinds this target does not drive)
           break;
       }
     }
@@ -210,10 +219,9 @@ struct Harness {
         if (msg.id > last) after.push_back(msg);
       proto::Entry e;
       if (!proto::decide(ch, last, m.n, after, m.backlog.empty() ? nullptr : &m.backlog.back(), &e)) continue;
-#if RT_FUZZ_CHAIN_BREAKS
-      if (e.status == proto::EntryStatus::ok && e.msgs.size() >= 2 && fdp.ConsumeIntegralInRange<int>(0, 3) == 0)
+      if (kChainBreaks && e.status == proto::EntryStatus::ok && e.msgs.size() >= 2 &&
+          fdp.ConsumeIntegralInRange<int>(0, 3) == 0)
         e.msgs.erase(e.msgs.begin() + long(fdp.ConsumeIntegralInRange<size_t>(0, e.msgs.size() - 2)));
-#endif
       for (const proto::Message& msg : e.msgs) prev_of[ch][msg.id] = msg.prev;
       entries.push_back(std::move(e));
     }
@@ -231,6 +239,23 @@ struct Harness {
   }
 };
 
+// The core's API is growing (subscribe with from_now, live_after_ms renamed): these adapt
+// at compile time so that the target builds against either version.
+template <class C>
+auto set_live_after(C& c, Millis v, int) -> decltype(c.live_after_ms = v, void()) { c.live_after_ms = v; }
+template <class C>
+void set_live_after(C&, Millis, long) {}
+
+template <class Core>
+auto subscribe_to(Core& core, Millis now, const std::string& ch, uint64_t last, Actions* out, int)
+    -> decltype(core.subscribe(now, ch, last, false, out)) {
+  return core.subscribe(now, ch, last, false, out);
+}
+template <class Core>
+bool subscribe_to(Core& core, Millis now, const std::string& ch, uint64_t last, Actions* out, long) {
+  return core.subscribe(now, ch, last, out);
+}
+
 Config make_config(FuzzedDataProvider& fdp) {
   Config c;
   c.url = UrlShape{"http://127.0.0.1:8080", "/rt"};
@@ -243,7 +268,7 @@ Config make_config(FuzzedDataProvider& fdp) {
   if (fdp.ConsumeBool()) c.max_channels_per_poll = 500;
   c.poll_timeout_ms = fdp.ConsumeIntegralInRange<Millis>(1, 30000);
   c.deadline_margin_ms = fdp.ConsumeIntegralInRange<Millis>(0, 5000);
-  c.live_after_ms = fdp.ConsumeIntegralInRange<Millis>(1, 3000);
+  set_live_after(c, fdp.ConsumeIntegralInRange<Millis>(1, 3000), 0);
   c.settle_ms = fdp.ConsumeIntegralInRange<Millis>(0, 2000);
   c.closest = fdp.ConsumeIntegralInRange<size_t>(1, 5);
   c.seed = fdp.ConsumeIntegral<uint64_t>();
@@ -291,7 +316,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 0:
       case 1: {
         uint64_t last = fdp.ConsumeIntegralInRange<int>(0, 3) == 0 ? fdp.ConsumeIntegralInRange<uint64_t>(0, 30) : 0;
-        if (h.core.subscribe(h.now, ch, last, &acts)) h.subs[ch]++;
+        if (subscribe_to(h.core, h.now, ch, last, &acts, 0)) h.subs[ch]++;
         reanchor = true;
         break;
       }
