@@ -15,121 +15,113 @@ const char* reason_phrase(int code) noexcept {
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
     case 413: return "Payload Too Large";
     case 414: return "URI Too Long";
-    case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
     default: return "Unknown";
   }
 }
 
-metrics::Endpoint endpoint_for_path(std::string_view p, bool web) noexcept {
-  return p == "/rt"        ? metrics::Endpoint::rt
-         : p == "/publish" ? metrics::Endpoint::publish
-         : p == "/healthz" ? metrics::Endpoint::healthz
-         : p == "/metrics" ? metrics::Endpoint::metrics
-         : web             ? metrics::Endpoint::web
-                           : metrics::Endpoint::other;
-}
-
 namespace {
 
-// "Date: <IMF-fixdate>\r\n", formatted again only when the second changes (per thread: each
-// worker has its own loop).
-std::string_view date_line() noexcept {
-  thread_local time_t cached_sec = 0;
-  thread_local char line[64];
-  thread_local size_t len = 0;
-  time_t now = time(nullptr);
-  if (now != cached_sec || len == 0) {
+// The headers of this thread's answers. Each is linked into one answer at a time and
+// unlinked before the next (Request::respond writes the head synchronously).
+struct Fixed {
+  evkeyval content_type{}, content_length{}, cache_control{}, date{}, allow_origin{}, vary{};
+  char length[24] = {};
+  char date_text[40] = {};
+  time_t date_sec = 0;
+
+  Fixed() {
+    set(&content_type, "Content-Type", "application/json");
+    set(&content_length, "Content-Length", length);
+    set(&cache_control, "Cache-Control", "no-store");
+    set(&date, "Date", date_text);
+    set(&allow_origin, "Access-Control-Allow-Origin", "");
+    set(&vary, "Vary", "Origin");
+  }
+  static void set(evkeyval* kv, const char* k, const char* v) noexcept {
+    kv->key = const_cast<char*>(k);
+    kv->value = const_cast<char*>(v);
+  }
+  // IMF-fixdate, formatted again only when the second changes.
+  void refresh_date() noexcept {
+    time_t now = time(nullptr);
+    if (now == date_sec && date_text[0] != '\0') return;
     tm t;
     gmtime_r(&now, &t);
-    len = strftime(line, sizeof line, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &t);
-    cached_sec = now;
+    strftime(date_text, sizeof date_text, "%a, %d %b %Y %H:%M:%S GMT", &t);
+    date_sec = now;
   }
-  return std::string_view(line, len);
-}
+  void set_length(size_t v) noexcept {
+    char* p = length + sizeof length - 1;
+    *p = '\0';
+    do {
+      *--p = char('0' + v % 10);
+      v /= 10;
+    } while (v);
+    content_length.value = p;
+  }
+};
 
-void append_uint(std::string* s, size_t v) {
-  char buf[24];
-  char* p = buf + sizeof buf;
-  do {
-    *--p = char('0' + v % 10);
-    v /= 10;
-  } while (v);
-  s->append(p, size_t(buf + sizeof buf - p));
-}
+thread_local Fixed fixed;
 
 // The common tail of every answer: the header block, the body, counting.
-void send_body(http::Request* req, int code, std::string_view body, std::string_view content_type,
-               const char* cache_control, std::string_view cors_origin, std::string_view extra,
+void send_body(http::Request* req, int code, std::string_view body, evbuffer* shared, const char* content_type,
+               const char* cache_control, const std::string* cors_origin, ExtraHeaders extra,
                metrics::Endpoint ep) noexcept {
   metrics::count_request(ep, code);
   if (!req->connected()) {
-    req->respond({}, {});  // nobody to answer: just frees it
+    req->respond(code, nullptr, {});  // nobody to answer: just frees it
     return;
   }
-  thread_local std::string head;
-  try {
-    head.clear();
-    head += "HTTP/1.1 ";
-    append_uint(&head, size_t(code));
-    head += ' ';
-    head += reason_phrase(code);
-    head += "\r\n";
-    if (code != 204) {
-      head += "Content-Type: ";
-      head += content_type;
-      head += "\r\nContent-Length: ";
-      append_uint(&head, body.size());
-      head += "\r\n";
-    }
-    head += "Cache-Control: ";
-    head += cache_control;
-    head += "\r\n";
-    head += date_line();
-    if (req->closing()) head += "Connection: close\r\n";
-    else if (req->minor_version() == 0) head += "Connection: keep-alive\r\n";
-    if (!cors_origin.empty()) {
-      head += "Access-Control-Allow-Origin: ";
-      head += cors_origin;
-      head += "\r\nVary: Origin\r\n";
-    }
-    head += extra;
-    head += "\r\n";
-  } catch (...) {
-    req->release();  // out of memory: close the connection rather than answer half
-    return;
+  Fixed& f = fixed;
+  if (code != 204) {
+    Fixed::set(&f.content_type, "Content-Type", content_type);
+    f.set_length(shared ? evbuffer_get_length(shared) : body.size());
+    req->link_header(&f.content_type);
+    req->link_header(&f.content_length);
   }
-  req->respond(head, code == 204 ? std::string_view() : body);
+  f.cache_control.value = const_cast<char*>(cache_control);
+  req->link_header(&f.cache_control);
+  f.refresh_date();
+  req->link_header(&f.date);
+  if (cors_origin != nullptr && !cors_origin->empty()) {
+    f.allow_origin.value = const_cast<char*>(cors_origin->c_str());
+    req->link_header(&f.allow_origin);
+    req->link_header(&f.vary);
+  }
+  for (const Header& h : extra) req->add_header(h.name, h.value);
+  req->respond(code, reason_phrase(code), code == 204 ? std::string_view() : body, code == 204 ? nullptr : shared);
 }
 
 }  // namespace
 
 void send_json(http::Request* req, int code, std::string_view body, metrics::Endpoint ep,
-               const ReplyOptions& opt, std::string_view extra_headers) noexcept {
-  std::string_view cors = opt.cors_origin ? std::string_view(*opt.cors_origin) : std::string_view();
-  send_body(req, code, body, "application/json", "no-store", cors, extra_headers, ep);
+               const ReplyOptions& opt, ExtraHeaders extra) noexcept {
+  send_body(req, code, body, nullptr, "application/json", "no-store", opt.cors_origin, extra, ep);
+}
+
+void send_json_shared(http::Request* req, int code, evbuffer* body, metrics::Endpoint ep,
+                      const ReplyOptions& opt) noexcept {
+  send_body(req, code, {}, body, "application/json", "no-store", opt.cors_origin, {}, ep);
 }
 
 void send_error(http::Request* req, int code, std::string_view message, metrics::Endpoint ep,
-                const ReplyOptions& opt, std::string_view extra_headers) noexcept {
+                const ReplyOptions& opt, ExtraHeaders extra) noexcept {
   std::string body;
   try {
     body = proto::error_body(message);
   } catch (...) {
     body = "{\"error\":\"out of memory\"}";
   }
-  send_json(req, code, body, ep, opt, extra_headers);
+  send_json(req, code, body, ep, opt, extra);
 }
 
 void send_text(http::Request* req, int code, std::string_view body, const char* content_type,
-               metrics::Endpoint ep, const char* cache_control, std::string_view extra_headers) noexcept {
-  send_body(req, code, body, content_type, cache_control, {}, extra_headers, ep);
+               metrics::Endpoint ep, const char* cache_control, ExtraHeaders extra) noexcept {
+  send_body(req, code, body, nullptr, content_type, cache_control, nullptr, extra, ep);
 }
 
 }  // namespace rt

@@ -1,10 +1,16 @@
-// Answers HTTP requests the way every rt endpoint does: one status line and header block
-// (Content-Type, Content-Length, Cache-Control, a Date cached once per second, Connection
-// when the connection closes or an HTTP/1.0 client keeps it, CORS headers when configured,
-// extra headers such as Allow or WWW-Authenticate), then the body, handed to the connection
-// in one piece (one write/writev), and the request counted in rt_requests_total.
+// Answers HTTP requests the way every rt endpoint does: Content-Type, Content-Length,
+// Cache-Control, a Date formatted once per second, the CORS headers when configured, extra
+// headers such as Allow or WWW-Authenticate, then the body; and the request counted in
+// rt_requests_total (the one exit path every answer takes).
+//
+// The fixed headers are not copied per answer: they are per-thread evkeyval entries linked
+// into the evhttp request's header list while evhttp writes the head (http::Request::
+// link_header), so an answer costs evhttp's own work and no allocation of ours.
 #pragma once
 
+#include <event2/buffer.h>
+
+#include <initializer_list>
 #include <string>
 #include <string_view>
 
@@ -17,26 +23,33 @@ struct ReplyOptions {
   const std::string* cors_origin = nullptr;  // Access-Control-Allow-Origin when non-empty
 };
 
+// One extra header of an answer (both strings must outlive the call).
+struct Header {
+  const char* name;
+  const char* value;
+};
+using ExtraHeaders = std::initializer_list<Header>;
+
 // Standard reason phrase of an HTTP status.
 const char* reason_phrase(int code) noexcept;
 
-// The metrics endpoint a request path belongs to (`web`: static files are served).
-metrics::Endpoint endpoint_for_path(std::string_view path, bool web) noexcept;
-
-// Sends `body` (JSON) with status `code`, the CORS headers when configured, and
-// `extra_headers` (complete "Name: value\r\n" lines, may be empty). Answers `req` exactly
-// once (it is freed; a detached request is just freed).
+// Sends `body` (JSON) with status `code`, the CORS headers when configured, and `extra`.
+// Answers `req` exactly once (it is freed; a detached request is just freed).
 void send_json(http::Request* req, int code, std::string_view body, metrics::Endpoint ep,
-               const ReplyOptions& opt, std::string_view extra_headers = {}) noexcept;
+               const ReplyOptions& opt, ExtraHeaders extra = {}) noexcept;
+
+// As send_json with the bytes of `body`, added by reference: many answers share one
+// buffer (a fan-out), none copies it. The caller may free `body` right after.
+void send_json_shared(http::Request* req, int code, evbuffer* body, metrics::Endpoint ep,
+                      const ReplyOptions& opt) noexcept;
 
 // Sends {"error": message} with status `code` (as send_json).
 void send_error(http::Request* req, int code, std::string_view message, metrics::Endpoint ep,
-                const ReplyOptions& opt, std::string_view extra_headers = {}) noexcept;
+                const ReplyOptions& opt, ExtraHeaders extra = {}) noexcept;
 
 // Sends a non-JSON body (metrics text, static files) with the given content type, no CORS
-// headers, `cache_control` and `extra_headers` (as send_json).
+// headers, `cache_control` and `extra` (as send_json).
 void send_text(http::Request* req, int code, std::string_view body, const char* content_type,
-               metrics::Endpoint ep, const char* cache_control = "no-store",
-               std::string_view extra_headers = {}) noexcept;
+               metrics::Endpoint ep, const char* cache_control = "no-store", ExtraHeaders extra = {}) noexcept;
 
 }  // namespace rt

@@ -1,534 +1,404 @@
+// sys/queue.h first: its TAILQ macros for evkeyvalq (keyvalq_struct.h uses the same layout).
+#include <sys/queue.h>
+
 #include "http_server.hpp"
 
 #include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event_struct.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <mutex>
 #include <new>
+#include <utility>
 
 #include "log.hpp"
 
 namespace rt::http {
 
 namespace {
-constexpr size_t kScratch = 64 << 10;  // one read() per readable event, at most this much
-constexpr int kAcceptBatch = 64;       // connections accepted per wake-up
 constexpr uint64_t kAcceptBackoffMs = 100;
-constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+// evhttp -> Server, for listener error callbacks (see start()).
+std::mutex registry_mutex;
+std::vector<std::pair<evhttp*, Server*>> registry;
+// Pipelined bytes kept behind a request that is with its handler (reading goes on for
+// drop detection); beyond this reading pauses until the answer is out.
+constexpr size_t kQueuedInput = 64 << 10;
 }  // namespace
 
-// One client connection. Owned by the Server (its list while open, its graveyard once
-// closed); never freed from inside its own callbacks.
-class Conn {
- public:
-  Conn(Server* srv, int fd) noexcept : srv_(srv), fd_(fd) {}
-  ~Conn() {
-    if (fd_ >= 0) ::close(fd_);
+// Our state of one evhttp connection, from its accept to evhttp's close callback (and,
+// when its request outlives the connection, until the handler releases that request).
+// Freed from the server's reap event, never from inside a callback.
+struct Conn {
+  Server* srv;
+  bufferevent* bev;
+  evhttp_connection* evcon;
+  int fd;
+  event deadline{};                    // --request-timeout of the request being read
+  evbuffer_cb_entry* input_cb = nullptr;  // on while idle: the first byte of a request
+  Request req;
+  Conn* next_dead = nullptr;
+  bool open = true;          // evhttp still has the connection
+  bool busy = false;         // a request was dispatched; its answer is not completely written
+  bool with_handler = false; // req is with the handler (not answered or released yet)
+  bool close_queued = false; // release() of a connected request: close from the reap event
+
+  Conn(Server* s, bufferevent* b, evhttp_connection* e, int f) noexcept : srv(s), bev(b), evcon(e), fd(f) {}
+
+  static void on_input(evbuffer* buf, const evbuffer_cb_info* info, void* arg) noexcept;
+  static void on_deadline(evutil_socket_t, short, void* arg) noexcept;
+  static void on_close(evhttp_connection*, void* arg) noexcept;
+  static void on_complete(evhttp_request*, void* arg) noexcept;
+
+  void not_busy() noexcept {
+    if (!busy) return;
+    busy = false;
+    srv->busy_--;
   }
-
-  static void on_read(evutil_socket_t, short, void* arg) noexcept;
-  static void on_write(evutil_socket_t, short, void* arg) noexcept;
-
-  // The answer of the active request (Request::respond). `close`: close after it.
-  void send(std::string_view head, std::string_view body, bool close) noexcept;
-  // Writes what the socket takes of pending output without waiting (server shutdown).
-  void flush_now() noexcept;
-  // Closes the socket now: a reading request is freed, the active one detached (its gone
-  // callback called). The object itself is freed later by the server.
-  void close() noexcept;
-  void close_after_request() noexcept;  // Request::release() of a connected request
-
-  bool out_pending() const noexcept { return out_off_ < out_.size(); }
-
-  Server* srv_;
-  int fd_;
-  EventPtr rev_, wev_;
-  Conn* prev_ = nullptr;
-  Conn* next_ = nullptr;
-  std::string in_;          // unparsed input: a partial request, or requests behind the active one
-  std::string out_;         // answer bytes the socket did not take yet, from out_off_
-  size_t out_off_ = 0;
-  HeadScan scan_;
-  Request* reading_ = nullptr;  // head parsed, body being read (owned here)
-  Request* active_ = nullptr;   // with the handler, not answered yet
-  uint32_t stamp_ = 0;          // server tick when the current phase began (see the sweep)
-  bool closed_ = false;
-  bool lingering_ = false;      // final answer sent, write side shut, input dropped
-  bool close_after_write_ = false;
-  bool linger_wanted_ = false;  // the input was not fully read: linger instead of close
-  bool read_paused_ = false;    // too much buffered behind the active request
-  bool in_handler_ = false;     // process() is on the stack
-  bool want_process_ = false;   // buffered requests wait for the next read event
-
- private:
-  void read_once() noexcept;
-  void process(std::string_view buf, bool from_scratch) noexcept;
-  void dispatch(Request* r) noexcept;
-  void refuse(Request* r, int status, const char* message) noexcept;
-  void answered() noexcept;
-  void finish_close() noexcept;
-  void on_eof() noexcept;
-  bool arm_write() noexcept;
-  void pause_read() noexcept;
-  void resume_read() noexcept;
+  // Idle between requests: the next byte starts the request clock; bytes already buffered
+  // (pipelined) start it now.
+  void wait_for_request() noexcept {
+    evbuffer* in = bufferevent_get_input(bev);
+    if (evbuffer_get_length(in) > 0) event_add(&deadline, &srv->request_tv_);
+    else if (input_cb) evbuffer_cb_set_flags(in, input_cb, EVBUFFER_CB_ENABLED);
+  }
 };
 
-// --- Request ------------------------------------------------------------------------------
+// --- Conn: evhttp's and libevent's callbacks -----------------------------------------------
 
-std::string_view Request::header(std::string_view name, bool* found) const noexcept {
-  std::string_view v;
-  bool ok = find_header(head_.headers, name, &v);
-  if (found) *found = ok;
-  return ok ? v : std::string_view();
+void Conn::on_input(evbuffer* buf, const evbuffer_cb_info* info, void* arg) noexcept {
+  auto* c = static_cast<Conn*>(arg);
+  if (info->n_added == 0) return;
+  evbuffer_cb_clear_flags(buf, c->input_cb, EVBUFFER_CB_ENABLED);
+  event_add(&c->deadline, &c->srv->request_tv_);
 }
 
-bool Request::closing() const noexcept {
-  return force_close_ || !head_.keep_alive || conn_ == nullptr || conn_->srv_->stopping_;
+void Conn::on_deadline(evutil_socket_t, short, void* arg) noexcept {
+  auto* c = static_cast<Conn*>(arg);
+  if (!c->open || c->with_handler || c->busy) return;
+  RT_LOG(debug, "request not complete within the request timeout, closing");
+  evhttp_connection_free(c->evcon);  // calls on_close
 }
 
-void Request::respond(std::string_view head, std::string_view body) noexcept {
-  Conn* c = conn_;
-  if (c != nullptr) {
-    bool close = closing();
-    c->active_ = nullptr;
-    conn_ = nullptr;
-    if (head_.method == Method::head) body = std::string_view();
-    c->send(head, body, close);
+void Conn::on_close(evhttp_connection*, void* arg) noexcept {
+  auto* c = static_cast<Conn*>(arg);
+  Server* s = c->srv;
+  c->open = false;
+  event_del(&c->deadline);
+  if (c->input_cb) evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->input_cb);
+  c->input_cb = nullptr;
+  if (c->fd >= 0 && size_t(c->fd) < s->by_fd_.size() && s->by_fd_[size_t(c->fd)] == c) s->by_fd_[size_t(c->fd)] = nullptr;
+  c->not_busy();
+  if (c->with_handler) {
+    Request& q = c->req;
+    // evhttp detaches a request whose client went away (EOF while it was with us) and
+    // leaves it to us; one still attached is freed by evhttp right after this callback.
+    if (q.native_ != nullptr) {
+      if (evhttp_request_get_connection(q.native_) == nullptr) q.native_ours_ = true;
+      else q.native_ = nullptr;
+    }
+    Request::GoneFn fn = q.gone_fn_;
+    q.gone_fn_ = nullptr;
+    if (fn != nullptr) fn(q.gone_arg_);
+    return;  // freed when the handler lets go of the request
   }
-  delete this;
+  if (!c->close_queued) s->retire(c);
+}
+
+void Conn::on_complete(evhttp_request*, void* arg) noexcept {
+  // The answer is completely written; evhttp goes on with the next request (or closes).
+  auto* c = static_cast<Conn*>(arg);
+  c->not_busy();
+  bufferevent_set_timeouts(c->bev, &c->srv->idle_tv_, &c->srv->request_tv_);
+  c->wait_for_request();
+}
+
+// --- Request -------------------------------------------------------------------------------
+
+bool Request::connected() const noexcept { return native_ != nullptr && !native_ours_ && conn_ && conn_->open; }
+
+std::string_view Request::header(const char* name, bool* found) const noexcept {
+  const char* v = native_ ? evhttp_find_header(evhttp_request_get_input_headers(native_), name) : nullptr;
+  if (found) *found = v != nullptr;
+  return v ? std::string_view(v) : std::string_view();
+}
+
+std::string_view Request::body() noexcept {
+  if (native_ == nullptr) return {};
+  evbuffer* in = evhttp_request_get_input_buffer(native_);
+  size_t n = evbuffer_get_length(in);
+  if (n == 0) return {};
+  const unsigned char* p = evbuffer_pullup(in, -1);
+  return p ? std::string_view(reinterpret_cast<const char*>(p), n) : std::string_view();
+}
+
+void Request::link_header(evkeyval* kv) noexcept {
+  if (!connected()) return;
+  if (linked_ == kMaxLinked) {
+    add_header(kv->key, kv->value);
+    return;
+  }
+  TAILQ_INSERT_TAIL(evhttp_request_get_output_headers(native_), kv, next);
+  linked_kv_[linked_++] = kv;
+}
+
+void Request::add_header(const char* name, const char* value) noexcept {
+  if (connected()) evhttp_add_header(evhttp_request_get_output_headers(native_), name, value);
+}
+
+void Request::respond(int code, const char* reason, std::string_view body, evbuffer* shared) noexcept {
+  if (connected()) {
+    evhttp_request* r = native_;
+    native_ = nullptr;  // evhttp frees it once written, or with the connection
+    if (force_close_ || conn_->srv->stopping_)
+      evhttp_add_header(evhttp_request_get_output_headers(r), "Connection", "close");
+    if (!is_head_) {
+      evbuffer* out = evhttp_request_get_output_buffer(r);
+      if (shared != nullptr) evbuffer_add_buffer_reference(out, shared);
+      else if (!body.empty()) evbuffer_add(out, body.data(), body.size());
+    }
+    evhttp_send_reply(r, code, reason, nullptr);  // writes the head into the connection's buffer
+    evkeyvalq* h = evhttp_request_get_output_headers(r);
+    for (int i = 0; i < linked_; i++) TAILQ_REMOVE(h, linked_kv_[i], next);
+    linked_ = 0;
+  } else if (native_ != nullptr && native_ours_) {
+    evhttp_request_free(native_);
+    native_ = nullptr;
+  }
+  done();
 }
 
 void Request::release() noexcept {
   Conn* c = conn_;
-  if (c != nullptr) {
-    c->active_ = nullptr;
-    conn_ = nullptr;
-    c->close_after_request();
+  if (connected()) {
+    // Without an answer the client would wait: close the connection (evhttp frees the
+    // request with it), from the reap event rather than from inside our caller.
+    native_ = nullptr;
+    c->close_queued = true;
+    c->srv->retire(c);
+  } else if (native_ != nullptr && native_ours_) {
+    evhttp_request_free(native_);
+    native_ = nullptr;
   }
-  delete this;
+  done();
 }
 
-// --- Conn: reading ------------------------------------------------------------------------
-
-void Conn::on_read(evutil_socket_t, short, void* arg) noexcept {
-  auto* c = static_cast<Conn*>(arg);
-  if (c->closed_) return;
-  if (c->want_process_) {
-    // Requests buffered behind the previous answer (pipelining): handle them first.
-    c->want_process_ = false;
-    if (!c->in_.empty() && c->active_ == nullptr && !c->out_pending()) c->process(c->in_, false);
-    if (c->closed_) return;
-  }
-  c->read_once();
+void Request::done() noexcept {
+  Conn* c = conn_;
+  gone_fn_ = nullptr;
+  linked_ = 0;
+  c->with_handler = false;
+  if (!c->open && !c->close_queued) c->srv->retire(c);
 }
 
-void Conn::read_once() noexcept {
-  char* buf = srv_->scratch_;
-  ssize_t n = ::read(fd_, buf, kScratch);
-  if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
-    close();
-    return;
-  }
-  if (n == 0) {
-    on_eof();
-    return;
-  }
-  if (lingering_) return;  // the final answer is out: input is dropped
-  std::string_view data(buf, size_t(n));
-  if (active_ != nullptr || out_pending() || close_after_write_) {
-    // Behind an unanswered request: keep it (bounded) for later; reading goes on so that a
-    // client closing is seen at once.
-    try {
-      in_.append(data);
-    } catch (...) {
-      close();
-      return;
-    }
-    if (in_.size() >= srv_->opt_.max_buffered) pause_read();
-    return;
-  }
-  if (in_.empty()) {
-    process(data, true);
-    return;
-  }
-  try {
-    in_.append(data);
-  } catch (...) {
-    close();
-    return;
-  }
-  process(in_, false);
+// --- Server --------------------------------------------------------------------------------
+
+Server::Server(event_base* base, int listen_fd, bool own_fd, const ServerOptions& opt, Handler* handler)
+    : base_(base), listen_fd_(listen_fd), own_fd_(own_fd), opt_(opt), handler_(handler) {
+  idle_tv_ = ms_to_tv(uint64_t(opt_.idle_timeout_s) * 1000);
+  request_tv_ = ms_to_tv(uint64_t(opt_.request_timeout_s) * 1000);
 }
-
-// Parses and dispatches requests from `buf` (the scratch buffer, or in_) one at a time while
-// none is outstanding; keeps what is left in in_.
-void Conn::process(std::string_view buf, bool from_scratch) noexcept {
-  const ServerOptions& opt = srv_->opt_;
-  size_t used = 0;
-  while (!closed_ && active_ == nullptr && !out_pending() && !close_after_write_) {
-    std::string_view rest = buf.substr(used);
-    if (reading_ == nullptr) {
-      if (rest.empty()) break;
-      if (scan_.pos == 0) stamp_ = srv_->tick_;  // a new request starts: its head/body timeout
-      RequestHead h;
-      ParseError e;
-      HeadStatus st = parse_request_head(rest, opt.limits, &scan_, &h, &e);
-      if (st == HeadStatus::incomplete) break;
-      Request* r = new (std::nothrow) Request();
-      if (r == nullptr) {
-        close();
-        return;
-      }
-      r->conn_ = this;
-      if (st == HeadStatus::error) {
-        if (e.status == 413) {
-          // The head is fine: keep it so that the answer knows the method and path.
-          try {
-            r->raw_.assign(rest.data(), h.head_len);
-            h.rebase(rest.data(), r->raw_.data());
-            r->head_ = h;
-          } catch (...) {
-          }
-        }
-        used = buf.size();
-        refuse(r, e.status, e.message);
-        break;
-      }
-      try {
-        r->raw_.assign(rest.data(), h.head_len);
-      } catch (...) {
-        delete r;
-        close();
-        return;
-      }
-      h.rebase(rest.data(), r->raw_.data());
-      r->head_ = h;
-      r->body_left_ = h.content_length;
-      used += h.head_len;
-      scan_ = HeadScan();
-      if (!h.has_body()) {
-        dispatch(r);
-        continue;
-      }
-      reading_ = r;
-      if (h.expect_continue && h.minor >= 1 && used == buf.size()) send(kContinue, {}, false);
-      continue;
-    }
-    // The body of reading_.
-    if (rest.empty()) break;
-    Request* r = reading_;
-    if (r->head_.chunked) {
-      size_t n = 0;
-      ParseError e;
-      ChunkedDecoder::Status st;
-      try {
-        st = r->chunked_.feed(rest, opt.limits.max_body, &r->body_, &n, &e);
-      } catch (...) {
-        e.status = 503;
-        e.message = "out of memory";
-        st = ChunkedDecoder::Status::error;
-      }
-      used += n;
-      if (st == ChunkedDecoder::Status::need_more) break;
-      reading_ = nullptr;
-      if (st == ChunkedDecoder::Status::error) {
-        used = buf.size();
-        refuse(r, e.status, e.message);
-        break;
-      }
-      dispatch(r);
-      continue;
-    }
-    size_t n = rest.size() < r->body_left_ ? rest.size() : size_t(r->body_left_);
-    try {
-      if (r->body_.empty()) r->body_.reserve(size_t(r->head_.content_length));
-      r->body_.append(rest.data(), n);
-    } catch (...) {
-      reading_ = nullptr;
-      used = buf.size();
-      refuse(r, 503, "out of memory");
-      break;
-    }
-    used += n;
-    r->body_left_ -= n;
-    if (r->body_left_ > 0) break;
-    reading_ = nullptr;
-    dispatch(r);
-  }
-  if (closed_) return;  // buf may be in_, which close() leaves alone: nothing to keep
-  if (lingering_) {
-    in_.clear();
-    return;
-  }
-  try {
-    if (from_scratch) in_.assign(buf.data() + used, buf.size() - used);
-    else in_.erase(0, used);
-  } catch (...) {
-    close();
-    return;
-  }
-  if (in_.empty() && in_.capacity() > 4096) std::string().swap(in_);  // a held poll keeps no big buffer
-  if (in_.size() >= opt.max_buffered && (active_ != nullptr || out_pending())) pause_read();
-}
-
-void Conn::dispatch(Request* r) noexcept {
-  active_ = r;
-  r->started_us_ = now_us();
-  stamp_ = srv_->tick_;
-  bool nested = in_handler_;
-  in_handler_ = true;
-  srv_->handler_->on_request(r);  // may respond (and even close us) before returning
-  in_handler_ = nested;
-}
-
-// Answers a request the server refuses itself, then lingers: the rest of the input is not
-// understood (or not wanted), so the connection cannot carry another request.
-void Conn::refuse(Request* r, int status, const char* message) noexcept {
-  active_ = r;
-  r->force_close_ = true;
-  r->started_us_ = now_us();
-  linger_wanted_ = true;
-  if (reading_ != nullptr && reading_ != r) {
-    delete reading_;
-    reading_ = nullptr;
-  }
-  std::string text;
-  try {
-    const ParseLimits& lim = srv_->opt_.limits;
-    if (status == 413) text = "body larger than " + std::to_string(lim.max_body) + " bytes";
-    else if (status == 414) text = "URL longer than " + std::to_string(lim.max_url) + " bytes";
-    else text = message;
-  } catch (...) {
-    text.clear();
-  }
-  if (srv_->opt_.send_error != nullptr) {
-    srv_->opt_.send_error(r, status, text.empty() ? std::string_view(message) : std::string_view(text),
-                          srv_->opt_.send_error_ctx);
-  } else {
-    r->release();
-  }
-}
-
-void Conn::on_eof() noexcept {
-  if (active_ == nullptr && out_pending() && !lingering_) {
-    // The client half-closed but may still read its answer: finish writing, then close.
-    pause_read();
-    close_after_write_ = true;
-    return;
-  }
-  close();  // an outstanding request is detached (a held poll's client went away)
-}
-
-void Conn::pause_read() noexcept {
-  if (read_paused_ || !rev_) return;
-  event_del(rev_.get());
-  read_paused_ = true;
-}
-
-void Conn::resume_read() noexcept {
-  if (!read_paused_ || closed_) return;
-  read_paused_ = false;
-  event_add(rev_.get(), nullptr);
-}
-
-// --- Conn: writing ------------------------------------------------------------------------
-
-void Conn::send(std::string_view head, std::string_view body, bool close_it) noexcept {
-  if (closed_) return;
-  if (close_it) close_after_write_ = true;
-  try {
-    if (out_pending()) {
-      out_.append(head);
-      out_.append(body);
-      return;
-    }
-    iovec iov[2] = {{const_cast<char*>(head.data()), head.size()}, {const_cast<char*>(body.data()), body.size()}};
-    size_t total = head.size() + body.size();
-    ssize_t n = body.empty() ? ::write(fd_, head.data(), head.size()) : ::writev(fd_, iov, 2);
-    if (n < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        close();
-        return;
-      }
-      n = 0;
-    }
-    if (size_t(n) < total) {
-      out_.clear();
-      out_off_ = 0;
-      if (size_t(n) < head.size()) {
-        out_.append(head.substr(size_t(n)));
-        out_.append(body);
-      } else {
-        out_.append(body.substr(size_t(n) - head.size()));
-      }
-      stamp_ = srv_->tick_;
-      if (!arm_write()) close();
-      return;
-    }
-  } catch (...) {
-    close();
-    return;
-  }
-  if (head.data() != kContinue) answered();
-}
-
-bool Conn::arm_write() noexcept {
-  if (!wev_) {
-    wev_.reset(event_new(srv_->base_, fd_, EV_WRITE | EV_PERSIST, on_write, this));
-    if (!wev_) return false;
-  }
-  return event_add(wev_.get(), nullptr) == 0;
-}
-
-void Conn::on_write(evutil_socket_t, short, void* arg) noexcept {
-  auto* c = static_cast<Conn*>(arg);
-  if (c->closed_) return;
-  ssize_t n = ::write(c->fd_, c->out_.data() + c->out_off_, c->out_.size() - c->out_off_);
-  if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
-    c->close();
-    return;
-  }
-  c->out_off_ += size_t(n);
-  c->stamp_ = c->srv_->tick_;
-  if (c->out_pending()) return;
-  std::string().swap(c->out_);
-  c->out_off_ = 0;
-  event_del(c->wev_.get());
-  // Interim 100 Continue done, body still to come: nothing was answered yet.
-  if (c->active_ == nullptr && c->reading_ == nullptr) c->answered();
-  else if (c->reading_ != nullptr && !c->in_.empty()) {
-    c->want_process_ = true;
-    event_active(c->rev_.get(), EV_READ, 1);
-  }
-}
-
-void Conn::flush_now() noexcept {
-  if (closed_ || !out_pending()) return;
-  ssize_t n = ::write(fd_, out_.data() + out_off_, out_.size() - out_off_);
-  if (n > 0) out_off_ += size_t(n);
-}
-
-// An answer is completely written: close, or go on with the next request.
-void Conn::answered() noexcept {
-  if (close_after_write_) {
-    finish_close();
-    return;
-  }
-  stamp_ = srv_->tick_;  // idle from now (or a buffered request starts)
-  resume_read();
-  if (!in_.empty() && !in_handler_) {
-    // Pipelined requests already buffered: handle them from the read event's callback, not
-    // from inside the caller of respond().
-    want_process_ = true;
-    event_active(rev_.get(), EV_READ, 1);
-  }
-}
-
-void Conn::finish_close() noexcept {
-  if (!linger_wanted_ && in_.empty() && reading_ == nullptr) {
-    close();
-    return;
-  }
-  // Closing with unread input would make the kernel send RST, which can destroy the answer
-  // before the client reads it: shut our side and drop input until EOF or linger_s.
-  ::shutdown(fd_, SHUT_WR);
-  lingering_ = true;
-  stamp_ = srv_->tick_;
-  std::string().swap(in_);
-  if (reading_ != nullptr) {
-    delete reading_;
-    reading_ = nullptr;
-  }
-  resume_read();
-}
-
-void Conn::close_after_request() noexcept {
-  linger_wanted_ = true;
-  close_after_write_ = true;
-  if (!out_pending()) finish_close();
-}
-
-void Conn::close() noexcept {
-  if (closed_) return;
-  closed_ = true;
-  if (reading_ != nullptr) {
-    delete reading_;
-    reading_ = nullptr;
-  }
-  if (rev_) event_del(rev_.get());
-  if (wev_) event_del(wev_.get());
-  ::close(fd_);
-  fd_ = -1;
-  srv_->unlink(this);
-  srv_->retire(this);
-  if (active_ != nullptr) {
-    Request* r = active_;
-    active_ = nullptr;
-    r->conn_ = nullptr;
-    Request::GoneFn fn = r->gone_fn_;
-    r->gone_fn_ = nullptr;
-    if (fn != nullptr) fn(r->gone_arg_);
-  }
-}
-
-// --- Server -------------------------------------------------------------------------------
-
-Server::Server(event_base* base, int listen_fd, const ServerOptions& opt, Handler* handler)
-    : base_(base), listen_fd_(listen_fd), opt_(opt), handler_(handler) {}
 
 Server::~Server() {
   close_all();
+  for (bufferevent* b : fresh_) bufferevent_decref(b);
+  fresh_.clear();
   on_reap(-1, 0, this);
-  delete[] scratch_;
+  if (own_fd_ && listen_fd_ >= 0) ::close(listen_fd_);
 }
 
 bool Server::start() noexcept {
-  scratch_ = new (std::nothrow) char[kScratch];
-  accept_ev_.reset(event_new(base_, listen_fd_, EV_READ | EV_PERSIST, on_accept, this));
+  attach_ev_.reset(event_new(base_, -1, 0, on_attach, this));
   accept_resume_ev_.reset(evtimer_new(base_, on_accept_resume, this));
-  sweep_ev_.reset(event_new(base_, -1, EV_PERSIST, on_sweep, this));
   reap_ev_.reset(event_new(base_, -1, 0, on_reap, this));
-  if (!scratch_ || !accept_ev_ || !accept_resume_ev_ || !sweep_ev_ || !reap_ev_) return false;
-  timeval second = ms_to_tv(1000);
-  return event_add(accept_ev_.get(), nullptr) == 0 && event_add(sweep_ev_.get(), &second) == 0;
-}
-
-void Server::close_all() noexcept {
-  stopping_ = true;
-  accept_ev_.reset();
-  accept_resume_ev_.reset();
-  sweep_ev_.reset();
-  while (head_ != nullptr) {
-    Conn* c = head_;
-    c->flush_now();
-    c->close();  // unlinks c
+  http_ = evhttp_new(base_);
+  if (!attach_ev_ || !accept_resume_ev_ || !reap_ev_ || !http_) return false;
+  try {
+    fresh_.reserve(256);
+  } catch (...) {
+    return false;
   }
+  evhttp_set_max_headers_size(http_, ev_ssize_t(opt_.max_head));
+  evhttp_set_max_body_size(http_, ev_ssize_t(opt_.max_body));
+  // A body over the limit is read and dropped before the 413, so that the client, still
+  // sending, sees the answer instead of a reset connection.
+  evhttp_set_flags(http_, EVHTTP_SERVER_LINGERING_CLOSE);
+  // The idle timeout, evhttp's own (the silence before a request; its write half is set
+  // per connection to --request-timeout).
+  evhttp_set_timeout_tv(http_, &idle_tv_);
+  // Every method reaches the router, which answers 405 (JSON, with Allow) itself.
+  evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+                                        EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                        EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+  evhttp_set_gencb(http_, on_request, this);
+  evhttp_set_bevcb(http_, on_new_bufferevent, this);
+  // Our own listener on the (shared or --reuseport) socket, so that accept errors pause
+  // accepting instead of spinning.
+  evconnlistener* l = evconnlistener_new(base_, nullptr, nullptr, LEV_OPT_CLOSE_ON_EXEC, 0, listen_fd_);
+  if (l == nullptr) return false;
+  evconnlistener_set_error_cb(l, on_accept_error);
+  bound_ = evhttp_bind_listener(http_, l);
+  if (bound_ == nullptr) {
+    evconnlistener_free(l);
+    return false;
+  }
+  // The error callback gets the listener's argument, which evhttp_bind_listener set to
+  // the evhttp: the registry below leads from it back to this server.
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  try {
+    registry.emplace_back(http_, this);
+  } catch (...) {
+    return false;
+  }
+  return true;
 }
 
-void Server::link(Conn* c) noexcept {
-  c->prev_ = nullptr;
-  c->next_ = head_;
-  if (head_) head_->prev_ = c;
-  head_ = c;
-  conn_count_++;
+void Server::on_accept_error(evconnlistener* l, void* arg) noexcept {
+  int err = errno;
+  Server* s = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    for (auto& [h, srv] : registry)
+      if (h == arg) s = srv;
+  }
+  if (s == nullptr) return;
+  if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+    // Out of descriptors or memory: the pending connection stays in the backlog and the
+    // listener stays readable. Stop accepting for a moment instead of spinning.
+    if (!s->accept_error_logged_) {
+      RT_LOG(warn, "accept failed, pausing accepts").kv("error", strerror(err)).kv("pause_ms", kAcceptBackoffMs);
+      s->accept_error_logged_ = true;
+    }
+    evconnlistener_disable(l);
+    timeval tv = ms_to_tv(kAcceptBackoffMs);
+    evtimer_add(s->accept_resume_ev_.get(), &tv);
+    return;
+  }
+  RT_LOG(warn, "accept failed").kv("error", strerror(err));
 }
 
-void Server::unlink(Conn* c) noexcept {
-  if (c->prev_) c->prev_->next_ = c->next_;
-  else head_ = c->next_;
-  if (c->next_) c->next_->prev_ = c->prev_;
-  c->prev_ = c->next_ = nullptr;
-  conn_count_--;
+void Server::on_accept_resume(evutil_socket_t, short, void* arg) noexcept {
+  auto* s = static_cast<Server*>(arg);
+  if (s->stopping_ || s->bound_ == nullptr) return;
+  evconnlistener_enable(evhttp_bound_socket_get_listener(s->bound_));
+}
+
+// evhttp's hook for a new connection's bufferevent: ours, so that we can attach our state
+// once evhttp has set the connection up (on_attach, in the same loop turn, before any I/O).
+bufferevent* Server::on_new_bufferevent(event_base* base, void* arg) noexcept {
+  auto* s = static_cast<Server*>(arg);
+  if (s->accept_error_logged_) {
+    RT_LOG(info, "accepting again");
+    s->accept_error_logged_ = false;  // the next episode is logged again
+  }
+  bufferevent* bev = bufferevent_socket_new(base, -1, 0);
+  if (bev == nullptr) return nullptr;  // evhttp makes its own; the connection runs without our state
+  try {
+    s->fresh_.push_back(bev);
+  } catch (...) {
+    return bev;
+  }
+  // Our reference keeps the bufferevent valid until on_attach, even if evhttp gives the
+  // connection up before (out of memory).
+  bufferevent_incref(bev);
+  event_active(s->attach_ev_.get(), EV_TIMEOUT, 1);
+  return bev;
+}
+
+void Server::on_attach(evutil_socket_t, short, void* arg) noexcept {
+  auto* s = static_cast<Server*>(arg);
+  std::vector<bufferevent*> batch;
+  batch.swap(s->fresh_);
+  for (bufferevent* bev : batch) s->attach(bev);
+  batch.clear();
+  if (s->fresh_.empty()) s->fresh_.swap(batch);  // keep the capacity
+}
+
+void Server::attach(bufferevent* bev) noexcept {
+  bufferevent_data_cb rcb = nullptr, wcb = nullptr;
+  bufferevent_event_cb ecb = nullptr;
+  void* cbarg = nullptr;
+  bufferevent_getcb(bev, &rcb, &wcb, &ecb, &cbarg);
+  int fd = bufferevent_getfd(bev);
+  // evhttp installs its bufferevent callbacks with its connection as their argument; that
+  // is the only way to reach a connection before its first request. No callbacks: evhttp
+  // already gave the connection up.
+  auto* evcon = static_cast<evhttp_connection*>(cbarg);
+  Conn* c = nullptr;
+  if (ecb != nullptr && evcon != nullptr && fd >= 0 && evhttp_connection_get_bufferevent(evcon) == bev) {
+    try {
+      if (by_fd_.size() <= size_t(fd)) by_fd_.resize(size_t(fd) + 1, nullptr);
+      c = new Conn(this, bev, evcon, fd);
+    } catch (...) {
+      c = nullptr;
+    }
+  }
+  if (c != nullptr) {
+    event_assign(&c->deadline, base_, -1, 0, Conn::on_deadline, c);
+    c->req.conn_ = c;
+    by_fd_[size_t(fd)] = c;
+    evhttp_connection_set_closecb(evcon, Conn::on_close, c);
+    bufferevent_set_timeouts(bev, &idle_tv_, &request_tv_);
+    bufferevent_setwatermark(bev, EV_READ, 0, opt_.max_head + opt_.max_body + kQueuedInput);
+    c->input_cb = evbuffer_add_cb(bufferevent_get_input(bev), Conn::on_input, c);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->wait_for_request();
+  }
+  bufferevent_decref(bev);
+}
+
+void Server::on_request(evhttp_request* r, void* arg) noexcept {
+  auto* s = static_cast<Server*>(arg);
+  evhttp_connection* evcon = evhttp_request_get_connection(r);
+  bufferevent* bev = evcon ? evhttp_connection_get_bufferevent(evcon) : nullptr;
+  int fd = bev ? bufferevent_getfd(bev) : -1;
+  Conn* c = fd >= 0 && size_t(fd) < s->by_fd_.size() ? s->by_fd_[size_t(fd)] : nullptr;
+  if (c == nullptr || c->evcon != evcon || c->with_handler) {
+    evhttp_send_error(r, 503, "Service Unavailable");  // no state for it (out of memory)
+    return;
+  }
+  event_del(&c->deadline);
+  Request& q = c->req;
+  q.native_ = r;
+  q.native_ours_ = false;
+  q.force_close_ = false;
+  q.gone_fn_ = nullptr;
+  q.gone_arg_ = nullptr;
+  q.linked_ = 0;
+  q.method_ = evhttp_request_get_command(r);
+  q.is_head_ = q.method_ == EVHTTP_REQ_HEAD;
+  const char* uri = evhttp_request_get_uri(r);
+  q.target_ = uri ? std::string_view(uri) : std::string_view();
+  const evhttp_uri* u = evhttp_request_get_evhttp_uri(r);
+  const char* path = u ? evhttp_uri_get_path(u) : nullptr;
+  const char* query = u ? evhttp_uri_get_query(u) : nullptr;
+  q.path_ = path ? std::string_view(path) : std::string_view();
+  q.query_ = query ? std::string_view(query) : std::string_view();
+  q.started_us_ = now_us();
+  c->with_handler = true;
+  c->busy = true;
+  s->busy_++;
+  evhttp_request_set_on_complete_cb(r, Conn::on_complete, c);
+  // While the request is with its handler: no read timeout (a held poll is bounded by the
+  // poll timeout), and reading on without evhttp's read callback so that a client closing
+  // is seen at once (evhttp stopped reading before calling us).
+  bufferevent_data_cb rcb = nullptr, wcb = nullptr;
+  bufferevent_event_cb ecb = nullptr;
+  void* cbarg = nullptr;
+  bufferevent_getcb(bev, &rcb, &wcb, &ecb, &cbarg);
+  bufferevent_setcb(bev, nullptr, wcb, ecb, cbarg);
+  bufferevent_set_timeouts(bev, nullptr, &s->request_tv_);
+  bufferevent_enable(bev, EV_READ);
+  s->handler_->on_request(&q);
 }
 
 void Server::retire(Conn* c) noexcept {
-  c->next_ = graveyard_;
+  c->next_dead = graveyard_;
   graveyard_ = c;
   if (reap_ev_) event_active(reap_ev_.get(), EV_TIMEOUT, 1);
 }
@@ -537,84 +407,46 @@ void Server::on_reap(evutil_socket_t, short, void* arg) noexcept {
   auto* s = static_cast<Server*>(arg);
   while (s->graveyard_ != nullptr) {
     Conn* c = s->graveyard_;
-    s->graveyard_ = c->next_;
+    s->graveyard_ = c->next_dead;
+    if (c->close_queued) {
+      c->close_queued = false;
+      if (c->open) {
+        evhttp_connection_free(c->evcon);  // on_close retires it again (with_handler is false)
+        continue;
+      }
+    }
+    if (c->open || c->with_handler) continue;  // still in use (retired twice)
+    event_del(&c->deadline);
     delete c;
   }
 }
 
-void Server::on_accept(evutil_socket_t fd, short, void* arg) noexcept {
-  auto* s = static_cast<Server*>(arg);
-  for (int i = 0; i < kAcceptBatch && !s->stopping_; i++) {
-    int cfd = accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (cfd < 0) {
-      int err = errno;
-      if (err == EAGAIN || err == EWOULDBLOCK) return;
-      if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
-      if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-        // Out of descriptors or memory: the pending connection stays in the backlog and the
-        // listener stays readable. Stop accepting for a moment instead of spinning.
-        if (!s->accept_error_logged_) {
-          RT_LOG(warn, "accept failed, pausing accepts").kv("error", strerror(err)).kv("pause_ms", kAcceptBackoffMs);
-          s->accept_error_logged_ = true;
-        }
-        event_del(s->accept_ev_.get());
-        timeval tv = ms_to_tv(kAcceptBackoffMs);
-        evtimer_add(s->accept_resume_ev_.get(), &tv);
-        return;
-      }
-      RT_LOG(warn, "accept failed").kv("error", strerror(err));
-      return;
-    }
-    if (s->accept_error_logged_) {
-      RT_LOG(info, "accepting again");
-      s->accept_error_logged_ = false;  // the next episode is logged again
-    }
-    int one = 1;
-    setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    Conn* c = new (std::nothrow) Conn(s, cfd);
-    if (c == nullptr) {
-      ::close(cfd);
-      continue;
-    }
-    c->rev_.reset(event_new(s->base_, cfd, EV_READ | EV_PERSIST, Conn::on_read, c));
-    if (!c->rev_ || event_add(c->rev_.get(), nullptr) != 0) {
-      delete c;  // closes cfd
-      continue;
-    }
-    c->stamp_ = s->tick_;
-    s->link(c);
+void Server::stop_accepting() noexcept {
+  stopping_ = true;
+  if (bound_ != nullptr && http_ != nullptr) {
+    evhttp_del_accept_socket(http_, bound_);  // frees our listener
+    bound_ = nullptr;
+  }
+  accept_resume_ev_.reset();
+  if (own_fd_ && listen_fd_ >= 0) {
+    // A --reuseport socket of ours: close it now, so that the kernel sends new connections
+    // to the other sockets on the port.
+    ::close(listen_fd_);
+    listen_fd_ = -1;
   }
 }
 
-void Server::on_accept_resume(evutil_socket_t, short, void* arg) noexcept {
-  auto* s = static_cast<Server*>(arg);
-  if (s->stopping_ || !s->accept_ev_) return;
-  event_add(s->accept_ev_.get(), nullptr);
-}
-
-// Once a second: timeouts by the phase each connection is in. Phases and what bounds them:
-// lingering (linger_s), an answer not taken by the client (write_timeout_s since the last
-// progress), a request being handled (nothing here: its handler's own timer), a request
-// head or body arriving (request_timeout_s since it began), idle between requests
-// (idle_timeout_s).
-void Server::on_sweep(evutil_socket_t, short, void* arg) noexcept {
-  auto* s = static_cast<Server*>(arg);
-  s->tick_++;
-  const ServerOptions& o = s->opt_;
-  uint32_t now = s->tick_;
-  for (Conn* c = s->head_; c != nullptr;) {
-    Conn* next = c->next_;
-    uint32_t age = now - c->stamp_;
-    bool expired;
-    // `age` whole ticks have passed since the phase began, so more than `age - 1` seconds:
-    // `age > limit` closes after at least `limit` and under `limit + 1` seconds.
-    if (c->lingering_) expired = age > o.linger_s;
-    else if (c->out_pending()) expired = age > o.write_timeout_s;
-    else if (c->active_ != nullptr) expired = false;
-    else if (c->reading_ != nullptr || !c->in_.empty()) expired = age > o.request_timeout_s;
-    else expired = age > o.idle_timeout_s;
-    if (expired) c->close();
-    c = next;
+void Server::close_all() noexcept {
+  stop_accepting();
+  if (http_ != nullptr) {
+    evhttp* h = http_;
+    http_ = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(registry_mutex);
+      for (size_t i = 0; i < registry.size(); i++)
+        if (registry[i].second == this) registry.erase(registry.begin() + long(i--));
+    }
+    evhttp_free(h);  // every connection: on_close
   }
 }
 

@@ -1,66 +1,70 @@
-// rt's HTTP/1.1 server on libevent events (no evhttp, no bufferevents): the listener, one
-// Conn per client connection, the Request handed to the router, and the per-worker sweep
-// that enforces timeouts.
+// rt's HTTP server: libevent's evhttp, one per worker event loop, and the thin Request
+// facade every handler gets instead of a raw evhttp_request.
 //
-// Costs per request, by design: one read() into a per-worker 64 KiB scratch buffer, one
-// write()/writev() of the whole answer, and no epoll_ctl: a connection's read event
-// (level-triggered, EV_PERSIST) is added once for its life and stays on, also while a poll
-// is held, so a client closing is seen at once. A write event is armed only after a short
-// write. Only an unparsed leftover (a partial or pipelined request) is copied into the
-// connection's own buffer: an idle or held connection keeps no big buffer, and no timer
-// (one sweep per second per worker walks an intrusive list of connections).
+// evhttp parses requests (heads, bodies, chunked encoding, Expect: 100-continue, keep-alive,
+// HTTP/1.0, pipelining), enforces the head and body size limits and answers malformed input
+// itself. On top of it this module adds what evhttp 2.1.12 does not do:
+// - client-drop detection while a request is with its handler: evhttp stops reading a
+//   connection once a request is dispatched, so it would not notice the client closing a
+//   held poll. Reading is switched back on (without evhttp's read callback, so pipelined
+//   bytes just wait in the input buffer, bounded by a watermark); EOF then reaches evhttp's
+//   error path, which detaches the request and frees the connection;
+// - the request timeout: a request head/body must arrive within --request-timeout of its
+//   first byte (evhttp's own timeout only bounds the silence between two reads);
+// - no timeout at all while a request is with its handler: a held poll is bounded by the
+//   poll timeout, never by the connection's idle timeout;
+// - a stop that stops accepting at once and leaves answers already given time to be written.
 //
 // Request lifetime (the contract every handler follows):
 // - The router gets a Request* and owns it until it calls respond() (exactly once) or
-//   release(). Each Request is answered in order: the next pipelined request on the same
-//   connection is read only after this one's answer.
+//   release(). A connection carries one request at a time.
 // - If the connection dies first (client closed, error, server shutdown), the Request is
-//   detached from it: connected() turns false and, when the handler registered a gone
-//   callback (held polls do), that callback is called exactly once. The callback must only
-//   record the fact and defer work: never respond(), release() or free anything from inside
-//   it. The handler still owns the Request: respond() on a detached Request just frees it,
-//   and release() frees it without an answer.
-// - respond() may be called synchronously from inside the router (while the connection is
-//   in its read handler) or later from any callback of the same event loop. The Request is
-//   freed by it; the connection is never freed from inside its own callbacks (closed
-//   connections are freed from a separate event).
+//   detached: connected() turns false and, when the handler registered a gone callback
+//   (held polls do), that callback is called exactly once. The callback must only record
+//   the fact and defer work: never respond(), release() or free anything from inside it.
+//   The handler still owns the Request: respond() on a detached Request just frees it, and
+//   release() frees it without an answer.
+// - respond() may be called synchronously from inside the router or later from any
+//   callback of the same event loop. Nothing is freed from inside evhttp's callbacks: a
+//   request evhttp detached is freed by respond()/release(), connections' state from a
+//   separate event.
 #pragma once
 
+#include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 
 #include <cstdint>
-#include <string>
 #include <string_view>
+#include <vector>
 
-#include "http_request_parser.hpp"
 #include "util.hpp"
 
 namespace rt::http {
 
-class Conn;
 class Server;
+struct Conn;
 
 class Request {
  public:
   using GoneFn = void (*)(void* arg) noexcept;
 
-  Method method() const noexcept { return head_.method; }
-  std::string_view method_name() const noexcept { return head_.method_name; }
-  std::string_view target() const noexcept { return head_.target; }  // as sent
-  std::string_view path() const noexcept { return head_.path; }      // percent-encoded
-  std::string_view query() const noexcept { return head_.query; }    // empty when none
-  int minor_version() const noexcept { return head_.minor; }
-  // A header's value (first of that name, trimmed); empty view when absent (*found false).
-  std::string_view header(std::string_view name, bool* found = nullptr) const noexcept;
-  std::string_view body() const noexcept { return body_; }
+  // EVHTTP_REQ_GET, EVHTTP_REQ_POST, ... (evhttp answers unknown methods itself).
+  evhttp_cmd_type method() const noexcept { return method_; }
+  std::string_view target() const noexcept { return target_; }  // as sent
+  std::string_view path() const noexcept { return path_; }      // percent-encoded
+  std::string_view query() const noexcept { return query_; }    // empty when none
+  // A header's value (first of that name); empty view when absent (*found false).
+  std::string_view header(const char* name, bool* found = nullptr) const noexcept;
+  // The whole body (chunked bodies decoded by evhttp), contiguous.
+  std::string_view body() noexcept;
   // Arrival of the complete request (now_us()).
   uint64_t started_us() const noexcept { return started_us_; }
 
   // False once the connection is gone (the answer would go nowhere).
-  bool connected() const noexcept { return conn_ != nullptr; }
-  // True when the answer must say "Connection: close" (the client asked for it, HTTP/1.0
-  // without keep-alive, an error the connection cannot recover from, server stopping).
-  bool closing() const noexcept;
+  bool connected() const noexcept;
   // Asks for the connection to be closed after this answer.
   void close_after() noexcept { force_close_ = true; }
 
@@ -71,31 +75,43 @@ class Request {
     gone_arg_ = arg;
   }
 
-  // Sends the answer `head` (status line and headers, ending in the blank line) followed by
-  // `body` (dropped for HEAD requests), then frees this Request. Called exactly once (or
-  // release()). `head` should carry "Connection: close" when closing() is true.
-  void respond(std::string_view head, std::string_view body) noexcept;
+  // --- answering (http_reply builds the headers; this sends them) -----------------------
+  // Links `kv` into the answer's header list without copying it. `kv` must stay valid and
+  // unchanged until respond() returns, which unlinks it again (evhttp writes the headers
+  // out synchronously). At most kMaxLinked per answer; beyond that it is copied.
+  void link_header(evkeyval* kv) noexcept;
+  // Adds a copy of a header (evhttp_add_header): for the rare ones.
+  void add_header(const char* name, const char* value) noexcept;
+  // Sends status `code` with the headers given so far and `body` (copied), or the bytes of
+  // `shared` (by reference: not copied; `shared` may be freed by its owner right after).
+  // The body is dropped for HEAD. Then frees this Request. Called exactly once (or release()).
+  void respond(int code, const char* reason, std::string_view body, evbuffer* shared = nullptr) noexcept;
 
   // Frees this Request without an answer. If it is still connected the connection is
   // closed (the client would otherwise wait forever).
   void release() noexcept;
 
+  static constexpr int kMaxLinked = 8;
+
  private:
-  friend class Conn;
   friend class Server;
+  friend struct Conn;
   Request() = default;
   ~Request() = default;
+  void done() noexcept;  // the handler is finished with it
 
   Conn* conn_ = nullptr;
+  evhttp_request* native_ = nullptr;  // nullptr once evhttp freed it (shutdown)
+  bool native_ours_ = false;          // evhttp detached it (client gone): we free it
+  bool force_close_ = false;
+  bool is_head_ = false;
+  evhttp_cmd_type method_ = EVHTTP_REQ_GET;
+  std::string_view target_, path_, query_;  // into native_'s strings
+  uint64_t started_us_ = 0;
   GoneFn gone_fn_ = nullptr;
   void* gone_arg_ = nullptr;
-  std::string raw_;          // the head's bytes; head_'s views point into it
-  RequestHead head_;
-  std::string body_;
-  ChunkedDecoder chunked_;   // while the body is read
-  uint64_t body_left_ = 0;   // Content-Length bytes still to read
-  uint64_t started_us_ = 0;
-  bool force_close_ = false;
+  int linked_ = 0;
+  evkeyval* linked_kv_[kMaxLinked] = {};
 };
 
 // Receives every complete request (see the lifetime contract above).
@@ -108,61 +124,62 @@ class Handler {
 };
 
 struct ServerOptions {
-  ParseLimits limits;
-  uint32_t idle_timeout_s = 85;      // keep-alive connection with no request in progress
-  uint32_t request_timeout_s = 30;   // a request head/body that started and stalled
-  uint32_t write_timeout_s = 30;     // an answer the client does not read
-  uint32_t linger_s = 1;             // reading (and dropping) input after a final error answer
-  size_t max_buffered = 64 << 10;    // input buffered while a request is outstanding
-  // Answers the server gives itself (malformed requests, limits): the router's wording.
-  void (*send_error)(Request* req, int status, std::string_view message, void* ctx) noexcept = nullptr;
-  void* send_error_ctx = nullptr;
+  size_t max_head = 80 << 10;       // request line + headers (evhttp answers 400 beyond)
+  size_t max_body = 64 << 10;       // evhttp answers 413 beyond
+  uint32_t idle_timeout_s = 85;     // keep-alive connection with no request in progress
+  uint32_t request_timeout_s = 30;  // a request head/body from its first byte; an unread answer
 };
 
 class Server {
  public:
-  // Accepts on `listen_fd` (non-blocking, owned by the caller) on `base`; requests go to
-  // `handler`. Call start() to begin.
-  Server(event_base* base, int listen_fd, const ServerOptions& opt, Handler* handler);
+  // Serves on `listen_fd` (listening, non-blocking) on `base`; `own_fd`: close it when done
+  // (a --reuseport socket of this worker alone). Requests go to `handler`.
+  Server(event_base* base, int listen_fd, bool own_fd, const ServerOptions& opt, Handler* handler);
   ~Server();  // closes every connection (as close_all()) and frees them
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Adds the accept and sweep events. Returns false when libevent fails.
+  // Creates the evhttp and the listener. Returns false when libevent fails.
   bool start() noexcept;
 
-  // Stops accepting and closes every connection now: outstanding Requests are detached
-  // (their gone callbacks called). Answers already written are flushed as far as the socket
-  // takes them without blocking.
+  // Stops accepting; every answer from now on closes its connection.
+  void stop_accepting() noexcept;
+  // Requests dispatched whose answer is not completely written yet.
+  size_t busy() const noexcept { return busy_; }
+  // Closes every connection now (evhttp_free): outstanding Requests are detached (their
+  // gone callbacks called). Implies stop_accepting().
   void close_all() noexcept;
 
-  size_t connections() const noexcept { return conn_count_; }
+  bool stopping() const noexcept { return stopping_; }
 
  private:
-  friend class Conn;
   friend class Request;
+  friend struct Conn;
 
-  static void on_accept(evutil_socket_t fd, short, void* arg) noexcept;
+  static bufferevent* on_new_bufferevent(event_base* base, void* arg) noexcept;
+  static void on_attach(evutil_socket_t, short, void* arg) noexcept;
+  static void on_request(evhttp_request* req, void* arg) noexcept;
+  static void on_accept_error(evconnlistener* l, void* arg) noexcept;
   static void on_accept_resume(evutil_socket_t, short, void* arg) noexcept;
-  static void on_sweep(evutil_socket_t, short, void* arg) noexcept;
   static void on_reap(evutil_socket_t, short, void* arg) noexcept;
-
-  void link(Conn* c) noexcept;
-  void unlink(Conn* c) noexcept;
-  void retire(Conn* c) noexcept;  // c is closed: free it from on_reap
+  void attach(bufferevent* bev) noexcept;
+  void retire(Conn* c) noexcept;  // c's connection is gone and its request released: free it later
 
   event_base* base_;
   int listen_fd_;
+  bool own_fd_;
   ServerOptions opt_;
   Handler* handler_;
-  EventPtr accept_ev_, accept_resume_ev_, sweep_ev_, reap_ev_;
+  evhttp* http_ = nullptr;
+  evhttp_bound_socket* bound_ = nullptr;
+  EventPtr attach_ev_, accept_resume_ev_, reap_ev_;
+  std::vector<bufferevent*> fresh_;  // accepted, not attached yet (one ref each)
+  std::vector<Conn*> by_fd_;         // attached connections by socket
+  Conn* graveyard_ = nullptr;
+  size_t busy_ = 0;
   bool accept_error_logged_ = false;
   bool stopping_ = false;
-  uint32_t tick_ = 0;          // seconds since start, advanced by the sweep
-  Conn* head_ = nullptr;       // every open connection (intrusive, doubly linked)
-  Conn* graveyard_ = nullptr;  // closed, waiting for on_reap
-  size_t conn_count_ = 0;
-  char* scratch_ = nullptr;    // kScratch bytes: every read() lands here first
+  timeval idle_tv_{}, request_tv_{};
 };
 
 }  // namespace rt::http

@@ -22,7 +22,7 @@ struct PublishCall {
 };
 
 void finish(Worker& w, http::Request* req, int code, std::string_view body_or_error, bool is_error,
-            uint64_t started_us, std::string_view extra_headers = {}) noexcept {
+            uint64_t started_us, ExtraHeaders extra_headers = {}) noexcept {
   if (is_error)
     send_error(req, code, body_or_error, metrics::Endpoint::publish, w.reply_options(), extra_headers);
   else
@@ -116,8 +116,10 @@ bool parse_publish_query(std::string_view query, uint32_t default_backlog, std::
   return true;
 }
 
-void handle_publish(Worker& w, http::Request* req, std::string_view query, uint64_t started_us) noexcept {
+void handle_publish(Worker& w, http::Request* req) noexcept {
   const Config& cfg = w.cfg();
+  const uint64_t started_us = req->started_us();
+  const std::string_view query = req->query();
   auto fail = [&](int code, std::string_view msg) { finish(w, req, code, msg, true, started_us); };
   if (cfg.publish_token.empty()) {
     fail(403, "publishing is disabled: the server has no publish token (--publish-token-file or RT_PUBLISH_TOKEN)");
@@ -133,7 +135,7 @@ void handle_publish(Worker& w, http::Request* req, std::string_view query, uint6
   }
   if (!token_matches(presented, cfg.publish_token)) {
     finish(w, req, 401, !have_auth ? "missing Authorization: Bearer <token>" : "invalid publish token", true,
-           started_us, "WWW-Authenticate: Bearer\r\n");
+           started_us, {{"WWW-Authenticate", "Bearer"}});
     return;
   }
   std::string channel, error;
@@ -142,7 +144,7 @@ void handle_publish(Worker& w, http::Request* req, std::string_view query, uint6
     fail(400, error);
     return;
   }
-  // The HTTP layer refuses bodies over --max-body (413) before they reach us.
+  // evhttp refuses bodies over --max-body (413) before they reach us.
   std::string_view body = req->body();
   while (!body.empty() && strchr(" \t\r\n", body.front())) body.remove_prefix(1);
   while (!body.empty() && strchr(" \t\r\n", body.back())) body.remove_suffix(1);

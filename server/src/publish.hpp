@@ -11,8 +11,8 @@
 
 namespace rt {
 
-// Answers `req` exactly once (now, or when Redis replies). `query` is the raw query string.
-void handle_publish(Worker& w, http::Request* req, std::string_view query, uint64_t started_us) noexcept;
+// The route's handler: answers `req` exactly once (now, or when Redis replies).
+void handle_publish(Worker& w, http::Request* req) noexcept;
 
 // Constant-time comparison of a presented bearer token with the configured one.
 bool token_matches(std::string_view presented, std::string_view expected) noexcept;

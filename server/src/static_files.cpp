@@ -102,7 +102,7 @@ void serve_static(const std::string& root, http::Request* req, std::string_view 
     return;
   }
   send_text(req, 200, data, content_type_for(rel), metrics::Endpoint::web, "no-cache",
-            "X-Content-Type-Options: nosniff\r\n");
+            {{"X-Content-Type-Options", "nosniff"}});
 }
 
 }  // namespace rt

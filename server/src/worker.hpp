@@ -1,4 +1,4 @@
-// A Worker is one event loop: an event_base, an HTTP server (http_server) on the shared
+// A Worker is one event loop: an event_base, an evhttp server (http_server) on the shared
 // listening socket (or its own, with --reuseport), its own Redis command connection and
 // pub/sub hub, and its own Lua script cache. N workers on N threads share nothing but the
 // listening socket, the configuration and the process-wide metrics.
@@ -38,7 +38,9 @@ class Deferred {
 
 class Worker : private RedisLink::Listener, private http::Handler {
  public:
-  Worker(const Config& cfg, const std::string& lua_dir, int index, int listen_fd);
+  // `listen_fd`: the listening socket; `own_fd`: it is this worker's alone (--reuseport),
+  // closed when the worker stops.
+  Worker(const Config& cfg, const std::string& lua_dir, int index, int listen_fd, bool own_fd);
   ~Worker() override;
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -46,7 +48,8 @@ class Worker : private RedisLink::Listener, private http::Handler {
   // Creates the loop, the HTTP server and the Redis links. Returns false with *error.
   bool init(std::string* error);
 
-  // Runs the loop until stop() is called; then answers what is open, and returns.
+  // Runs the loop until stop() is called; then stops accepting, answers what is open,
+  // leaves the answers up to kDrainMs to be written, and returns.
   void run() noexcept;
 
   // Asks the loop to stop. Thread-safe and async-signal-safe (writes to a pipe).
@@ -68,14 +71,12 @@ class Worker : private RedisLink::Listener, private http::Handler {
   std::string key(const std::string& channel, const char* suffix) const;
 
  private:
-  void on_request(http::Request* req) noexcept override { route(req); }
-  static void on_server_error(http::Request* req, int status, std::string_view message, void* ctx) noexcept;
+  void on_request(http::Request* req) noexcept override;
   static void on_deferred(evutil_socket_t, short, void* arg) noexcept;
   static void on_stop_pipe(evutil_socket_t fd, short, void* arg) noexcept;
-  void route(http::Request* req) noexcept;
-  void handle_healthz(http::Request* req) noexcept;
-  void handle_metrics(http::Request* req) noexcept;
+  static void on_drain(evutil_socket_t, short, void* arg) noexcept;
   void shutdown() noexcept;
+  void run_all_deferred() noexcept;
 
   void on_link_up() noexcept override;    // command link: load the scripts
   void on_link_down() noexcept override {}
@@ -84,7 +85,9 @@ class Worker : private RedisLink::Listener, private http::Handler {
   std::string lua_dir_;
   int index_;
   int listen_fd_;
+  bool own_fd_;
   int stop_pipe_[2] = {-1, -1};
+  uint64_t drain_deadline_ms_ = 0;
   ReplyOptions reply_opt_;
   EventBasePtr base_;
   std::unique_ptr<http::Server> http_;
@@ -95,6 +98,7 @@ class Worker : private RedisLink::Listener, private http::Handler {
   std::vector<Deferred*> deferred_;
   EventPtr deferred_ev_;
   EventPtr stop_ev_;
+  EventPtr drain_ev_;
 };
 
 }  // namespace rt
