@@ -165,6 +165,18 @@ void Request::respond(int code, const char* reason, std::string_view body, evbuf
     evkeyvalq* h = evhttp_request_get_output_headers(r);
     for (int i = 0; i < linked_; i++) TAILQ_REMOVE(h, linked_kv_[i], next);
     linked_ = 0;
+    // Write the answer now rather than when the loop next reports the socket writable:
+    // most answers fit the socket buffer, and then the write interest evhttp has just
+    // turned on is turned off again within this loop turn (the change list folds both: no
+    // epoll_ctl, no extra wake-up). evhttp learns that the answer is out from its write
+    // callback, run from the deferred queue as if the bufferevent had written it. What the
+    // socket does not take is written by the bufferevent as usual.
+    bufferevent* bev = conn_->bev;
+    evbuffer* out = bufferevent_get_output(bev);
+    evbuffer_unfreeze(out, 1);
+    evbuffer_write(out, conn_->fd);
+    evbuffer_freeze(out, 1);
+    if (evbuffer_get_length(out) == 0) bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
   } else if (native_ != nullptr && native_ours_) {
     evhttp_request_free(native_);
     native_ = nullptr;
