@@ -10,6 +10,7 @@ import { before, after } from 'node:test';
 import {
   test, startStack, startServer, withServer, assertCleanShutdown, poll, publishOk, rawHttp, uniqueChannel, keys,
   TOKEN, assertStillServes, freePort, RT_SERVER_BIN, REPO_ROOT, waitFor, sleep, sanitizerReportIn,
+  heldPolls, waitHeld,
 } from './lib/harness.mjs';
 
 let stack, base, port, redis;
@@ -83,6 +84,27 @@ test('pipelined requests on one connection are answered in order', async () => {
     assert.equal(b.status, 400);
     assert.equal(d.status, 200);
     assert.deepEqual(JSON.parse(d.body), { [c]: { status: 'reset', id, msg: [{ id, payload: 'piped' }] } });
+  } finally {
+    sock.destroy();
+  }
+});
+
+test('requests pipelined behind a held poll are answered after it, in order', async () => {
+  const c = uniqueChannel();
+  const baseline = await heldPolls(base);
+  const sock = await connect();
+  try {
+    const responses = readResponses(sock, 3, 8000);
+    sock.write(`GET /rt?c=${c}&m=0 HTTP/1.1\r\nHost: x\r\n\r\n` +
+      'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n' + `GET /rt?c=${c}&m=0 HTTP/1.1\r\nHost: x\r\n\r\n`);
+    await waitHeld(base, (n) => n === baseline + 1, { what: 'the first poll held' });
+    const id = await publishOk(base, c, 'behind');
+    const [a, b, d] = await responses;
+    assert.equal(a.status, 200, a.head);
+    assert.deepEqual(JSON.parse(a.body)[c].msg.map((m) => [m.id, m.payload]), [[id, 'behind']]);
+    assert.equal(b.status, 200, b.head);
+    assert.equal(b.body, '{"status":"ok"}');
+    assert.deepEqual(JSON.parse(d.body)[c].msg.map((m) => [m.id, m.payload]), [[id, 'behind']]);
   } finally {
     sock.destroy();
   }
