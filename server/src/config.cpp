@@ -303,8 +303,10 @@ Reliable real-time updates over HTTP long polls, backed by Redis.
   --ttl SECONDS               expiry of idle channels' keys, 0 = never (default 604800 = 7 days)
   --max-channels N            channels per /rt request (default 500)
   --max-url BYTES             longest request URL, longer answers 414 (default 65536);
-                              a request head may be max(URL + 16 KiB, 64 KiB), more: 431
-  --max-body BYTES            largest request body (POST /publish), larger answers 413 and
+                              a request head may be max(URL + 16 KiB, 64 KiB), more: 400
+                              (evhttp's own answer)
+  --max-body BYTES            largest request body (POST /publish), larger answers 413
+                              (evhttp's own answer, after reading and dropping the body) and
                               the connection closes (default 65536)
   --max-held N                open /rt requests (all threads); beyond it /rt answers 503 (default 10000)
   --web DIR                   serve static files from DIR (GET only)
@@ -315,8 +317,9 @@ Reliable real-time updates over HTTP long polls, backed by Redis.
                               connections (default 1)
   --idle-timeout SECONDS      close keep-alive connections idle this long between requests
                               (default: the poll timeout + 60)
-  --request-timeout SECONDS   close connections whose request head/body stalls, or that do
-                              not read their answer, this long (default 30)
+  --request-timeout SECONDS   close connections whose request head/body is not complete this
+                              long after its first byte, or that do not read their answer
+                              this long (default 30)
   --reuseport                 SO_REUSEPORT: each worker thread gets its own listening
                               socket, and several rt-server processes may listen on the
                               same HOST:PORT (the kernel spreads connections over them)
