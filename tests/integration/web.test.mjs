@@ -84,6 +84,28 @@ test('--cors-origin: Access-Control-Allow-Origin on /rt and /publish answers', a
   assert.equal(id, 1);
 });
 
+test('--cors-origin: OPTIONS preflights of the JSON endpoints get 204 with the methods; others 405', async () => {
+  const pre = (p) => rawHttp(server.port, `OPTIONS ${p} HTTP/1.1\r\nHost: x\r\nOrigin: ${ORIGIN}\r\n` +
+    'Access-Control-Request-Method: POST\r\nConnection: close\r\n\r\n');
+  const pub = await pre('/publish?c=a');
+  assert.equal(pub.status, 204, pub.raw);
+  assert.equal(pub.headers['access-control-allow-origin'], ORIGIN);
+  assert.equal(pub.headers['access-control-allow-methods'], 'POST');
+  assert.equal(pub.headers['access-control-allow-headers'], 'Authorization, Content-Type');
+  assert.equal(pub.headers['access-control-max-age'], '86400');
+  assert.equal(pub.headers['content-length'], undefined, pub.raw);
+  const rt = await pre('/rt?c=a&m=0');
+  assert.equal(rt.status, 204, rt.raw);
+  assert.equal(rt.headers['access-control-allow-methods'], 'GET');
+  assert.equal(rt.headers['access-control-allow-headers'], undefined);
+  for (const p of ['/metrics', '/index.html']) {
+    const r = await pre(p);
+    assert.equal(r.status, 405, `${p}: ${r.raw}`);
+    assert.equal(r.headers.allow, 'GET', p);
+    assert.ok(r.json && typeof r.json.error === 'string', `${p}: ${r.body}`);
+  }
+});
+
 test('without --cors-origin no Access-Control-Allow-Origin is sent', async () => {
   await withServer({ redisUrl: redis.url, pollTimeout: 2 }, async (plain) => {
     const r = await poll(plain.base, [[uniqueChannel(), 1]]);
