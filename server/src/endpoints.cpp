@@ -25,7 +25,7 @@ void on_pong(redisReply* r, void* priv) noexcept {
   auto* call = static_cast<HealthCall*>(priv);
   bool ok = r != nullptr && (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING) && call->w->hub().up();
   if (ok)
-    send_json(call->req, 200, "{\"status\":\"ok\"}", metrics::Endpoint::healthz, call->w->reply_options());
+    send_json(call->req, 200, call->w->healthy_body(), metrics::Endpoint::healthz, call->w->reply_options());
   else
     send_error(call->req, 503, "redis unavailable", metrics::Endpoint::healthz, call->w->reply_options());
   delete call;
@@ -51,8 +51,9 @@ void handle_rt(Worker& w, http::Request* req) noexcept {
 }
 
 void handle_healthz(Worker& w, http::Request* req) noexcept {
-  if (!w.cmd().up() || !w.hub().up()) {
-    send_error(req, 503, "redis unavailable", metrics::Endpoint::healthz, w.reply_options());
+  std::string why = w.redis_unavailable();
+  if (!why.empty()) {
+    send_error(req, 503, why, metrics::Endpoint::healthz, w.reply_options());
     return;
   }
   auto* call = new (std::nothrow) HealthCall{&w, req};

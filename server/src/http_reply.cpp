@@ -1,5 +1,7 @@
 #include "http_reply.hpp"
 
+#include <strings.h>
+
 #include <ctime>
 
 #include "protocol/protocol.hpp"
@@ -28,7 +30,7 @@ namespace {
 // The headers of this thread's answers. Each is linked into one answer at a time and
 // unlinked before the next (Request::respond writes the head synchronously).
 struct Fixed {
-  evkeyval content_type{}, content_length{}, cache_control{}, date{}, allow_origin{}, vary{};
+  evkeyval content_type{}, content_length{}, cache_control{}, date{}, allow_origin{}, vary{}, retry_after{};
   char length[24] = {};
   char date_text[40] = {};
   time_t date_sec = 0;
@@ -40,6 +42,7 @@ struct Fixed {
     set(&date, "Date", date_text);
     set(&allow_origin, "Access-Control-Allow-Origin", "");
     set(&vary, "Vary", "Origin");
+    set(&retry_after, "Retry-After", "1");
   }
   static void set(evkeyval* kv, const char* k, const char* v) noexcept {
     kv->key = const_cast<char*>(k);
@@ -92,7 +95,15 @@ void send_body(http::Request* req, int code, std::string_view body, evbuffer* sh
     req->link_header(&f.allow_origin);
     req->link_header(&f.vary);
   }
-  for (const Header& h : extra) req->add_header(h.name, h.value);
+  // Every 503 rt sends (Redis unreachable or failing over, too many polls, out of memory)
+  // tells clients when to come back: the outages it stands for are short (a reconnect, a
+  // Sentinel failover of a few seconds), and a crowd retrying at once would prolong them.
+  bool retry_after = code == 503;
+  for (const Header& h : extra) {
+    if (strcasecmp(h.name, "Retry-After") == 0) retry_after = false;
+    req->add_header(h.name, h.value);
+  }
+  if (retry_after) req->link_header(&f.retry_after);
   req->respond(code, reason_phrase(code), code == 204 ? std::string_view() : body, code == 204 ? nullptr : shared);
 }
 
