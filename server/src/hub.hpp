@@ -23,6 +23,7 @@
 #include "mirror.hpp"
 #include "redis_link.hpp"
 #include "scripts.hpp"
+#include "util.hpp"
 
 namespace rt {
 
@@ -32,7 +33,10 @@ namespace rt {
 // it and sent as is by the others. Only touched from the worker's own thread.
 struct SharedMessage {
   proto::Message msg;
-  mutable std::string single_body;
+  // The answer of a one-channel poll waiting for exactly this message: every such poll of
+  // the worker (a fan-out) sends these bytes. Built by the first of them; the others add it
+  // to their answers by reference, without copying it (http_reply's send_json_shared).
+  mutable EvbufferPtr single_body;
 };
 using SharedMessagePtr = std::shared_ptr<const SharedMessage>;
 

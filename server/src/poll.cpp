@@ -448,14 +448,20 @@ void Poll::evaluate_pending() noexcept {
         // The fan-out case: one channel, one new message. Every poll of this channel that
         // was at the same id sends the same bytes: build them once (SharedMessage).
         const SharedMessage& sm = *pend.front();
-        if (sm.single_body.empty()) {
+        if (!sm.single_body) {
           proto::Entry e;
           e.channel = name_of(c);
           e.status = proto::EntryStatus::ok;
           e.msgs.push_back(sm.msg);
-          sm.single_body = proto::build_response({e});
+          std::string body = proto::build_response({e});
+          EvbufferPtr buf(evbuffer_new());
+          if (!buf || evbuffer_add(buf.get(), body.data(), body.size()) != 0) {
+            send_answer(body, nullptr, 1, Resets(), 1);  // out of memory: a copy then
+            return;
+          }
+          sm.single_body = std::move(buf);
         }
-        send_answer(sm.single_body, 1, Resets(), 1);
+        send_answer({}, sm.single_body.get(), 1, Resets(), 1);
         return;
       }
       proto::Entry e;
@@ -530,15 +536,17 @@ void Poll::answer(std::vector<proto::Entry> entries) noexcept {
     answer_error(503, "out of memory");
     return;
   }
-  send_answer(body, delivered, resets, entries.size());
+  send_answer(body, nullptr, delivered, resets, entries.size());
 }
 
-void Poll::send_answer(const std::string& body, uint64_t delivered, Resets resets, size_t entries) noexcept {
+void Poll::send_answer(std::string_view body, evbuffer* shared, uint64_t delivered, Resets resets,
+                       size_t entries) noexcept {
   if (req_ == nullptr || !req_->connected()) {
     finish();
     return;
   }
-  send_json(req_, 200, body, metrics::Endpoint::rt, w_.reply_options());
+  if (shared != nullptr) send_json_shared(req_, 200, shared, metrics::Endpoint::rt, w_.reply_options());
+  else send_json(req_, 200, body, metrics::Endpoint::rt, w_.reply_options());
   req_ = nullptr;
   auto& m = metrics::get();
   m.deliveries.fetch_add(delivered, std::memory_order_relaxed);

@@ -76,11 +76,13 @@ class Poll final : public HubListener, public Deferred {
   void evaluate_round() noexcept;
   void evaluate_pending() noexcept;
   void answer(std::vector<proto::Entry> entries) noexcept;
-  // Sends a built 200 body (`delivered` messages, `resets` reset entries, `entries` in all).
+  // Sends a built 200 body, or the bytes of `shared` by reference (a fan-out answer built
+  // once per message); `delivered` messages, `resets` reset entries, `entries` in all.
   struct Resets {
     uint64_t behind = 0, lost = 0;
   };
-  void send_answer(const std::string& body, uint64_t delivered, Resets resets, size_t entries) noexcept;
+  void send_answer(std::string_view body, evbuffer* shared, uint64_t delivered, Resets resets,
+                   size_t entries) noexcept;
   void answer_error(int code, const std::string& message) noexcept;
   void finish() noexcept;  // leaves the hub, stops the timer; the object is freed later
 

@@ -2,6 +2,7 @@
 // monotonic clock in milliseconds.
 #pragma once
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <jansson.h>
 
@@ -14,10 +15,14 @@ namespace rt {
 struct EventBaseDeleter { void operator()(event_base* b) const noexcept { event_base_free(b); } };
 struct EventDeleter { void operator()(event* e) const noexcept { event_free(e); } };
 struct JsonDeleter { void operator()(json_t* j) const noexcept { json_decref(j); } };
+// evbuffer_free only drops the owner's reference: answers that add the buffer by reference
+// (evbuffer_add_buffer_reference) keep it until they are written.
+struct EvbufferDeleter { void operator()(evbuffer* b) const noexcept { evbuffer_free(b); } };
 
 using EventBasePtr = std::unique_ptr<event_base, EventBaseDeleter>;
 using EventPtr = std::unique_ptr<event, EventDeleter>;
 using JsonPtr = std::unique_ptr<json_t, JsonDeleter>;
+using EvbufferPtr = std::unique_ptr<evbuffer, EvbufferDeleter>;
 
 // Milliseconds on the monotonic clock (never jumps with wall-clock changes).
 inline uint64_t now_ms() noexcept {
