@@ -40,7 +40,6 @@ void handle_rt(Worker& w, http::Request* req) noexcept {
   try {
     if (proto::parse_rt_query(req->query(), w.cfg().max_channels, &chans, &detail) != proto::QueryError::none) {
       send_error(req, 400, detail, metrics::Endpoint::rt, w.reply_options());
-      metrics::get().rt_latency.observe_us(now_us() - started_us);
       return;
     }
   } catch (...) {

@@ -74,7 +74,11 @@ thread_local Fixed fixed;
 void send_body(http::Request* req, int code, std::string_view body, evbuffer* shared, const char* content_type,
                const char* cache_control, const std::string* cors_origin, ExtraHeaders extra,
                metrics::Endpoint ep) noexcept {
+  // The one place that records an answer: counted by endpoint and status, and for /rt and
+  // /publish its latency from the request's arrival.
   metrics::count_request(ep, code);
+  if (ep == metrics::Endpoint::rt) metrics::get().rt_latency.observe_us(now_us() - req->started_us());
+  else if (ep == metrics::Endpoint::publish) metrics::get().publish_latency.observe_us(now_us() - req->started_us());
   if (!req->connected()) {
     req->respond(code, nullptr, {});  // nobody to answer: just frees it
     return;

@@ -1,7 +1,8 @@
 // Answers HTTP requests the way every rt endpoint does: Content-Type, Content-Length,
 // Cache-Control, a Date formatted once per second, the CORS headers when configured, extra
 // headers such as Allow or WWW-Authenticate, then the body; and the request counted in
-// rt_requests_total (the one exit path every answer takes).
+// rt_requests_total, and its latency in rt_poll_duration_seconds / rt_publish_duration_seconds
+// (the one exit path every answer takes: handlers record no request metrics themselves).
 //
 // The fixed headers are not copied per answer: they are per-thread evkeyval entries linked
 // into the evhttp request's header list while evhttp writes the head (http::Request::

@@ -61,7 +61,6 @@ bool Poll::answer_from_mirrors(Worker& w, http::Request* req, const std::vector<
   auto& mt = metrics::get();
   mt.mirror_decisions.fetch_add(chans.size(), std::memory_order_relaxed);
   mt.deliveries.fetch_add(delivered, std::memory_order_relaxed);
-  mt.rt_latency.observe_us(now_us() - started_us);
   return true;
 }
 
@@ -70,7 +69,6 @@ void Poll::start(Worker& w, http::Request* req, std::vector<proto::ChannelPos> c
   // One bound for the whole process (all workers); threads may overshoot it by a few.
   if (metrics::get().open_polls.load(std::memory_order_relaxed) >= int64_t(w.cfg().max_held)) {
     send_error(req, 503, "too many open polls, retry later", metrics::Endpoint::rt, w.reply_options());
-    metrics::get().rt_latency.observe_us(now_us() - started_us);
     return;
   }
   Poll* p = new (std::nothrow) Poll(w, req, started_us);
@@ -553,7 +551,6 @@ void Poll::send_answer(std::string_view body, evbuffer* shared, uint64_t deliver
   m.resets_behind.fetch_add(resets.behind, std::memory_order_relaxed);
   m.resets_lost.fetch_add(resets.lost, std::memory_order_relaxed);
   uint64_t us = now_us() - started_us_;
-  m.rt_latency.observe_us(us);
   RT_LOG(debug, "rt answered").kv("status", 200).kv("channels", chans_.size()).kv("entries", entries)
       .kv("messages", delivered).kv("ms", double(us) / 1000.0);
   finish();
@@ -564,7 +561,6 @@ void Poll::answer_error(int code, const std::string& message) noexcept {
     send_error(req_, code, message, metrics::Endpoint::rt, w_.reply_options());
     req_ = nullptr;
     uint64_t us = now_us() - started_us_;
-    metrics::get().rt_latency.observe_us(us);
     RT_LOG(debug, "rt answered").kv("status", code).kv("error", message).kv("ms", double(us) / 1000.0);
   }
   finish();

@@ -29,7 +29,6 @@ void finish(Worker& w, http::Request* req, int code, std::string_view body_or_er
   else
     send_json(req, code, body_or_error, metrics::Endpoint::publish, w.reply_options());
   uint64_t us = now_us() - started_us;
-  metrics::get().publish_latency.observe_us(us);
   RT_LOG(debug, "publish answered").kv("status", code).kv("ms", double(us) / 1000.0);
 }
 
@@ -77,7 +76,6 @@ void on_replicated(void* priv, long long confirmed) noexcept {
       finish(w, call->req, 503, "stored on the master, not confirmed on the replicas", true, call->started_us);
     } else {
       send_json(call->req, 503, body, metrics::Endpoint::publish, w.reply_options());
-      metrics::get().publish_latency.observe_us(now_us() - call->started_us);
     }
   }
   delete call;

@@ -10,7 +10,7 @@ import { before, after } from 'node:test';
 import {
   test, startStack, startServer, withServer, assertCleanShutdown, poll, publishOk, rawHttp, uniqueChannel, keys,
   TOKEN, assertStillServes, assertTimeId, freePort, RT_SERVER_BIN, REPO_ROOT, waitFor, sleep, sanitizerReportIn,
-  heldPolls, waitHeld,
+  heldPolls, waitHeld, metricsText, metricValue, request,
 } from './lib/harness.mjs';
 
 let stack, base, port, redis;
@@ -401,6 +401,30 @@ test('--idle-timeout and --request-timeout close idle and stalled connections, n
       await heldClosed;
     }
   });
+});
+
+test('every answer is recorded once, on one exit path: requests by endpoint and status, /rt and /publish latency', async () => {
+  const snap = async () => {
+    const t = await metricsText(base);
+    return {
+      rt: metricValue(t, 'rt_requests_total', { endpoint: 'rt' }) ?? 0,
+      publish: metricValue(t, 'rt_requests_total', { endpoint: 'publish' }) ?? 0,
+      rtLatency: metricValue(t, 'rt_poll_duration_seconds_count') ?? 0,
+      publishLatency: metricValue(t, 'rt_publish_duration_seconds_count') ?? 0,
+    };
+  };
+  const before = await snap();
+  const c = uniqueChannel();
+  await publishOk(base, c, 'counted');
+  assert.equal((await poll(base, [[c, 0]])).status, 200);             // answered from Redis or the mirror
+  assert.equal((await request(base, '/rt?c=a')).status, 400);           // refused by the handler
+  assert.equal((await request(base, '/rt?c=a&m=0', { method: 'POST', body: '{}' })).status, 405);  // by the router
+  assert.equal((await request(base, '/publish?c=a', { method: 'POST', body: '{}' })).status, 401);
+  const after = await snap();
+  assert.deepEqual({
+    rt: after.rt - before.rt, publish: after.publish - before.publish,
+    rtLatency: after.rtLatency - before.rtLatency, publishLatency: after.publishLatency - before.publishLatency,
+  }, { rt: 3, publish: 2, rtLatency: 3, publishLatency: 2 });
 });
 
 test('after all of it the server still serves', async () => {
