@@ -2,7 +2,7 @@
 # Defines PROTO_SRCS for the other parts, and its own unit tests.
 
 PROTO_SRCS := server/protocol/protocol.cpp
-PROTO_HDRS := server/protocol/protocol.hpp
+PROTO_HDRS := server/protocol/protocol.hpp server/protocol/keys.hpp
 PROTO_TEST_SRCS := tests/unit/protocol/test_protocol.cpp
 
 $(BUILD)/unit/test_protocol: $(PROTO_TEST_SRCS) $(PROTO_SRCS) $(PROTO_HDRS) | $(BOOTSTRAP_SERVER)

@@ -20,9 +20,9 @@ constexpr uint64_t kPingEveryMs = 5000;  // liveness ping of the pub/sub connect
 
 Hub::Hub(event_base* base, RedisLink& link, RedisLink* pinger, ScriptSet* scripts, std::string key_prefix,
          uint64_t timeout_ms, const std::string& tag)
-    : link_(link), pinger_(pinger), scripts_(scripts), prefix_(std::move(key_prefix)), timeout_ms_(timeout_ms) {
+    : link_(link), pinger_(pinger), scripts_(scripts), keys_(std::move(key_prefix)), timeout_ms_(timeout_ms) {
   // Not a valid channel name ('!'), so no client channel can collide with it.
-  sentinel_ = prefix_ + "{!rt-hub." + tag + "}:pubsub";
+  sentinel_ = keys_.pubsub("!rt-hub." + tag);  // "!": never a client channel name
   tick_ev_.reset(event_new(base, -1, EV_PERSIST, on_tick, this));
   fence_ev_.reset(event_new(base, -1, 0, on_fence_send, this));
   timeval tv = ms_to_tv(kTickMs);
@@ -35,15 +35,7 @@ Hub::~Hub() {
       metrics::get().subscribed_channels.fetch_sub(1, std::memory_order_relaxed);
 }
 
-std::string Hub::pubsub_name(const std::string& channel) const {
-  std::string s;
-  s.reserve(prefix_.size() + channel.size() + 10);
-  s += prefix_;
-  s += '{';
-  s += channel;
-  s += "}:pubsub";
-  return s;
-}
+std::string Hub::pubsub_name(const std::string& channel) const { return keys_.pubsub(channel); }
 
 void Hub::set_state(Chan& c, SubState s) noexcept {
   if (c.state == SubState::subscribed && s != SubState::subscribed)
@@ -148,12 +140,8 @@ void Hub::handle_reply(redisReply* r) noexcept {
     }
     return;
   }
-  // <prefix>{<channel>}:pubsub -> <channel>
-  const std::string_view tail = "}:pubsub";
-  if (name.size() < prefix_.size() + 1 + tail.size() || name.substr(0, prefix_.size()) != prefix_ ||
-      name[prefix_.size()] != '{' || name.substr(name.size() - tail.size()) != tail)
-    return;
-  std::string channel(name.substr(prefix_.size() + 1, name.size() - prefix_.size() - 1 - tail.size()));
+  std::string channel;
+  if (!keys_.channel_of_pubsub(name, &channel)) return;
   auto it = chans_.find(channel);
   if (it == chans_.end()) return;
   Chan& c = it->second;
@@ -321,7 +309,7 @@ bool Hub::start_seed(const std::string& channel, Chan& c) noexcept {
     call->channel = channel;
     call->token = c.mirror.begin_seed(now_ms());
     // read.lua with L = 0 and a limit of 0 messages: {N} or {N, {}, newest}, atomically.
-    std::vector<std::string> keys{prefix_ + "{" + channel + "}:msg_id", prefix_ + "{" + channel + "}:msg_backlog"};
+    std::vector<std::string> keys{keys_.msg_id(channel), keys_.backlog(channel)};
     std::vector<std::string> args{"0", "0"};
     if (run_script(*pinger_, scripts_->read, keys, args, on_seed_reply, call)) return true;
   } catch (...) {
@@ -371,7 +359,7 @@ void Hub::start_verify(const std::string& channel, Chan& c) noexcept {
   if (call == nullptr) return;
   try {
     call->channel = channel;
-    std::string key = prefix_ + "{" + channel + "}:msg_id";
+    std::string key = keys_.msg_id(channel);
     call->token = c.mirror.begin_verify(now_ms(), &call->n_sent);
     const char* argv[] = {"GET", key.c_str()};
     size_t lens[] = {3, key.size()};

@@ -21,6 +21,7 @@
 #include <unordered_map>
 
 #include "mirror.hpp"
+#include "protocol/keys.hpp"
 #include "redis_link.hpp"
 #include "scripts.hpp"
 #include "util.hpp"
@@ -176,7 +177,7 @@ class Hub : public RedisLink::Listener {
   uint64_t ping_seen_ = 0;         // highest ping sequence number received on pub/sub
   uint64_t epoch_ = 0;             // bumped whenever the pub/sub connection goes up or down
   uint64_t ping_epoch_ = 0;        // epoch_ when the ping in flight was sent
-  std::string prefix_;
+  proto::Keys keys_;
   std::string sentinel_;  // pub/sub name of the sentinel channel (not a valid channel name)
   uint64_t timeout_ms_;
   bool sentinel_confirmed_ = false;

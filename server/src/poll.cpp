@@ -288,8 +288,8 @@ void Poll::start_round() noexcept {
         continue;
       }
       metrics::get().backlog_reads.fetch_add(1, std::memory_order_relaxed);
-      keys[0] = w_.key(name_of(c), "msg_id");
-      keys[1] = w_.key(name_of(c), "msg_backlog");
+      keys[0] = w_.keys().msg_id(name_of(c));
+      keys[1] = w_.keys().backlog(name_of(c));
       args[0] = std::to_string(c.last);
       if (!run_script(w_.cmd(), w_.scripts().read, keys, args, on_read_reply, &rr)) {
         read_failed_ = true;

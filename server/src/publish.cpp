@@ -219,7 +219,8 @@ void handle_publish(Worker& w, http::Request* req) noexcept {
   }
   bool sent = false;
   try {
-    std::vector<std::string> keys{w.key(channel, "msg_id"), w.key(channel, "msg_backlog"), w.key(channel, "pubsub")};
+    const proto::Keys& k = w.keys();
+    std::vector<std::string> keys{k.msg_id(channel), k.backlog(channel), k.pubsub(channel)};
     std::vector<std::string> args{std::string(body), std::to_string(backlog), std::to_string(cfg.ttl_s)};
     sent = run_script(w.publish_link(), w.scripts().publish, keys, args, on_published, call);
   } catch (...) {

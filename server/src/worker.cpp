@@ -18,7 +18,7 @@ constexpr uint64_t kDrainMs = 2000;  // at a stop: time left to write the last a
 }  // namespace
 
 Worker::Worker(const Config& cfg, const std::string& lua_dir, int index, int listen_fd, bool own_fd)
-    : cfg_(cfg), lua_dir_(lua_dir), index_(index), listen_fd_(listen_fd), own_fd_(own_fd) {
+    : cfg_(cfg), lua_dir_(lua_dir), index_(index), listen_fd_(listen_fd), own_fd_(own_fd), keys_(cfg.key_prefix) {
   reply_opt_.cors_origin = &cfg_.cors_origin;
 }
 
@@ -39,17 +39,6 @@ Worker::~Worker() {
   base_.reset();
   for (int fd : stop_pipe_)
     if (fd >= 0) close(fd);
-}
-
-std::string Worker::key(const std::string& channel, const char* suffix) const {
-  std::string k;
-  k.reserve(cfg_.key_prefix.size() + channel.size() + 16);
-  k += cfg_.key_prefix;
-  k += '{';
-  k += channel;
-  k += "}:";
-  k += suffix;
-  return k;
 }
 
 bool Worker::init(std::string* error) {

@@ -13,6 +13,7 @@
 #include "http_reply.hpp"
 #include "http_server.hpp"
 #include "hub.hpp"
+#include "protocol/keys.hpp"
 #include "redis_link.hpp"
 #include "replica_wait.hpp"
 #include "scripts.hpp"
@@ -80,8 +81,8 @@ class Worker : private RedisLink::Listener, private http::Handler, private Senti
   // with Sentinel's view of the master).
   std::string redis_unavailable() const noexcept;
 
-  // Redis key names of a channel: <prefix>{<channel>}:<suffix>
-  std::string key(const std::string& channel, const char* suffix) const;
+  // The Redis names of channels (--key-prefix).
+  const proto::Keys& keys() const noexcept { return keys_; }
 
  private:
   void on_request(http::Request* req) noexcept override;
@@ -105,6 +106,7 @@ class Worker : private RedisLink::Listener, private http::Handler, private Senti
   int stop_pipe_[2] = {-1, -1};
   uint64_t drain_deadline_ms_ = 0;
   ReplyOptions reply_opt_;
+  proto::Keys keys_;
   EventBasePtr base_;
   std::unique_ptr<http::Server> http_;
   std::unique_ptr<RedisLink> cmd_;
