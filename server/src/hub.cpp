@@ -7,22 +7,24 @@
 #include "json_check.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
+#include "mirror_timing.hpp"
 #include "protocol/protocol.hpp"
 
 namespace rt {
 
 namespace {
-constexpr uint64_t kLingerMs = 2000;   // an unused channel stays subscribed this long
 constexpr size_t kMaxIdle = 10000;     // beyond this many lingering channels, unsubscribe at once
-constexpr uint64_t kTickMs = 100;
-constexpr uint64_t kPingEveryMs = 5000;  // liveness ping of the pub/sub connection
+using timing::kLingerMs;
+using timing::kPingEveryMs;
+constexpr uint64_t kTickMs = timing::kHubTickMs;
+constexpr uint64_t kTicksPerSweep = timing::kSweepMs / timing::kHubTickMs;
 }  // namespace
 
 Hub::Hub(event_base* base, RedisLink& link, RedisLink* pinger, ScriptSet* scripts, std::string key_prefix,
          uint64_t timeout_ms, const std::string& tag)
     : link_(link), pinger_(pinger), scripts_(scripts), keys_(std::move(key_prefix)), timeout_ms_(timeout_ms) {
   // Not a valid channel name ('!'), so no client channel can collide with it.
-  sentinel_ = keys_.pubsub("!rt-hub." + tag);  // "!": never a client channel name
+  sentinel_ = keys_.pubsub("!rt-hub." + tag);
   tick_ev_.reset(event_new(base, -1, EV_PERSIST, on_tick, this));
   fence_ev_.reset(event_new(base, -1, 0, on_fence_send, this));
   timeval tv = ms_to_tv(kTickMs);
@@ -243,9 +245,9 @@ void Hub::tick() noexcept {
       last_ping_ms_ = now;
     }
   }
-  // Every 5 ticks: mirror seeds and verifications, then unsubscribe channels that have
+  // Every sweep: mirror seeds and verifications, then unsubscribe channels that have
   // lingered unused long enough (full scans).
-  if (++sweep_tick_ % 5 != 0) return;
+  if (++sweep_tick_ % kTicksPerSweep != 0) return;
   maintain_mirrors(now);
   if (idle_count_ == 0) return;
   std::vector<std::string> expired;

@@ -27,14 +27,15 @@
 #include <cstdint>
 #include <vector>
 
+#include "mirror_timing.hpp"
 #include "protocol/protocol.hpp"
 
 namespace rt {
 
 class ChannelMirror {
  public:
-  static constexpr uint64_t kTrustMs = 1500;   // decisions allowed this long after a verification
-  static constexpr uint64_t kVerifyAfterMs = 700;  // a used mirror is re-verified from this age
+  static constexpr uint64_t kTrustMs = timing::kTrustMs;              // see mirror_timing.hpp
+  static constexpr uint64_t kVerifyAfterMs = timing::kVerifyAfterMs;
   static constexpr size_t kMaxSeedBuffer = 256;   // pub/sub messages buffered during a seed
 
   enum class State { empty, seeding, valid };
