@@ -145,3 +145,22 @@ test-client-wasm: client server
 	  node --test tests/wasm/ 2>&1
 
 TEST_TARGETS += test-client-unit test-client-unit-asan test-client-wasm
+
+# --- the npm package -------------------------------------------------------------------------
+# make client-pack: build/client/<name>-<version>.tgz, an ESM package (exports with a `types`
+# condition) holding the built module, its types, the prebuilt wasm, README and LICENSE. The
+# manifest is client-wasm/package/package.json (name and version are read from it).
+CLIENT_PKG_JSON   := client-wasm/package/package.json
+CLIENT_PKG_ID     := $(shell node -p "const p=require('./$(CLIENT_PKG_JSON)');p.name.replace('@','').replace('/','-')+'-'+p.version" 2>/dev/null)
+CLIENT_PKG_TGZ    := $(CLIENT_OUT)/$(CLIENT_PKG_ID).tgz
+
+$(CLIENT_PKG_TGZ): $(CLIENT_ARTIFACTS) $(CLIENT_PKG_JSON) client-wasm/README.md LICENSE
+	set -e; tmp=$$(mktemp -d $(CLIENT_OUT)/.pack.XXXXXX); mkdir -p $$tmp/pkg; \
+	cp $(CLIENT_OUT)/rt-client.mjs $(CLIENT_OUT)/rt-core.wasm client-wasm/README.md LICENSE $(CLIENT_PKG_JSON) $$tmp/pkg/; \
+	cp $(CLIENT_OUT)/rt-client.d.ts $$tmp/pkg/rt-client.d.mts; \
+	(cd $$tmp/pkg && npm pack --silent --pack-destination .. >/dev/null); \
+	mv $$tmp/$(CLIENT_PKG_ID).tgz $@; rm -rf $$tmp
+	@tar -tzf $@ | sed 's/^/  /'
+
+.PHONY: client-pack
+client-pack: $(CLIENT_PKG_TGZ)

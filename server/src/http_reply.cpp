@@ -66,8 +66,8 @@ void append_uint(std::string* s, size_t v) {
 
 // The common tail of every answer: the header block, the body, counting.
 void send_body(http::Request* req, int code, std::string_view body, std::string_view content_type,
-               const char* cache_control, std::string_view cors_origin, std::string_view extra,
-               metrics::Endpoint ep) noexcept {
+               const char* cache_control, std::string_view cors_origin, bool cors_credentials,
+               std::string_view extra, metrics::Endpoint ep) noexcept {
   metrics::count_request(ep, code);
   if (!req->connected()) {
     req->respond({}, {});  // nobody to answer: just frees it
@@ -97,7 +97,9 @@ void send_body(http::Request* req, int code, std::string_view body, std::string_
     if (!cors_origin.empty()) {
       head += "Access-Control-Allow-Origin: ";
       head += cors_origin;
-      head += "\r\nVary: Origin\r\n";
+      // Pages read Retry-After of a 503 to wait as long as the server asks.
+      head += "\r\nVary: Origin\r\nAccess-Control-Expose-Headers: Retry-After\r\n";
+      if (cors_credentials) head += "Access-Control-Allow-Credentials: true\r\n";
     }
     head += extra;
     head += "\r\n";
@@ -113,7 +115,7 @@ void send_body(http::Request* req, int code, std::string_view body, std::string_
 void send_json(http::Request* req, int code, std::string_view body, metrics::Endpoint ep,
                const ReplyOptions& opt, std::string_view extra_headers) noexcept {
   std::string_view cors = opt.cors_origin ? std::string_view(*opt.cors_origin) : std::string_view();
-  send_body(req, code, body, "application/json", "no-store", cors, extra_headers, ep);
+  send_body(req, code, body, "application/json", "no-store", cors, opt.cors_credentials, extra_headers, ep);
 }
 
 void send_error(http::Request* req, int code, std::string_view message, metrics::Endpoint ep,
@@ -129,7 +131,7 @@ void send_error(http::Request* req, int code, std::string_view message, metrics:
 
 void send_text(http::Request* req, int code, std::string_view body, const char* content_type,
                metrics::Endpoint ep, const char* cache_control, std::string_view extra_headers) noexcept {
-  send_body(req, code, body, content_type, cache_control, {}, extra_headers, ep);
+  send_body(req, code, body, content_type, cache_control, {}, false, extra_headers, ep);
 }
 
 }  // namespace rt

@@ -15,6 +15,7 @@ namespace rt {
 
 struct ReplyOptions {
   const std::string* cors_origin = nullptr;  // Access-Control-Allow-Origin when non-empty
+  bool cors_credentials = false;             // with it, Access-Control-Allow-Credentials: true
 };
 
 // Standard reason phrase of an HTTP status.

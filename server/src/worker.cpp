@@ -38,6 +38,7 @@ void on_pong(redisReply* r, void* priv) noexcept {
 Worker::Worker(const Config& cfg, const std::string& lua_dir, int index, int listen_fd)
     : cfg_(cfg), lua_dir_(lua_dir), index_(index), listen_fd_(listen_fd) {
   reply_opt_.cors_origin = &cfg_.cors_origin;
+  reply_opt_.cors_credentials = cfg_.cors_credentials;
 }
 
 Worker::~Worker() {
