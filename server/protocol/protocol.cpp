@@ -51,6 +51,21 @@ bool json_id(const json_t* obj, const char* key, uint64_t min, uint64_t* out) no
   return true;
 }
 
+// Reads a message object's id and prev: "id" in 1..kMaxId, "prev" in 0..id-1 when present,
+// else id - 1 (a version-1 message). False when either is invalid.
+bool message_ids(const json_t* msg, uint64_t* id, uint64_t* prev) noexcept {
+  uint64_t i, p;
+  if (!json_id(msg, "id", 1, &i)) return false;
+  if (json_object_get(msg, "prev") == nullptr) {
+    p = i - 1;
+  } else if (!json_id(msg, "prev", 0, &p) || p >= i) {
+    return false;
+  }
+  *id = i;
+  *prev = p;
+  return true;
+}
+
 // Parses JSON text the way every reader in rt must: strings may hold \u0000, duplicate keys
 // are refused, and a number too large for a 64-bit integer (valid JSON, as a JavaScript page
 // would publish it) does not make the document unreadable: the document is then decoded with
@@ -188,22 +203,28 @@ size_t query_pair_length(const ChannelPos& pos, bool first) noexcept {
   return (first ? 0 : 1) + 2 + pos.channel.size() + 3 + decimal_length(pos.last_id);
 }
 
-bool parse_message(std::string_view json, uint64_t* id) {
+bool parse_message(std::string_view json, uint64_t* id, uint64_t* prev) {
   JsonPtr root(load_json(json, nullptr));
   if (!root || !json_is_object(root.get())) return false;
   if (!json_object_get(root.get(), "payload")) return false;
-  return json_id(root.get(), "id", 1, id);
+  return message_ids(root.get(), id, prev);
 }
 
-std::string make_message_json(uint64_t id, std::string_view payload_json) {
+std::string make_message_json(uint64_t id, uint64_t prev, std::string_view payload_json) {
   std::string s;
-  s.reserve(24 + payload_json.size());
+  s.reserve(48 + payload_json.size());
   s.append("{\"id\":");
   s.append(std::to_string(id));
+  s.append(",\"prev\":");
+  s.append(std::to_string(prev));
   s.append(",\"payload\":");
   s.append(payload_json);
   s.push_back('}');
   return s;
+}
+
+const char* reason_name(ResetReason reason) noexcept {
+  return reason == ResetReason::behind ? "behind" : "lost";
 }
 
 bool decide(std::string_view channel, uint64_t last, uint64_t newest, std::vector<Message> after,
@@ -214,15 +235,22 @@ bool decide(std::string_view channel, uint64_t last, uint64_t newest, std::vecto
 
   entry->channel.assign(channel.data(), channel.size());
   entry->msgs.clear();
-  if (newest > last && !after.empty() && after.front().id == last + 1) {
+  if (!after.empty() && after.front().prev == last) {
+    // The chain continues from L: hand out its unbroken part. A break (a message whose
+    // predecessor is not the one before it) ends the list; the next poll, from the last id
+    // of this one, then gets the reset.
+    size_t n = 1;
+    while (n < after.size() && after[n].prev == after[n - 1].id) n++;
+    after.resize(n);
     entry->status = EntryStatus::ok;
     entry->id = 0;
     entry->msgs = std::move(after);
     return true;
   }
-  // A gap (trimmed backlog), or last > newest (history lost): resume from newest.
+  // L is not where the backlog's chain starts: resume from N.
   entry->status = EntryStatus::reset;
   entry->id = newest;
+  entry->reason = (!after.empty() && last < after.front().prev) ? ResetReason::behind : ResetReason::lost;
   if (!after.empty())
     entry->msgs.push_back(std::move(after.back()));
   else if (tail && tail->id <= newest)
@@ -233,7 +261,7 @@ bool decide(std::string_view channel, uint64_t last, uint64_t newest, std::vecto
 std::string build_response(const std::vector<Entry>& entries) {
   size_t size = 2;
   for (const Entry& e : entries) {
-    size += e.channel.size() + 48;
+    size += e.channel.size() + 64;
     for (const Message& m : e.msgs) size += m.json.size() + 1;
   }
   std::string s;
@@ -250,7 +278,9 @@ std::string build_response(const std::vector<Entry>& entries) {
     } else {
       s.append("\":{\"status\":\"reset\",\"id\":");
       s.append(std::to_string(e.id));
-      s.append(",\"msg\":[");
+      s.append(",\"reason\":\"");
+      s.append(reason_name(e.reason));
+      s.append("\",\"msg\":[");
     }
     bool first_msg = true;
     for (const Message& m : e.msgs) {
@@ -291,6 +321,12 @@ bool parse_response(std::string_view body, std::vector<ReceivedEntry>* out, std:
     } else if (st == "reset") {
       entry.status = EntryStatus::reset;
       if (!json_id(value, "id", 0, &entry.id)) return fail(entry.channel + ": bad reset id");
+      // A version-1 server sends no reason; an unknown one (a newer server) is treated as
+      // the stronger `lost`, so the page reloads rather than trusting what it has.
+      const json_t* reason = json_object_get(value, "reason");
+      if (reason && !json_is_string(reason)) return fail(entry.channel + ": bad reset reason");
+      const char* rs = json_string_value(reason);
+      entry.reason = (rs && std::string_view(rs) == "behind") ? ResetReason::behind : ResetReason::lost;
     } else {
       return fail(entry.channel + ": bad status");
     }
@@ -302,7 +338,7 @@ bool parse_response(std::string_view body, std::vector<ReceivedEntry>* out, std:
     json_array_foreach(msgs, i, m) {
       ReceivedMessage rm;
       const json_t* payload = json_object_get(m, "payload");
-      if (!json_is_object(m) || !payload || !json_id(m, "id", 1, &rm.id))
+      if (!json_is_object(m) || !payload || !message_ids(m, &rm.id, &rm.prev))
         return fail(entry.channel + ": bad message");
       if (rm.id <= prev) return fail(entry.channel + ": ids not ascending");
       prev = rm.id;
@@ -318,8 +354,8 @@ bool parse_response(std::string_view body, std::vector<ReceivedEntry>* out, std:
 
 bool payload_of(std::string_view message_json, std::string* payload_json) {
   JsonPtr root(load_json(message_json, nullptr));
-  uint64_t id;
-  if (!root || !json_is_object(root.get()) || !json_id(root.get(), "id", 1, &id)) return false;
+  uint64_t id, prev;
+  if (!root || !json_is_object(root.get()) || !message_ids(root.get(), &id, &prev)) return false;
   const json_t* payload = json_object_get(root.get(), "payload");
   if (!payload) return false;
   *payload_json = dump_compact(payload);

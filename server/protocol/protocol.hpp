@@ -57,61 +57,83 @@ void append_query_pair(std::string* out, const ChannelPos& pos, bool first);
 // Length in bytes that append_query_pair adds for `pos` (with the leading '&' when !first).
 size_t query_pair_length(const ChannelPos& pos, bool first) noexcept;
 
-// A stored message: its id and its exact JSON text {"id":<id>,"payload":<value>}
-// (identical in the backlog and on pub/sub; relayed verbatim, serialised once).
+// A stored message: its id, the id of the message before it, and its exact JSON text
+// {"id":<id>,"prev":<prev>,"payload":<value>} (identical in the backlog and on pub/sub;
+// relayed verbatim, serialised once). A version-1 message has no "prev": it counts as id - 1.
 struct Message {
   uint64_t id = 0;
+  uint64_t prev = 0;
   std::string json;
 };
 
-// Validates message JSON as stored in Redis: an object with an integer "id" in 1..kMaxId
-// and a "payload" member (any JSON value). On success sets *id and returns true.
-bool parse_message(std::string_view json, uint64_t* id);
+// Validates message JSON as stored in Redis: an object with an integer "id" in 1..kMaxId,
+// an optional integer "prev" in 0..id-1 (absent: id - 1, a version-1 message) and a
+// "payload" member (any JSON value). On success sets *id and *prev and returns true.
+bool parse_message(std::string_view json, uint64_t* id, uint64_t* prev);
 
-// Builds the message JSON for `id` and a payload given as JSON text (already validated).
-std::string make_message_json(uint64_t id, std::string_view payload_json);
+// Builds the message JSON for `id`, its predecessor `prev` and a payload given as JSON text
+// (already validated), in the canonical member order that publish.lua writes.
+std::string make_message_json(uint64_t id, uint64_t prev, std::string_view payload_json);
 
 enum class EntryStatus { ok, reset };
+
+// Why a reset: `behind` when the client's id is older than everything the backlog still
+// links to (away too long, or a state channel moved on); `lost` when the id is not part of
+// the channel's history as Redis now has it (flushed, expired, rolled back, or L > N).
+enum class ResetReason { behind, lost };
+
+// "behind" / "lost", as on the wire.
+const char* reason_name(ResetReason reason) noexcept;
 
 // One channel's entry in a /rt response.
 struct Entry {
   std::string channel;
   EntryStatus status = EntryStatus::ok;
-  uint64_t id = 0;            // reset only: the id to resume from (the channel's msg_id)
-  std::vector<Message> msgs;  // ok: every message after last_id, ascending; reset: newest or none
+  uint64_t id = 0;                            // reset only: the id to resume from (msg_id)
+  ResetReason reason = ResetReason::lost;     // reset only
+  std::vector<Message> msgs;  // ok: an unbroken chain from last_id, ascending; reset: newest or none
 };
 
-// The per-channel decision of PROTOCOL.md section 3.
+// The per-channel decision of PROTOCOL.md section 3 (version 2).
 //   last    = L, the client's m
 //   newest  = N, the channel's msg_id (0 when absent)
 //   after   = the backlog messages with id > L, ascending (moved from)
 //   tail    = the newest backlog message, used for a reset when `after` is empty (may be null)
-// Returns false when there is nothing new (N == L); otherwise fills *entry (ok or reset).
+// Returns false when there is nothing new (N == L). Otherwise fills *entry:
+//   ok     when after[0].prev == L, with the longest prefix of `after` in which each
+//          message's prev is the id before it (the rest comes with the next poll, as a reset);
+//   reset  otherwise, id N, reason `behind` when L < after[0].prev (in a consistent backlog
+//          after[0] is then its oldest message), else `lost`; msgs = the newest message.
 // An `after` that claims ids above N (a publish landed between reads) still counts as news:
 // N is taken as max(N, last id in after).
 bool decide(std::string_view channel, uint64_t last, uint64_t newest, std::vector<Message> after,
             const Message* tail, Entry* entry);
 
-// Serialises entries as the /rt response body: {"C":{"status":"ok","msg":[...]},...}.
+// Serialises entries as the /rt response body: {"C":{"status":"ok","msg":[...]},...}, a
+// reset as {"status":"reset","id":N,"reason":"lost","msg":[...]}.
 // Message JSON is spliced verbatim (it was validated when read). An empty list gives "{}".
 std::string build_response(const std::vector<Entry>& entries);
 
 // One channel's entry as the client receives it: payloads as compact JSON text.
 struct ReceivedMessage {
   uint64_t id = 0;
+  uint64_t prev = 0;         // the id before it ("prev" absent: id - 1, a version-1 server)
   std::string payload_json;  // compact JSON text of the message's "payload" value
 };
 struct ReceivedEntry {
   std::string channel;
   EntryStatus status = EntryStatus::ok;
-  uint64_t id = 0;                    // reset only: the id to resume from
-  std::vector<ReceivedMessage> msgs;  // strictly ascending ids
+  uint64_t id = 0;                          // reset only: the id to resume from
+  ResetReason reason = ResetReason::lost;   // reset only (absent or unknown: lost)
+  std::vector<ReceivedMessage> msgs;        // strictly ascending ids
 };
 
 // Parses a /rt response body (client side) with jansson. Returns false with *detail on
 // malformed input (not JSON, not an object, invalid channel name, unknown status, missing
-// or invalid id / msg / payload, ids not strictly ascending, an "ok" with no messages);
-// *out is then left empty. Never crashes on truncated or hostile input.
+// or invalid id / prev / msg / payload, ids not strictly ascending, an "ok" with no
+// messages); *out is then left empty. Whether the chain is unbroken (each prev the id before)
+// is the client core's check, not a parse error: a break becomes a `lost` reset there.
+// Never crashes on truncated or hostile input.
 bool parse_response(std::string_view body, std::vector<ReceivedEntry>* out, std::string* detail);
 
 // Extracts the compact JSON text of the "payload" member of a message JSON.

@@ -172,7 +172,7 @@ void Hub::handle_reply(redisReply* r) noexcept {
       return;
     }
     proto::Message& msg = shared->msg;
-    if (!check_message(msg.json, &msg.id)) {
+    if (!check_message(msg.json, &msg.id, &msg.prev)) {
       metrics::get().invalid_messages.fetch_add(1, std::memory_order_relaxed);
       RT_LOG(warn, "invalid message on pub/sub, skipped").kv("channel", channel).kv("message", msg.json.substr(0, 200));
       return;
@@ -344,7 +344,7 @@ void Hub::on_seed_reply(redisReply* r, void* priv) noexcept {
     if (ok && r->elements >= 3 && r->element[2]->type == REDIS_REPLY_STRING) {
       try {
         newest.json.assign(r->element[2]->str, r->element[2]->len);
-        has_newest = check_message(newest.json, &newest.id);
+        has_newest = check_message(newest.json, &newest.id, &newest.prev);
       } catch (...) {
         ok = false;
       }

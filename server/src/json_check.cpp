@@ -193,22 +193,36 @@ bool json_valid(std::string_view text, size_t max_depth) noexcept {
   }
 }
 
-bool check_message(std::string_view json, uint64_t* id) {
-  constexpr std::string_view head = "{\"id\":", mid = ",\"payload\":";
+bool check_message(std::string_view json, uint64_t* id, uint64_t* prev) {
+  // The canonical layouts: {"id":<id>,"prev":<prev>,"payload":...} (publish.lua) and the
+  // version-1 {"id":<id>,"payload":...}. Each number is digits only, as parse_id takes them.
+  auto number = [&](size_t* p, uint64_t* v) {
+    size_t start = *p;
+    while (*p < json.size() && json[*p] >= '0' && json[*p] <= '9') (*p)++;
+    return *p > start && proto::parse_id(json.substr(start, *p - start), v);
+  };
+  constexpr std::string_view head = "{\"id\":", prev_key = ",\"prev\":", mid = ",\"payload\":";
   if (json.size() > head.size() + mid.size() + 2 && json.substr(0, head.size()) == head && json.back() == '}') {
-    size_t p = head.size(), start = p;
-    while (p < json.size() && json[p] >= '0' && json[p] <= '9') p++;
-    uint64_t v = 0;
-    if (p > start && json.substr(p, mid.size()) == mid && proto::parse_id(json.substr(start, p - start), &v) && v >= 1) {
+    size_t p = head.size();
+    uint64_t i = 0, pr = 0;
+    bool ok = number(&p, &i) && i >= 1;
+    if (ok && json.substr(p, prev_key.size()) == prev_key) {
+      p += prev_key.size();
+      ok = number(&p, &pr) && pr < i;
+    } else {
+      pr = i - 1;
+    }
+    if (ok && json.substr(p, mid.size()) == mid) {
       std::string_view payload = json.substr(p + mid.size(), json.size() - 1 - p - mid.size());
       if (json_valid(payload)) {
-        *id = v;
+        *id = i;
+        *prev = pr;
         return true;
       }
     }
   }
-  // Not the canonical layout (or more members after the payload): the general check.
-  return proto::parse_message(json, id);
+  // Not a canonical layout (or more members after the payload): the general check.
+  return proto::parse_message(json, id, prev);
 }
 
 }  // namespace rt

@@ -17,9 +17,10 @@ constexpr size_t kMaxJsonDepth = 1000;
 // most `max_depth` arrays/objects deep.
 bool json_valid(std::string_view text, size_t max_depth = kMaxJsonDepth) noexcept;
 
-// Validates message JSON {"id":<id>,"payload":<value>} as stored in Redis and returns its id
-// (1..2^53-1). The canonical form written by publish.lua is checked without a JSON library;
-// any other layout (whitespace, member order) goes through rt::proto::parse_message.
-bool check_message(std::string_view json, uint64_t* id);
+// Validates message JSON {"id":<id>,"prev":<prev>,"payload":<value>} as stored in Redis and
+// returns its id (1..2^53-1) and prev (0..id-1; absent in a version-1 message: id - 1). The
+// canonical forms (publish.lua's, and version 1's without prev) are checked without a JSON
+// library; any other layout (whitespace, member order) goes through rt::proto::parse_message.
+bool check_message(std::string_view json, uint64_t* id, uint64_t* prev);
 
 }  // namespace rt

@@ -342,7 +342,7 @@ void Poll::store_read(RoundResult& c, redisReply* r) noexcept {
         if (m->type != REDIS_REPLY_STRING) continue;
         proto::Message msg;
         msg.json.assign(m->str, m->len);
-        if (!check_message(msg.json, &msg.id) || msg.id <= last ||
+        if (!check_message(msg.json, &msg.id, &msg.prev) || msg.id <= last ||
             (!c.after.empty() && msg.id <= c.after.back().id)) {
           invalid(m->str, m->len);
           continue;
@@ -353,7 +353,7 @@ void Poll::store_read(RoundResult& c, redisReply* r) noexcept {
     redisReply* tail = r->element[2];
     if (tail->type == REDIS_REPLY_STRING) {
       c.tail.json.assign(tail->str, tail->len);
-      if (check_message(c.tail.json, &c.tail.id))
+      if (check_message(c.tail.json, &c.tail.id, &c.tail.prev))
         c.has_tail = true;
       else
         invalid(tail->str, tail->len);

@@ -12,7 +12,7 @@ static ReceivedEntry ok_entry(const std::string& c, std::vector<uint64_t> ids) {
   ReceivedEntry e;
   e.channel = c;
   e.status = EntryStatus::ok;
-  for (uint64_t id : ids) e.msgs.push_back(ReceivedMessage{id, "{\"n\":" + std::to_string(id) + "}"});
+  for (uint64_t id : ids) e.msgs.push_back(ReceivedMessage{id, id - 1, "{\"n\":" + std::to_string(id) + "}"});
   return e;
 }
 
@@ -60,7 +60,7 @@ static void test_reset_with_newest(void** state) {
   e.channel = "s";
   e.status = EntryStatus::reset;
   e.id = 70;
-  e.msgs.push_back(ReceivedMessage{70, "[1,2]"});
+  e.msgs.push_back(ReceivedMessage{70, 69, "[1,2]"});
   Actions out;
   t.apply(e, &out);
   assert_int_equal(out.size(), 1);

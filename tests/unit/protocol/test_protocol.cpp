@@ -121,85 +121,186 @@ static void test_query_build_roundtrip(void**) {
 }
 
 static void test_messages(void**) {
-  uint64_t id = 0;
-  std::string m = make_message_json(7, "{\"a\":[1,2]}");
-  assert_string_equal(m.c_str(), "{\"id\":7,\"payload\":{\"a\":[1,2]}}");
-  assert_true(parse_message(m, &id));
+  uint64_t id = 0, prev = 99;
+  std::string m = make_message_json(7, 5, "{\"a\":[1,2]}");
+  assert_string_equal(m.c_str(), "{\"id\":7,\"prev\":5,\"payload\":{\"a\":[1,2]}}");
+  assert_true(parse_message(m, &id, &prev));
   assert_int_equal(id, 7);
-  assert_true(parse_message("{\"id\":1,\"payload\":null}", &id));
+  assert_int_equal(prev, 5);
+  assert_true(parse_message("{\"id\":1,\"prev\":0,\"payload\":null}", &id, &prev));
+  assert_int_equal(prev, 0);
+  // version 1: no prev, counts as id - 1
+  assert_true(parse_message("{\"id\":12,\"payload\":null}", &id, &prev));
+  assert_int_equal(id, 12);
+  assert_int_equal(prev, 11);
+  // any member order
+  assert_true(parse_message("{\"payload\":1,\"prev\":3,\"id\":1764612345678901}", &id, &prev));
+  assert_int_equal(id, 1764612345678901ull);
+  assert_int_equal(prev, 3);
   for (const char* bad : {"", "{", "[]", "{\"id\":1}", "{\"payload\":1}", "{\"id\":0,\"payload\":1}",
                           "{\"id\":-3,\"payload\":1}", "{\"id\":\"3\",\"payload\":1}", "{\"id\":1.5,\"payload\":1}",
                           "{\"id\":9007199254740992,\"payload\":1}", "{\"id\":1,\"payload\":1,\"id\":2}",
-                          "{\"id\":1,\"payload\":1} trailing"})
-    assert_false(parse_message(bad, &id));
+                          "{\"id\":1,\"payload\":1} trailing",
+                          // prev must be an id below the message's own
+                          "{\"id\":5,\"prev\":5,\"payload\":1}", "{\"id\":5,\"prev\":9,\"payload\":1}",
+                          "{\"id\":5,\"prev\":-1,\"payload\":1}", "{\"id\":5,\"prev\":\"4\",\"payload\":1}",
+                          "{\"id\":5,\"prev\":null,\"payload\":1}", "{\"id\":5,\"prev\":4.5,\"payload\":1}"})
+    if (parse_message(bad, &id, &prev)) fail_msg("accepted invalid message: %s", bad);
   std::string payload;
   assert_true(payload_of("{\"id\":3, \"payload\": {\"k\": \"v\"} }", &payload));
   assert_string_equal(payload.c_str(), "{\"k\":\"v\"}");
+  assert_true(payload_of("{\"id\":3,\"prev\":1,\"payload\":[]}", &payload));
+  assert_string_equal(payload.c_str(), "[]");
   assert_false(payload_of("{\"id\":3}", &payload));
+  assert_false(payload_of("{\"id\":3,\"prev\":3,\"payload\":1}", &payload));
+  assert_string_equal(reason_name(ResetReason::behind), "behind");
+  assert_string_equal(reason_name(ResetReason::lost), "lost");
 }
 
-static std::vector<Message> msgs(std::initializer_list<uint64_t> ids) {
+// Messages linked into a chain: the first names `first_prev`, each later one the id before.
+static std::vector<Message> chain(uint64_t first_prev, std::initializer_list<uint64_t> ids) {
   std::vector<Message> v;
-  for (uint64_t id : ids) v.push_back(Message{id, make_message_json(id, std::to_string(id * 10))});
+  uint64_t prev = first_prev;
+  for (uint64_t id : ids) {
+    v.push_back(Message{id, prev, make_message_json(id, prev, std::to_string(id * 10))});
+    prev = id;
+  }
   return v;
+}
+
+// Version-1 messages: INCR ids, no prev member (prev = id - 1).
+static std::vector<Message> v1(std::initializer_list<uint64_t> ids) {
+  std::vector<Message> v;
+  for (uint64_t id : ids)
+    v.push_back(Message{id, id - 1, "{\"id\":" + std::to_string(id) + ",\"payload\":" + std::to_string(id * 10) + "}"});
+  return v;
+}
+
+static void assert_ids(const Entry& e, std::initializer_list<uint64_t> ids) {
+  assert_int_equal(e.msgs.size(), ids.size());
+  size_t i = 0;
+  for (uint64_t id : ids) assert_int_equal(e.msgs[i++].id, id);
 }
 
 static void test_decide_nothing_new(void**) {
   Entry e;
   assert_false(decide("c", 5, 5, {}, nullptr, &e));
   assert_false(decide("c", 0, 0, {}, nullptr, &e));  // channel never published
+  assert_false(decide("c", 1764612345678901ull, 1764612345678901ull, {}, nullptr, &e));
 }
 
+// Row 2 of PROTOCOL.md section 3: R[0].prev == L.
 static void test_decide_ok(void**) {
   Entry e;
-  assert_true(decide("c", 2, 4, msgs({3, 4}), nullptr, &e));
+  // time-based ids: not dense, linked by prev
+  assert_true(decide("c", 1000, 3000, chain(1000, {2000, 3000}), nullptr, &e));
   assert_int_equal(e.status, EntryStatus::ok);
   assert_string_equal(e.channel.c_str(), "c");
-  assert_int_equal(e.msgs.size(), 2);
-  assert_int_equal(e.msgs[0].id, 3);
-  assert_int_equal(e.msgs[1].id, 4);
-  // first poll (m=0) of a channel whose whole history is still in the backlog
-  assert_true(decide("c", 0, 2, msgs({1, 2}), nullptr, &e));
+  assert_ids(e, {2000, 3000});
+  assert_int_equal(e.msgs[0].prev, 1000);
+  // first poll (m=0) of a channel whose first message is still kept: all of it
+  assert_true(decide("c", 0, 20, chain(0, {10, 20}), nullptr, &e));
   assert_int_equal(e.status, EntryStatus::ok);
+  assert_ids(e, {10, 20});
   // a publish landed between GET msg_id and the backlog read: still ok, all of it
-  assert_true(decide("c", 4, 4, msgs({5}), nullptr, &e));
+  assert_true(decide("c", 4, 4, chain(4, {9}), nullptr, &e));
   assert_int_equal(e.status, EntryStatus::ok);
-  assert_int_equal(e.msgs[0].id, 5);
+  assert_ids(e, {9});
+  // version-1 data: INCR ids without prev
+  assert_true(decide("c", 2, 4, v1({3, 4}), nullptr, &e));
+  assert_int_equal(e.status, EntryStatus::ok);
+  assert_ids(e, {3, 4});
+  // version-1 history followed by a version-2 publish linked to it
+  std::vector<Message> mixed = v1({3, 4});
+  for (Message& m : chain(4, {1764612345678901ull})) mixed.push_back(m);
+  assert_true(decide("c", 2, 1764612345678901ull, mixed, nullptr, &e));
+  assert_int_equal(e.status, EntryStatus::ok);
+  assert_ids(e, {3, 4, 1764612345678901ull});
 }
 
-static void test_decide_reset_gap(void**) {
+// The ok list is cut at the first break; the next poll, from its last id, gets the reset.
+static void test_decide_ok_cut_at_break(void**) {
   Entry e;
-  // backlog trimmed: the client saw 1, backlog holds 4..5
-  assert_true(decide("c", 1, 5, msgs({4, 5}), nullptr, &e));
+  std::vector<Message> r = chain(5, {6, 7});
+  for (Message& m : chain(0, {100, 101})) r.push_back(m);  // history restarted after a loss
+  assert_true(decide("c", 5, 101, r, nullptr, &e));
+  assert_int_equal(e.status, EntryStatus::ok);
+  assert_ids(e, {6, 7});
+  // the next poll from 7
+  assert_true(decide("c", 7, 101, chain(0, {100, 101}), nullptr, &e));
   assert_int_equal(e.status, EntryStatus::reset);
+  assert_int_equal(e.reason, ResetReason::lost);
+  assert_int_equal(e.id, 101);
+  assert_ids(e, {101});
+  // a skipped (invalid) message in the middle is a break too
+  std::vector<Message> holes = chain(10, {11, 12, 13});
+  holes.erase(holes.begin() + 1);
+  assert_true(decide("c", 10, 13, holes, nullptr, &e));
+  assert_int_equal(e.status, EntryStatus::ok);
+  assert_ids(e, {11});
+}
+
+// Row 3, reason behind: L older than everything the backlog links to.
+static void test_decide_reset_behind(void**) {
+  Entry e;
+  // backlog trimmed: the client saw 1, the backlog holds 4..5 (4 follows 3)
+  assert_true(decide("c", 1, 5, chain(3, {4, 5}), nullptr, &e));
+  assert_int_equal(e.status, EntryStatus::reset);
+  assert_int_equal(e.reason, ResetReason::behind);
   assert_int_equal(e.id, 5);
-  assert_int_equal(e.msgs.size(), 1);
-  assert_int_equal(e.msgs[0].id, 5);
+  assert_ids(e, {5});
   // state channel (backlog 1): missed one
-  assert_true(decide("c", 3, 5, msgs({5}), nullptr, &e));
+  assert_true(decide("c", 300, 500, chain(400, {500}), nullptr, &e));
   assert_int_equal(e.status, EntryStatus::reset);
-  assert_int_equal(e.id, 5);
-  // newer than L but backlog empty (deleted backlog, msg_id kept)
-  assert_true(decide("c", 1, 5, {}, nullptr, &e));
+  assert_int_equal(e.reason, ResetReason::behind);
+  assert_int_equal(e.id, 500);
+  // m=0 when the first message is no longer kept
+  assert_true(decide("c", 0, 500, chain(400, {500}), nullptr, &e));
   assert_int_equal(e.status, EntryStatus::reset);
-  assert_int_equal(e.id, 5);
-  assert_true(e.msgs.empty());
+  assert_int_equal(e.reason, ResetReason::behind);
+  // version-1 data trimmed
+  assert_true(decide("c", 1, 9, v1({8, 9}), nullptr, &e));
+  assert_int_equal(e.status, EntryStatus::reset);
+  assert_int_equal(e.reason, ResetReason::behind);
 }
 
-static void test_decide_reset_lost_history(void**) {
+// Row 3, reason lost: L is not part of the history Redis now has.
+static void test_decide_reset_lost(void**) {
   Entry e;
-  Message tail{3, make_message_json(3, "30")};
-  // Redis flushed / keys expired and republished: client is ahead of the channel
+  Message tail = chain(0, {3})[0];
+  // version-1 style: client ahead of the channel (L > N)
   assert_true(decide("c", 10, 3, {}, &tail, &e));
   assert_int_equal(e.status, EntryStatus::reset);
+  assert_int_equal(e.reason, ResetReason::lost);
   assert_int_equal(e.id, 3);
-  assert_int_equal(e.msgs.size(), 1);
-  assert_int_equal(e.msgs[0].id, 3);
+  assert_ids(e, {3});
   // everything gone
   assert_true(decide("c", 10, 0, {}, nullptr, &e));
   assert_int_equal(e.status, EntryStatus::reset);
+  assert_int_equal(e.reason, ResetReason::lost);
   assert_int_equal(e.id, 0);
   assert_true(e.msgs.empty());
+  // flushed, then republished with time ids above L: the new chain starts at 0, not L
+  assert_true(decide("c", 1000, 3000, chain(0, {2000, 3000}), nullptr, &e));
+  assert_int_equal(e.status, EntryStatus::reset);
+  assert_int_equal(e.reason, ResetReason::lost);
+  assert_int_equal(e.id, 3000);
+  assert_ids(e, {3000});
+  // rolled back: L was issued by the lost history, between ids the backlog holds
+  assert_true(decide("c", 2500, 4000, chain(2000, {3000, 4000}), nullptr, &e));
+  assert_int_equal(e.status, EntryStatus::reset);
+  assert_int_equal(e.reason, ResetReason::lost);
+  assert_ids(e, {4000});
+  // newer than L but the backlog is empty (deleted backlog, msg_id kept)
+  assert_true(decide("c", 1, 5, {}, nullptr, &e));
+  assert_int_equal(e.status, EntryStatus::reset);
+  assert_int_equal(e.reason, ResetReason::lost);
+  assert_int_equal(e.id, 5);
+  assert_true(e.msgs.empty());
+  // L inside the span the backlog covers, but never issued (ids 10, 20, 30; L = 15)
+  assert_true(decide("c", 15, 30, chain(10, {20, 30}), nullptr, &e));
+  assert_int_equal(e.status, EntryStatus::reset);
+  assert_int_equal(e.reason, ResetReason::lost);
 }
 
 static void test_build_response(void**) {
@@ -207,15 +308,16 @@ static void test_build_response(void**) {
   std::vector<Entry> entries(2);
   entries[0].channel = "127";
   entries[0].status = EntryStatus::ok;
-  entries[0].msgs = msgs({2, 3});
+  entries[0].msgs = chain(1, {2, 3});
   entries[1].channel = "389";
   entries[1].status = EntryStatus::reset;
   entries[1].id = 70;
-  entries[1].msgs = msgs({70});
+  entries[1].reason = ResetReason::behind;
+  entries[1].msgs = chain(60, {70});
   std::string body = build_response(entries);
   assert_string_equal(body.c_str(),
-                      "{\"127\":{\"status\":\"ok\",\"msg\":[{\"id\":2,\"payload\":20},{\"id\":3,\"payload\":30}]},"
-                      "\"389\":{\"status\":\"reset\",\"id\":70,\"msg\":[{\"id\":70,\"payload\":700}]}}");
+                      "{\"127\":{\"status\":\"ok\",\"msg\":[{\"id\":2,\"prev\":1,\"payload\":20},{\"id\":3,\"prev\":2,\"payload\":30}]},"
+                      "\"389\":{\"status\":\"reset\",\"id\":70,\"reason\":\"behind\",\"msg\":[{\"id\":70,\"prev\":60,\"payload\":700}]}}");
 
   std::vector<ReceivedEntry> got;
   std::string detail;
@@ -226,14 +328,27 @@ static void test_build_response(void**) {
   assert_int_equal(a->status, EntryStatus::ok);
   assert_int_equal(a->msgs.size(), 2);
   assert_int_equal(a->msgs[1].id, 3);
+  assert_int_equal(a->msgs[1].prev, 2);
   assert_string_equal(a->msgs[1].payload_json.c_str(), "30");
   assert_int_equal(b->status, EntryStatus::reset);
   assert_int_equal(b->id, 70);
+  assert_int_equal(b->reason, ResetReason::behind);
+  assert_int_equal(b->msgs[0].prev, 60);
   assert_string_equal(b->msgs[0].payload_json.c_str(), "700");
 
   // an empty reset (nothing left in the backlog)
-  assert_true(parse_response("{\"x\":{\"status\":\"reset\",\"id\":0,\"msg\":[]}}", &got, &detail));
+  assert_true(parse_response("{\"x\":{\"status\":\"reset\",\"id\":0,\"reason\":\"lost\",\"msg\":[]}}", &got, &detail));
   assert_int_equal(got[0].id, 0);
+  assert_int_equal(got[0].reason, ResetReason::lost);
+  // a version-1 server: no reason (lost), no prev (id - 1); an unknown reason counts as lost
+  assert_true(parse_response("{\"x\":{\"status\":\"reset\",\"id\":4,\"msg\":[{\"id\":4,\"payload\":1}]}}", &got, &detail));
+  assert_int_equal(got[0].reason, ResetReason::lost);
+  assert_int_equal(got[0].msgs[0].prev, 3);
+  assert_true(parse_response("{\"x\":{\"status\":\"reset\",\"id\":4,\"reason\":\"moved\",\"msg\":[]}}", &got, &detail));
+  assert_int_equal(got[0].reason, ResetReason::lost);
+  // a broken chain is not a parse error (the client core turns it into a lost reset)
+  assert_true(parse_response("{\"x\":{\"status\":\"ok\",\"msg\":[{\"id\":4,\"prev\":2,\"payload\":1},{\"id\":9,\"prev\":7,\"payload\":1}]}}", &got, &detail));
+  assert_int_equal(got[0].msgs[1].prev, 7);
   assert_true(parse_response("{}", &got, &detail));
   assert_true(got.empty());
 }
@@ -248,6 +363,9 @@ static void test_parse_response_malformed(void**) {
       "{\"a\":{\"status\":\"reset\",\"msg\":[]}}", "{\"a\":{\"status\":\"reset\",\"id\":-1,\"msg\":[]}}",
       "{\"a\":{\"status\":\"ok\",\"msg\":[{\"id\":2,\"payload\":1},{\"id\":2,\"payload\":1}]}}",
       "{\"a\":{\"status\":\"ok\",\"msg\":[{\"id\":1}]}}", "{\"a\":{\"status\":\"ok\",\"msg\":[7]}}",
+      "{\"a\":{\"status\":\"ok\",\"msg\":[{\"id\":3,\"prev\":3,\"payload\":1}]}}",
+      "{\"a\":{\"status\":\"ok\",\"msg\":[{\"id\":3,\"prev\":\"2\",\"payload\":1}]}}",
+      "{\"a\":{\"status\":\"reset\",\"id\":3,\"reason\":7,\"msg\":[]}}",
   };
   for (const char* b : bad) {
     detail.clear();
@@ -258,7 +376,7 @@ static void test_parse_response_malformed(void**) {
   // Every truncation of a valid body is rejected cleanly (no crash, no partial result).
   std::string body =
       "{\"c1\":{\"status\":\"ok\",\"msg\":[{\"id\":1,\"payload\":{\"t\":\"h\\u00e9\"}},{\"id\":2,\"payload\":[1,2.5]}]},"
-      "\"c2\":{\"status\":\"reset\",\"id\":9,\"msg\":[{\"id\":9,\"payload\":null}]}}";
+      "\"c2\":{\"status\":\"reset\",\"id\":9,\"reason\":\"behind\",\"msg\":[{\"id\":9,\"prev\":8,\"payload\":null}]}}";
   assert_true(parse_response(body, &got, &detail));
   for (size_t n = 0; n < body.size(); ++n) {
     if (parse_response(std::string_view(body.data(), n), &got, &detail)) fail_msg("accepted prefix of %zu", n);
@@ -287,9 +405,11 @@ static void test_parse_response_odd_payloads(void**) {
   // ids must still be exact integers
   assert_false(parse_response("{\"a\":{\"status\":\"ok\",\"msg\":[{\"id\":5.5,\"payload\":1e999999}]}}", &got, &detail));
   uint64_t id = 0;
-  assert_true(parse_message("{\"id\":3,\"payload\":[99999999999999999999999]}", &id));
+  uint64_t prev = 0;
+  assert_true(parse_message("{\"id\":3,\"prev\":1,\"payload\":[99999999999999999999999]}", &id, &prev));
   assert_int_equal(id, 3);
-  assert_true(parse_message("{\"id\":3,\"payload\":\"\\u0000\"}", &id));
+  assert_int_equal(prev, 1);
+  assert_true(parse_message("{\"id\":3,\"payload\":\"\\u0000\"}", &id, &prev));
 }
 
 static void test_error_body(void**) {
@@ -303,8 +423,9 @@ int main(void) {
       cmocka_unit_test(test_query_good),            cmocka_unit_test(test_query_bad),
       cmocka_unit_test(test_query_limit_exact),     cmocka_unit_test(test_query_build_roundtrip),
       cmocka_unit_test(test_messages),              cmocka_unit_test(test_decide_nothing_new),
-      cmocka_unit_test(test_decide_ok),             cmocka_unit_test(test_decide_reset_gap),
-      cmocka_unit_test(test_decide_reset_lost_history), cmocka_unit_test(test_build_response),
+      cmocka_unit_test(test_decide_ok),             cmocka_unit_test(test_decide_ok_cut_at_break),
+      cmocka_unit_test(test_decide_reset_behind),   cmocka_unit_test(test_decide_reset_lost),
+      cmocka_unit_test(test_build_response),
       cmocka_unit_test(test_parse_response_malformed),  cmocka_unit_test(test_parse_response_odd_payloads),
       cmocka_unit_test(test_error_body),
   };

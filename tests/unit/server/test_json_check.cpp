@@ -40,21 +40,33 @@ static void test_depth(void**) {
 }
 
 static void test_messages(void**) {
-  uint64_t id = 0;
-  assert_true(rt::check_message("{\"id\":7,\"payload\":{\"a\":[1,2]}}", &id));
+  uint64_t id = 0, prev = 0;
+  // publish.lua's canonical layout
+  assert_true(rt::check_message("{\"id\":1764612345678901,\"prev\":1764612345000000,\"payload\":{\"a\":[1,2]}}", &id, &prev));
+  assert_int_equal(id, 1764612345678901ULL);
+  assert_int_equal(prev, 1764612345000000ULL);
+  assert_true(rt::check_message("{\"id\":7,\"prev\":0,\"payload\":null}", &id, &prev));
+  assert_int_equal(prev, 0);
+  // version 1: no prev, counts as id - 1
+  assert_true(rt::check_message("{\"id\":7,\"payload\":{\"a\":[1,2]}}", &id, &prev));
   assert_int_equal(id, 7);
-  assert_true(rt::check_message("{\"id\":9007199254740991,\"payload\":12345678901234567890}", &id));
+  assert_int_equal(prev, 6);
+  assert_true(rt::check_message("{\"id\":9007199254740991,\"payload\":12345678901234567890}", &id, &prev));
   assert_int_equal(id, 9007199254740991ULL);
   // Other layouts go through the protocol module.
-  assert_true(rt::check_message("{ \"payload\": \"x\", \"id\": 3 }", &id));
+  assert_true(rt::check_message("{ \"payload\": \"x\", \"id\": 3 }", &id, &prev));
   assert_int_equal(id, 3);
-  assert_true(rt::check_message("{\"id\":4,\"payload\":[1],\"extra\":true}", &id));
+  assert_int_equal(prev, 2);
+  assert_true(rt::check_message("{\"prev\":1,\"id\":4,\"payload\":[1],\"extra\":true}", &id, &prev));
   assert_int_equal(id, 4);
+  assert_int_equal(prev, 1);
   for (const char* bad : {"{\"id\":0,\"payload\":1}", "{\"id\":9007199254740992,\"payload\":1}",
                           "{\"id\":5,\"payload\":}", "{\"id\":5,\"payload\":[1}", "{\"id\":5,\"payload\":1",
                           "{\"id\":5}", "{\"id\":\"5\",\"payload\":1}", "not json", "",
-                          "{\"id\":5,\"payload\":1}}"})
-    if (rt::check_message(bad, &id)) fail_msg("accepted invalid message: %s", bad);
+                          "{\"id\":5,\"payload\":1}}", "{\"id\":5,\"prev\":5,\"payload\":1}",
+                          "{\"id\":5,\"prev\":6,\"payload\":1}", "{\"id\":5,\"prev\":,\"payload\":1}",
+                          "{\"id\":5,\"prev\":-1,\"payload\":1}", "{\"id\":5,\"prev\":4,\"payload\":}"})
+    if (rt::check_message(bad, &id, &prev)) fail_msg("accepted invalid message: %s", bad);
 }
 
 int main() {
