@@ -61,11 +61,12 @@ class WasmCore {
     }
   }
 
-  std::string subscribe(double now, const std::string& channel, double last_id) {
+  // from_now: start at the channel's newest id on the server (last_id ignored).
+  std::string subscribe(double now, const std::string& channel, double last_id, bool from_now) {
     return run([&](Actions& out) -> std::string {
       if (!(last_id >= 0 && last_id <= 9007199254740991.0) || last_id != std::floor(last_id))
         return "lastId must be an integer in 0..2^53-1";
-      if (!core_->subscribe(to_millis(now), channel, static_cast<uint64_t>(last_id), &out))
+      if (!core_->subscribe(to_millis(now), channel, static_cast<uint64_t>(last_id), from_now, &out))
         return "invalid channel name (1 to 128 bytes of A-Z a-z 0-9 _ . : -)";
       return "";
     });
@@ -142,6 +143,12 @@ class WasmCore {
       return "";
     });
   }
+  std::string set_paused(double now, bool paused) {
+    return run([&](Actions& out) -> std::string {
+      core_->set_paused(to_millis(now), paused, &out);
+      return "";
+    });
+  }
   std::string close(double now) {
     return run([&](Actions& out) -> std::string {
       core_->close(to_millis(now), &out);
@@ -190,6 +197,7 @@ EMSCRIPTEN_BINDINGS(rt_client) {
       .function("onTimer", &WasmCore::on_timer)
       .function("setOnline", &WasmCore::set_online)
       .function("setVisible", &WasmCore::set_visible)
+      .function("setPaused", &WasmCore::set_paused)
       .function("close", &WasmCore::close)
       .function("activePollUrls", &WasmCore::active_poll_urls)
       .function("lastId", &WasmCore::last_id);

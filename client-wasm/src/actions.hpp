@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "protocol.hpp"
+
 namespace rt::client {
 
 using Millis = int64_t;  // milliseconds on the host's monotonic clock
@@ -18,6 +20,7 @@ enum class ConnState {
   retrying,    // a network error, 5xx, malformed response or deadline: backing off
   offline,     // the browser says it is offline: no polls until `online`
   error,       // a 4xx: the page asked for something invalid (a bug); retried with backoff
+  disconnected,  // disconnect() or pagehide: no polls until connect() / pageshow
 };
 
 const char* conn_state_name(ConnState s) noexcept;
@@ -45,7 +48,7 @@ enum class ActionKind {
   arm_timer,       // delay_ms: (re)arm the single host timer; -1 cancels it. Calls on_timer.
   status,          // status: the connection status changed
   message,         // channel, id, payload_json, targets: hand one message to the page
-  reset,           // channel, id (resume id), has_newest/newest_id/payload_json, targets
+  reset,           // channel, id (resume id), reason, has_newest/newest_id/payload_json, targets
   measure_scroll,  // measure item positions now and call scroll_measured
 };
 
@@ -56,6 +59,7 @@ struct Action {
   Millis delay_ms = -1;
   std::string channel;
   uint64_t id = 0;
+  proto::ResetReason reason = proto::ResetReason::lost;  // reset only
   bool has_newest = false;
   uint64_t newest_id = 0;
   std::string payload_json;

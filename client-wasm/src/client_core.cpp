@@ -11,6 +11,7 @@ const char* conn_state_name(ConnState s) noexcept {
     case ConnState::retrying: return "retrying";
     case ConnState::offline: return "offline";
     case ConnState::error: return "error";
+    case ConnState::disconnected: return "disconnected";
   }
   return "connecting";
 }
@@ -48,10 +49,16 @@ ClientCore::ClientCore(Config cfg) : cfg_(std::move(cfg)), rng_(cfg_.seed) {}
 
 void ClientCore::mark_dirty() { plan_dirty_ = true; }
 
-bool ClientCore::subscribe(Millis now, std::string_view channel, uint64_t last_id, Actions* out) {
+bool ClientCore::subscribe(Millis now, std::string_view channel, uint64_t last_id, bool from_now,
+                           Actions* out) {
   if (closed_ || !proto::valid_channel_name(channel) || last_id > proto::kMaxId) return false;
   ChannelInfo& info = channels_.get(channel);
-  if (last_id > info.last_id) info.last_id = last_id;
+  if (from_now) {
+    if (!info.wanted()) info.sync_now = true;  // a polled channel's position is already current
+  } else {
+    info.sync_now = false;  // an explicit position wins over a pending 'now'
+    if (last_id > info.last_id) info.last_id = last_id;
+  }
   if (info.subscribers++ == 0 && !info.scroll) mark_dirty();
   finish(now, out);
   return true;
@@ -142,7 +149,7 @@ bool ClientCore::start_slot(Millis now, Slot& slot, Actions* out) {
   group.reserve(slot.channels.size());
   for (const std::string& name : slot.channels) {
     const ChannelInfo* info = channels_.find(name);
-    group.push_back(proto::ChannelPos{name, info ? info->last_id : 0});
+    group.push_back(proto::ChannelPos{name, info ? info->poll_from() : 0});
   }
   std::string url = build_poll_url(cfg_.url, group, rng_.next());
   if (url.size() > cfg_.url_budget && slot.channels.size() > 1) return false;
@@ -229,7 +236,7 @@ void ClientCore::replan(Millis now, bool force, Actions* out) {
 // Applies a pending plan change and starts every slot that is neither running nor waiting.
 void ClientCore::pump(Millis now, Actions* out) {
   if (plan_dirty_) replan(now, false, out);
-  if (!online_) return;
+  if (!online_ || paused_) return;
   bool overflow = false;
   for (Slot& s : slots_)
     if (s.poll_id == 0 && s.retry_at < 0 && !start_slot(now, s, out)) overflow = true;
@@ -305,7 +312,7 @@ void ClientCore::on_timer(Millis now, Actions* out) {
       healthy_ = true;
     }
   }
-  if (online_)
+  if (online_ && !paused_)
     for (Slot& s : slots_)
       if (s.poll_id == 0 && s.retry_at >= 0 && s.retry_at <= now) s.retry_at = -1;  // due: start
   pump(now, out);
@@ -339,11 +346,25 @@ void ClientCore::set_online(Millis now, bool online, Actions* out) {
   finish(now, out);
 }
 
+void ClientCore::set_paused(Millis now, bool paused, Actions* out) {
+  if (closed_ || paused == paused_) return;
+  paused_ = paused;
+  healthy_ = false;
+  for (Slot& s : slots_) {
+    abort_slot(s, out);
+    s.retry_at = -1;  // paused: idle; resumed: start at once
+    s.failing = false;
+    s.backoff.reset();
+  }
+  pump(now, out);
+  finish(now, out);
+}
+
 void ClientCore::set_visible(Millis now, bool visible, Actions* out) {
   if (closed_) return;
   bool was = visible_;
   visible_ = visible;
-  if (visible && !was && online_) {
+  if (visible && !was && online_ && !paused_) {
     // Hidden tabs throttle timers: a deadline may have passed unnoticed. Restart those
     // polls at once, and skip any pending backoff wait: the user is looking now.
     for (Slot& s : slots_) {
@@ -374,6 +395,10 @@ void ClientCore::close(Millis now, Actions* out) {
 
 Status ClientCore::compute_status() const {
   Status s;
+  if (paused_) {
+    s.state = ConnState::disconnected;
+    return s;
+  }
   if (!online_) {
     s.state = ConnState::offline;
     return s;
@@ -399,7 +424,7 @@ Millis ClientCore::next_wake() const {
     if (s.poll_id != 0) {
       take(s.deadline);
       if ((!healthy_ || s.failing) && s.started_at >= 0) take(s.started_at + cfg_.live_after_ms);
-    } else if (online_) {
+    } else if (online_ && !paused_) {
       take(s.retry_at);
     }
   }

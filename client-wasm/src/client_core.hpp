@@ -62,9 +62,11 @@ class ClientCore {
   // --- the page's channel set (applied on the next timer, batched) ---
   // Adds one explicit subscription to `channel` (counted: two subscribes need two
   // unsubscribes). `last_id` is what the page already shows; the higher of it and the id
-  // the client already delivered wins. Returns false (and changes nothing) for an invalid
-  // channel name or id.
-  bool subscribe(Millis now, std::string_view channel, uint64_t last_id, Actions* out);
+  // the client already delivered wins. With `from_now` (last_id ignored) the channel starts
+  // at its newest id on the server: only messages published after that are delivered (a
+  // channel already polled just keeps its position). Returns false (and changes nothing)
+  // for an invalid channel name or id.
+  bool subscribe(Millis now, std::string_view channel, uint64_t last_id, bool from_now, Actions* out);
   // Removes one explicit subscription. The channel's last id is kept. Returns false when
   // there was none.
   bool unsubscribe(Millis now, std::string_view channel, Actions* out);
@@ -96,6 +98,9 @@ class ClientCore {
   void on_timer(Millis now, Actions* out);  // the armed timer fired
   void set_online(Millis now, bool online, Actions* out);
   void set_visible(Millis now, bool visible, Actions* out);
+  // disconnect() / pagehide: aborts every poll and waits (status `disconnected`), keeping
+  // every channel and last id; unpausing resumes from the same ids at once.
+  void set_paused(Millis now, bool paused, Actions* out);
   // Aborts every poll and cancels the timer; later events are ignored.
   void close(Millis now, Actions* out);
 
@@ -137,6 +142,7 @@ class ClientCore {
   bool plan_dirty_ = false;
   bool online_ = true;
   bool visible_ = true;
+  bool paused_ = false;
   bool closed_ = false;
   bool healthy_ = false;  // a poll succeeded since start / the last `online`
   bool scroll_active_ = false;

@@ -136,6 +136,9 @@ std::string actions_to_json(const Actions& actions) {
         append_json_string(&o, a.channel);
         o.append(",\"id\":");
         append_uint(&o, a.id);
+        o.append(",\"r\":\"");
+        o.append(proto::reason_name(a.reason));
+        o.push_back('"');
         if (a.has_newest) {
           o.append(",\"newest\":{\"id\":");
           append_uint(&o, a.newest_id);

@@ -76,6 +76,83 @@ static void test_reset_moves_last_id(void** state) {
   assert_true(contains(h.url_of(h.only_poll()), "c=s&m=0&"));
 }
 
+// Contract v2 through the whole core: sparse ids linked by prev are delivered; a response
+// whose chain is broken (a server bug or a rolled-back Redis the server did not notice)
+// becomes a `lost` reset to its newest message, and the next poll resumes from there; the
+// server's own reasons reach the page.
+static void test_chain_check_and_reasons(void** state) {
+  (void)state;
+  SimHost h(test_config());
+  h.subscribe("s", 1764612345678901);
+  h.settle();
+  h.respond(h.only_poll(), 200,
+            "{\"s\":{\"status\":\"ok\",\"msg\":[{\"id\":1764612345678950,\"prev\":1764612345678901,\"payload\":1},"
+            "{\"id\":1764612345679000,\"prev\":1764612345678950,\"payload\":2}]}}");
+  assert_int_equal(h.page.size(), 2);
+  assert_int_equal(h.page[1].id, 1764612345679000);
+  // The next message names a predecessor the client never got.
+  h.respond(h.only_poll(), 200,
+            "{\"s\":{\"status\":\"ok\",\"msg\":[{\"id\":1764612345679500,\"prev\":1764612345679400,\"payload\":3}]}}");
+  assert_int_equal(h.page.size(), 3);
+  assert_int_equal(static_cast<int>(h.page[2].kind), static_cast<int>(ActionKind::reset));
+  assert_int_equal(static_cast<int>(h.page[2].reason), static_cast<int>(rt::proto::ResetReason::lost));
+  assert_int_equal(h.page[2].id, 1764612345679500);
+  assert_string_equal(h.page[2].payload_json.c_str(), "3");
+  assert_true(contains(h.url_of(h.only_poll()), "c=s&m=1764612345679500&"));
+  h.respond(h.only_poll(), 200, "{\"s\":{\"status\":\"reset\",\"id\":1764612345679900,\"reason\":\"behind\",\"msg\":[]}}");
+  assert_int_equal(static_cast<int>(h.page.back().reason), static_cast<int>(rt::proto::ResetReason::behind));
+  assert_int_equal(h.core.last_id("s"), 1764612345679900);
+}
+
+// subscribe(from: 'now'): the first poll asks with the largest id, the server's reset to its
+// newest id only sets the position (the page sees nothing of what was published before);
+// later messages arrive. A channel already polled keeps its position.
+static void test_from_now(void** state) {
+  (void)state;
+  SimHost h(test_config());
+  h.subscribe("s", 0, true);
+  h.settle();
+  assert_true(contains(h.url_of(h.only_poll()), "c=s&m=9007199254740991&"));
+  h.respond(h.only_poll(), 200,
+            "{\"s\":{\"status\":\"reset\",\"id\":500,\"reason\":\"lost\",\"msg\":[{\"id\":500,\"prev\":400,\"payload\":1}]}}");
+  assert_true(h.page.empty());
+  assert_int_equal(h.core.last_id("s"), 500);
+  assert_true(contains(h.url_of(h.only_poll()), "c=s&m=500&"));
+  h.respond(h.only_poll(), 200, "{\"s\":{\"status\":\"ok\",\"msg\":[{\"id\":600,\"prev\":500,\"payload\":2}]}}");
+  assert_int_equal(h.page.size(), 1);
+  assert_int_equal(h.page[0].id, 600);
+  h.subscribe("s", 0, true);  // a second 'now' subscriber joins at the current position
+  h.settle();
+  assert_true(contains(h.url_of(h.only_poll()), "c=s&m=600&"));
+  // An explicit lastId given while a 'now' is pending wins.
+  h.subscribe("t", 0, true);
+  h.subscribe("t", 42, false);
+  h.settle();
+  assert_true(contains(h.url_of(h.only_poll()), "c=t&m=42"));
+}
+
+// disconnect(): every poll aborted, status disconnected, nothing scheduled; connect()
+// resumes at once from the same ids.
+static void test_pause_resume(void** state) {
+  (void)state;
+  SimHost h(test_config());
+  h.subscribe("s", 7);
+  h.settle();
+  h.respond(h.only_poll(), 200, "{\"s\":{\"status\":\"ok\",\"msg\":[{\"id\":8,\"prev\":7,\"payload\":1}]}}");
+  uint64_t held = h.only_poll();
+  h.paused(true);
+  assert_true(h.in_flight.empty());
+  assert_int_equal(h.aborted.back(), held);
+  assert_int_equal(static_cast<int>(h.status().state), static_cast<int>(ConnState::disconnected));
+  h.advance(120000);
+  assert_true(h.in_flight.empty());
+  h.net_error(held);  // a late report of the aborted poll changes nothing
+  assert_true(h.in_flight.empty());
+  h.paused(false);
+  assert_true(contains(h.url_of(h.only_poll()), "c=s&m=8&"));
+  assert_int_equal(static_cast<int>(h.status().state), static_cast<int>(ConnState::connecting));
+}
+
 // Fails the only poll `n` times with a network error, returning each retry delay.
 static std::vector<Millis> fail_n(SimHost& h, int n) {
   std::vector<Millis> delays;
@@ -543,6 +620,9 @@ int main(void) {
       cmocka_unit_test(test_subscribe_starts_one_poll_with_last_id),
       cmocka_unit_test(test_repoll_at_once_dedupe_and_order),
       cmocka_unit_test(test_reset_moves_last_id),
+      cmocka_unit_test(test_chain_check_and_reasons),
+      cmocka_unit_test(test_from_now),
+      cmocka_unit_test(test_pause_resume),
       cmocka_unit_test(test_backoff_sequence_and_reset_after_success),
       cmocka_unit_test(test_5xx_and_retry_after),
       cmocka_unit_test(test_deadline),

@@ -82,9 +82,9 @@ struct SimHost {
   // Fires a zero-delay timer (the batched channel-set change) if one is armed now.
   void settle() { advance(0); }
 
-  bool subscribe(const std::string& c, uint64_t last_id = 0) {
+  bool subscribe(const std::string& c, uint64_t last_id = 0, bool from_now = false) {
     Actions out;
-    bool ok = core.subscribe(now, c, last_id, &out);
+    bool ok = core.subscribe(now, c, last_id, from_now, &out);
     take(std::move(out));
     return ok;
   }
@@ -109,6 +109,11 @@ struct SimHost {
   void online(bool on) {
     Actions out;
     core.set_online(now, on, &out);
+    take(std::move(out));
+  }
+  void paused(bool on) {
+    Actions out;
+    core.set_paused(now, on, &out);
     take(std::move(out));
   }
   void visible(bool on) {
