@@ -164,3 +164,20 @@ $(CLIENT_PKG_TGZ): $(CLIENT_ARTIFACTS) $(CLIENT_PKG_JSON) client-wasm/README.md 
 
 .PHONY: client-pack
 client-pack: $(CLIENT_PKG_TGZ)
+
+# --- the consumer test ----------------------------------------------------------------------
+# tests/consumer/app installed as a user would: a fresh copy in build/consumer/app, its tools
+# (tsc, esbuild, Playwright) by npm ci from its lock file, then the packed tarball by npm install
+# (not saved: its checksum changes with every build). tests/consumer/consumer.test.mjs then
+# type-checks, bundles and runs it in Chromium against a real rt-server and redis-server.
+CONSUMER_DIR := $(BUILD)/consumer
+
+.PHONY: test-client-consumer
+test-client-consumer: client-pack server | $(BOOTSTRAP_ALL)
+	set -e; rm -rf $(CONSUMER_DIR)/app; mkdir -p $(CONSUMER_DIR); cp -r tests/consumer/app $(CONSUMER_DIR)/app; \
+	cd $(CONSUMER_DIR)/app; PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error; \
+	npm install --no-save --no-package-lock --no-audit --no-fund --loglevel=error $(abspath $(CLIENT_PKG_TGZ))
+	RT_SERVER_BIN=$(abspath $(BUILD)/rt-server) RT_CONSUMER_DIR=$(abspath $(CONSUMER_DIR)) \
+	  node --test --test-reporter=tap tests/consumer/ 2>&1
+
+TEST_TARGETS += test-client-consumer
