@@ -1,12 +1,12 @@
-// embind bindings: the only file that knows about Emscripten. It exposes the core as class
-// `Core` to host.mjs. Every method takes the host's current time, returns the resulting
+// The wasm's interface: the only file that knows about Emscripten. It wraps the core as
+// WasmCore and exports it as plain C functions (bottom), which rt-core.mjs wraps into class
+// `Core` for host.mjs. Every method takes the host's current time, returns the resulting
 // actions as JSON text ({"ok":true,"actions":[...]}, or {"ok":false,"error":"...",
-// "actions":[...]} when the input was rejected), and catches everything: no C++ exception
-// ever crosses into JavaScript (the methods are not declared noexcept only because embind
-// 3.1.6 cannot bind noexcept member pointers; each body is a try/catch). The core throws
-// nothing but std::bad_alloc; the wasm build has no exception support (smaller), so there
-// an allocation failure aborts the module, which host.mjs reports as a fatal error.
-#include <emscripten/bind.h>
+// "actions":[...]} when the input was rejected). No C++ exception can cross into
+// JavaScript: the core throws nothing but std::bad_alloc, and the wasm is built with
+// -fno-exceptions (smaller: no exception classes or typeinfo), so an allocation failure
+// aborts the module, which host.mjs reports as a fatal error.
+#include <emscripten/emscripten.h>
 
 #include <cmath>
 #include <memory>
@@ -32,33 +32,23 @@ std::string result(bool ok, const std::string& error, const Actions& actions) {
   return s;
 }
 
-const char kFatal[] = "{\"ok\":false,\"error\":\"internal error\",\"actions\":[]}";
-
 class WasmCore {
  public:
   // Returns "" on success, else why the options were rejected.
   std::string init(const std::string& options_json) {
-    try {
-      Config cfg;
-      std::string detail;
-      if (!config_from_json(options_json, &cfg, &detail) || !validate_config(cfg, &detail)) return detail;
-      core_ = std::make_unique<ClientCore>(std::move(cfg));
-      return "";
-    } catch (...) {
-      return "internal error";
-    }
+    Config cfg;
+    std::string detail;
+    if (!config_from_json(options_json, &cfg, &detail) || !validate_config(cfg, &detail)) return detail;
+    core_ = std::make_unique<ClientCore>(std::move(cfg));
+    return "";
   }
 
   template <typename F>
   std::string run(F&& f) noexcept {
-    try {
-      Actions out;
-      if (!core_) return result(false, "not initialised", out);
-      std::string error = f(out);
-      return result(error.empty(), error, out);
-    } catch (...) {
-      return kFatal;
-    }
+    Actions out;
+    if (!core_) return result(false, "not initialised", out);
+    std::string error = f(out);
+    return result(error.empty(), error, out);
   }
 
   // from_now: start at the channel's newest id on the server (last_id ignored).
@@ -157,18 +147,14 @@ class WasmCore {
   }
   // JSON array of the URLs of the polls in flight.
   std::string active_poll_urls() const {
-    try {
-      std::string s = "[";
-      if (core_)
-        for (const std::string& u : core_->active_poll_urls()) {
-          if (s.size() > 1) s.push_back(',');
-          append_json_string(&s, u);
-        }
-      s.push_back(']');
-      return s;
-    } catch (...) {
-      return "[]";
-    }
+    std::string s = "[";
+    if (core_)
+      for (const std::string& u : core_->active_poll_urls()) {
+        if (s.size() > 1) s.push_back(',');
+        append_json_string(&s, u);
+      }
+    s.push_back(']');
+    return s;
   }
   double last_id(const std::string& channel) const {
     return core_ ? static_cast<double>(core_->last_id(channel)) : 0;
@@ -181,24 +167,55 @@ class WasmCore {
 }  // namespace
 }  // namespace rt::client
 
-EMSCRIPTEN_BINDINGS(rt_client) {
-  using rt::client::WasmCore;
-  emscripten::class_<WasmCore>("Core")
-      .constructor<>()
-      .function("init", &WasmCore::init)
-      .function("subscribe", &WasmCore::subscribe)
-      .function("unsubscribe", &WasmCore::unsubscribe)
-      .function("scrollBegin", &WasmCore::scroll_begin)
-      .function("scrollMoved", &WasmCore::scroll_moved)
-      .function("scrollMeasured", &WasmCore::scroll_measured)
-      .function("scrollEnd", &WasmCore::scroll_end)
-      .function("onResponse", &WasmCore::on_response)
-      .function("onNetworkError", &WasmCore::on_network_error)
-      .function("onTimer", &WasmCore::on_timer)
-      .function("setOnline", &WasmCore::set_online)
-      .function("setVisible", &WasmCore::set_visible)
-      .function("setPaused", &WasmCore::set_paused)
-      .function("close", &WasmCore::close)
-      .function("activePollUrls", &WasmCore::active_poll_urls)
-      .function("lastId", &WasmCore::last_id);
+// --- the C ABI that core.mjs wraps into class `Core` ---------------------------------------
+// Plain exports instead of embind: embind's runtime (~8 kB of JavaScript and ~3 kB of wasm,
+// gzipped) was a quarter of what a page downloaded. Strings come in as (pointer, length)
+// into buffers that core.mjs allocates with malloc and frees after the call; strings go
+// out as a NUL-terminated pointer into `g_out`, valid until the next call (JSON text never
+// holds a raw NUL: the serialisers escape it). Numbers and booleans pass as they are.
+// core.mjs lists the same methods with their argument kinds (its SIGS table): a method
+// added here needs its line there.
+namespace {
+std::string g_out;
+using rt::client::WasmCore;
+const char* out(std::string s) noexcept {
+  g_out = std::move(s);
+  return g_out.c_str();
 }
+std::string str(const char* p, size_t n) { return std::string(p, n); }
+}  // namespace
+
+#define RT_EXPORT extern "C" EMSCRIPTEN_KEEPALIVE
+RT_EXPORT WasmCore* rt_new() { return new WasmCore(); }
+RT_EXPORT void rt_delete(WasmCore* c) { delete c; }
+RT_EXPORT const char* rt_init(WasmCore* c, const char* o, size_t on) { return out(c->init(str(o, on))); }
+RT_EXPORT const char* rt_subscribe(WasmCore* c, double now, const char* ch, size_t chn, double last,
+                                   int from_now) {
+  return out(c->subscribe(now, str(ch, chn), last, from_now != 0));
+}
+RT_EXPORT const char* rt_unsubscribe(WasmCore* c, double now, const char* ch, size_t chn) {
+  return out(c->unsubscribe(now, str(ch, chn)));
+}
+RT_EXPORT const char* rt_scrollBegin(WasmCore* c, double now, const char* j, size_t jn, double settle,
+                                     double closest) {
+  return out(c->scroll_begin(now, str(j, jn), settle, closest));
+}
+RT_EXPORT const char* rt_scrollMoved(WasmCore* c, double now) { return out(c->scroll_moved(now)); }
+RT_EXPORT const char* rt_scrollMeasured(WasmCore* c, double now, const char* j, size_t jn) {
+  return out(c->scroll_measured(now, str(j, jn)));
+}
+RT_EXPORT const char* rt_scrollEnd(WasmCore* c, double now) { return out(c->scroll_end(now)); }
+RT_EXPORT const char* rt_onResponse(WasmCore* c, double now, double poll, int status, const char* b,
+                                    size_t bn, const char* ra, size_t ran) {
+  return out(c->on_response(now, poll, status, str(b, bn), str(ra, ran)));
+}
+RT_EXPORT const char* rt_onNetworkError(WasmCore* c, double now, double poll, const char* d, size_t dn) {
+  return out(c->on_network_error(now, poll, str(d, dn)));
+}
+RT_EXPORT const char* rt_onTimer(WasmCore* c, double now) { return out(c->on_timer(now)); }
+RT_EXPORT const char* rt_setOnline(WasmCore* c, double now, int on) { return out(c->set_online(now, on != 0)); }
+RT_EXPORT const char* rt_setVisible(WasmCore* c, double now, int v) { return out(c->set_visible(now, v != 0)); }
+RT_EXPORT const char* rt_setPaused(WasmCore* c, double now, int p) { return out(c->set_paused(now, p != 0)); }
+RT_EXPORT const char* rt_close(WasmCore* c, double now) { return out(c->close(now)); }
+RT_EXPORT const char* rt_activePollUrls(WasmCore* c) { return out(c->active_poll_urls()); }
+RT_EXPORT double rt_lastId(WasmCore* c, const char* ch, size_t chn) { return c->last_id(str(ch, chn)); }

@@ -57,11 +57,9 @@ $(JANSSON_WASM_LIB): $(JANSSON_SRC_STAMP) client-wasm/client.mk
 	mv $$tmp $(JANSSON_WASM); rm -rf $(JANSSON_WASM).old
 
 # --- build-time JS tools (npm ci into build/, from client-wasm/package-lock.json) ------------
-# Closure Compiler (native binary from npm, no Java needed) for Emscripten's --closure, and
-# esbuild to minify the host module: together they halve the JavaScript a page downloads.
+# esbuild bundles and minifies the host with the wasm loader into one module.
 CLIENT_TOOLS       := $(CLIENT_OUT)/tools
 CLIENT_TOOLS_STAMP := $(CLIENT_TOOLS)/.installed
-CLOSURE_COMPILER   := $(abspath $(CLIENT_TOOLS))/node_modules/.bin/google-closure-compiler
 ESBUILD            := $(CLIENT_TOOLS)/node_modules/.bin/esbuild
 
 $(CLIENT_TOOLS_STAMP): client-wasm/package.json client-wasm/package-lock.json
@@ -74,26 +72,40 @@ $(CLIENT_TOOLS_STAMP): client-wasm/package.json client-wasm/package-lock.json
 	mv $$tmp $(CLIENT_TOOLS); rm -rf $(CLIENT_TOOLS).old
 
 # --- the wasm module and the JS API --------------------------------------------------------
-CLIENT_WASM_FLAGS := -Oz -flto -DNDEBUG --closure 1 --bind -sMODULARIZE=1 -sEXPORT_ES6=1 -sEXPORT_NAME=createRtCore \
-  -sENVIRONMENT=web,worker -sFILESYSTEM=0 -sMALLOC=emmalloc -sALLOW_MEMORY_GROWTH=1 \
-  -sDYNAMIC_EXECUTION=0 -sINCOMING_MODULE_JS_API=wasmBinary,locateFile \
+# A standalone wasm reactor with plain C exports (bindings.cpp), loaded by our own
+# client-wasm/rt-core.mjs: no Emscripten JS glue and no embind (together ~11 kB gzipped of
+# the 40 kB a page downloaded before). -fno-rtti: nothing uses typeid/dynamic_cast once
+# embind is gone; -fno-exceptions: the core throws nothing but bad_alloc, which then aborts
+# (no exception classes, typeinfo or dynamic_cast in the wasm: ~1 kB gzipped). The wasm
+# imports only what rt-core.mjs provides.
+CLIENT_WASM_FLAGS := -Oz -flto -DNDEBUG -fno-rtti -fno-exceptions --no-entry -sSTANDALONE_WASM=1 \
+  -sEXPORTED_FUNCTIONS=_malloc,_free -sFILESYSTEM=0 -sMALLOC=emmalloc -sALLOW_MEMORY_GROWTH=1 \
   -sBINARYEN_EXTRA_PASSES=--converge
 
-CLIENT_ARTIFACTS := $(CLIENT_OUT)/rt-core.mjs $(CLIENT_OUT)/rt-client.mjs $(CLIENT_OUT)/rt-client.d.ts
+CLIENT_ARTIFACTS := $(CLIENT_OUT)/rt-core.wasm $(CLIENT_OUT)/rt-core.mjs $(CLIENT_OUT)/rt-client.mjs \
+                    $(CLIENT_OUT)/rt-client.d.ts
 
-$(CLIENT_OUT)/rt-core.mjs: client-wasm/client.mk client-wasm/bindings.cpp client-wasm/wasm_shims.cpp $(CLIENT_CORE_SRCS) $(CLIENT_CORE_HDRS) $(PROTO_SRCS) \
-                           $(JANSSON_WASM_LIB) $(CLIENT_TOOLS_STAMP) | $(BOOTSTRAP_ALL)
+# Linked in a private temporary directory and moved into place (concurrent `make client`).
+$(CLIENT_OUT)/rt-core.wasm: client-wasm/client.mk client-wasm/bindings.cpp client-wasm/wasm_shims.cpp $(CLIENT_CORE_SRCS) $(CLIENT_CORE_HDRS) $(PROTO_SRCS) \
+                            $(JANSSON_WASM_LIB) | $(BOOTSTRAP_ALL)
 	@mkdir -p $(dir $@)
-	EM_CLOSURE_COMPILER=$(CLOSURE_COMPILER) $(EMXX) $(CXXSTD) $(WARN) $(CLIENT_INCLUDES) -I$(JANSSON_WASM)/include \
+	set -e; tmp=$$(mktemp -d $(CLIENT_OUT)/.wasm.XXXXXX); \
+	$(EMXX) $(CXXSTD) $(WARN) $(CLIENT_INCLUDES) -I$(JANSSON_WASM)/include \
 	  client-wasm/bindings.cpp client-wasm/wasm_shims.cpp $(CLIENT_CORE_SRCS) $(PROTO_SRCS) $(JANSSON_WASM_LIB) \
-	  $(CLIENT_WASM_FLAGS) -o $@
+	  $(CLIENT_WASM_FLAGS) -o $$tmp/rt-core.wasm; \
+	mv $$tmp/rt-core.wasm $@; rm -rf $$tmp
 
-# The public entry bundles the host with the Emscripten glue (one request, one gzip stream:
-# ~0.4 kB less than two files); rt-core.wasm is found next to it (import.meta.url).
-$(CLIENT_OUT)/rt-client.mjs: client-wasm/host.mjs $(CLIENT_OUT)/rt-core.mjs $(CLIENT_TOOLS_STAMP)
+# The loader on its own (debugging; tests may import it); pages load rt-client.mjs.
+$(CLIENT_OUT)/rt-core.mjs: client-wasm/rt-core.mjs
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+# The public entry bundles the host with the loader (one request, one gzip stream);
+# rt-core.wasm is found next to it (new URL('rt-core.wasm', import.meta.url)).
+$(CLIENT_OUT)/rt-client.mjs: client-wasm/host.mjs client-wasm/rt-core.mjs $(CLIENT_TOOLS_STAMP)
 	@mkdir -p $(dir $@)
 	set -e; tmp=$$(mktemp -d $(CLIENT_OUT)/.bundle.XXXXXX); \
-	cp client-wasm/host.mjs $(CLIENT_OUT)/rt-core.mjs $$tmp/; \
+	cp client-wasm/host.mjs client-wasm/rt-core.mjs $$tmp/; \
 	$(ESBUILD) $$tmp/host.mjs --bundle --minify --format=esm --log-level=warning --outfile=$$tmp/out.mjs; \
 	mv $$tmp/out.mjs $@; rm -rf $$tmp
 
