@@ -115,6 +115,12 @@ class WasmCore {
       return "";
     });
   }
+  std::string on_probe(double now, double probe_id, int status) {
+    return run([&](Actions& out) -> std::string {
+      core_->on_probe(to_millis(now), static_cast<uint64_t>(probe_id), status, &out);
+      return "";
+    });
+  }
   std::string on_timer(double now) {
     return run([&](Actions& out) -> std::string {
       core_->on_timer(to_millis(now), &out);
@@ -211,6 +217,9 @@ RT_EXPORT const char* rt_onResponse(WasmCore* c, double now, double poll, int st
 }
 RT_EXPORT const char* rt_onNetworkError(WasmCore* c, double now, double poll, const char* d, size_t dn) {
   return out(c->on_network_error(now, poll, str(d, dn)));
+}
+RT_EXPORT const char* rt_onProbe(WasmCore* c, double now, double probe, int status) {
+  return out(c->on_probe(now, probe, status));
 }
 RT_EXPORT const char* rt_onTimer(WasmCore* c, double now) { return out(c->on_timer(now)); }
 RT_EXPORT const char* rt_setOnline(WasmCore* c, double now, int on) { return out(c->set_online(now, on != 0)); }

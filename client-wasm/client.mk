@@ -102,10 +102,10 @@ $(CLIENT_OUT)/rt-core.mjs: client-wasm/rt-core.mjs
 
 # The public entry bundles the host with the loader (one request, one gzip stream);
 # rt-core.wasm is found next to it (new URL('rt-core.wasm', import.meta.url)).
-$(CLIENT_OUT)/rt-client.mjs: client-wasm/host.mjs client-wasm/rt-core.mjs $(CLIENT_TOOLS_STAMP)
+$(CLIENT_OUT)/rt-client.mjs: client-wasm/host.mjs client-wasm/tabs.mjs client-wasm/rt-core.mjs $(CLIENT_TOOLS_STAMP)
 	@mkdir -p $(dir $@)
 	set -e; tmp=$$(mktemp -d $(CLIENT_OUT)/.bundle.XXXXXX); \
-	cp client-wasm/host.mjs client-wasm/rt-core.mjs $$tmp/; \
+	cp client-wasm/host.mjs client-wasm/tabs.mjs client-wasm/rt-core.mjs $$tmp/; \
 	$(ESBUILD) $$tmp/host.mjs --bundle --minify --format=esm --log-level=warning --outfile=$$tmp/out.mjs; \
 	mv $$tmp/out.mjs $@; rm -rf $$tmp
 

@@ -7,6 +7,7 @@
 // feeds the results back as events with the current time. See rt-client.d.ts and
 // client-wasm/README.md for the API.
 import createRtCore from './rt-core.mjs';
+import { shareTabs } from './tabs.mjs';
 
 // One wasm instance per wasm URL and page, shared by every client. A load that failed is
 // forgotten, so the next createClient tries again (a flaky network must not break the page
@@ -27,7 +28,7 @@ function loadModule(options) {
 }
 
 const CORE_OPTIONS = [
-  'baseUrl', 'path', 'urlBudget', 'maxChannelsPerPoll', 'pollTimeoutMs', 'deadlineMarginMs', 'liveAfterMs',
+  'baseUrl', 'path', 'urlBudget', 'maxChannelsPerPoll', 'pollTimeoutMs', 'deadlineMarginMs', 'probeAfterMs', 'probePath',
   'firstRetryMaxMs', 'backoffBaseMs', 'backoffCapMs', 'maxRetryAfterMs', 'settleMs', 'closest',
 ];
 
@@ -85,16 +86,29 @@ export async function createClient(options = {}) {
       ? globalThis.location.origin : '';
   }
   coreOptions.baseUrl = String(coreOptions.baseUrl).replace(/\/+$/, '');
+  // The probe is rt's /healthz beside the poll endpoint (path /rt -> /healthz, /x/rt -> /x/healthz).
+  if (coreOptions.probePath === undefined) coreOptions.probePath = String(coreOptions.path || '/rt').replace(/[^/]*$/, 'healthz');
   coreOptions.seed = options.seed !== undefined ? options.seed : randomSeed();
+
+  // One poll for all tabs of the origin (tabs.mjs), unless the page says no or the browser
+  // lacks Web Locks / BroadcastChannel.
+  const POLL_INIT = { cache: 'no-store', credentials, headers: { Accept: 'application/json' } };
+  const tabs = options.shareTabs === false || !win ? null : shareTabs({
+    name: `${coreOptions.baseUrl}${coreOptions.path || '/rt'}`, fetch: fetchFn, init: POLL_INIT,
+    urlBudget: coreOptions.urlBudget || 4096, maxChannels: coreOptions.maxChannelsPerPoll || 500, navigator: nav,
+  });
+  const send = tabs ? tabs.fetch : fetchFn;
 
   const core = new mod.Core();
   const initError = core.init(JSON.stringify(coreOptions));
   if (initError) {
+    if (tabs) tabs.close();
     core.delete();
     throw new TypeError(`rt-client: ${initError}`);
   }
 
   const polls = new Map();          // poll id -> AbortController
+  const probes = new Set();         // AbortControllers of the probes in flight
   const subs = new Map();           // channel -> Set of subscription records
   const statusListeners = new Set();
   let status = { state: 'connecting', attempt: 0, retryInMs: -1, httpStatus: 0, reason: '', lagMs: -1 };
@@ -177,6 +191,7 @@ export async function createClient(options = {}) {
       }
       case 'msg': return deliver(a, false);
       case 'reset': return deliver(a, true);
+      case 'probe': return probe(a.probe, a.url);
       case 'measure':
         if (scroll) call('scrollMeasured', JSON.stringify(scroll.measure()));
         return;
@@ -195,14 +210,28 @@ export async function createClient(options = {}) {
     }
   }
 
+  // Low priority: a browser at its per-host connection limit sends it after the poll.
+  function probe(id, url) {
+    const ctl = new AbortController();
+    probes.add(ctl);
+    let p;
+    try {
+      p = Promise.resolve(send(url, { signal: ctl.signal, cache: 'no-store', credentials, priority: 'low' }));
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    p.then(async (resp) => {
+      await resp.text();
+      call('onProbe', id, resp.status);
+    }).catch(() => call('onProbe', id, 0)).finally(() => probes.delete(ctl));
+  }
+
   function startPoll(id, url) {
     const ctl = new AbortController();
     polls.set(id, ctl);
     let p;
     try {
-      p = Promise.resolve(fetchFn(url, {
-        signal: ctl.signal, cache: 'no-store', credentials, headers: { Accept: 'application/json' },
-      }));
+      p = Promise.resolve(send(url, { ...POLL_INIT, signal: ctl.signal }));
     } catch (e) {
       p = Promise.reject(e);
     }
@@ -231,8 +260,8 @@ export async function createClient(options = {}) {
   listen(doc, 'visibilitychange', () => call('setVisible', doc.visibilityState !== 'hidden'));
   // The back/forward cache keeps only pages without requests in flight: abort on pagehide,
   // resume from the same ids on pageshow.
-  listen(win, 'pagehide', () => { pageHidden = true; applyPause(); });
-  listen(win, 'pageshow', () => { pageHidden = false; applyPause(); });
+  listen(win, 'pagehide', () => { pageHidden = true; applyPause(); if (tabs) tabs.suspend(); });
+  listen(win, 'pageshow', () => { if (tabs) tabs.resume(); pageHidden = false; applyPause(); });
   if (nav && nav.onLine === false) call('setOnline', false);
   if (doc && doc.visibilityState === 'hidden') call('setVisible', false);
   call('onTimer');  // emits the initial status
@@ -253,6 +282,9 @@ export async function createClient(options = {}) {
     closed = true;
     for (const ctl of polls.values()) ctl.abort();
     polls.clear();
+    for (const ctl of probes) ctl.abort();
+    probes.clear();
+    if (tabs) tabs.close();
     if (timer !== null) clock.clearTimeout(timer);
     timer = null;
     for (const off of listeners.splice(0)) off();
@@ -404,6 +436,8 @@ export async function createClient(options = {}) {
     // Lets tests and pages without window events drive connectivity and visibility.
     setOnline: (online) => { call('setOnline', !!online); },
     setVisible: (visible) => { call('setVisible', !!visible); },
+    // 'leader' (this tab polls for every tab of the origin), 'follower', or 'alone'.
+    tabRole: () => (tabs ? tabs.role() : 'alone'),
     close: () => shutdown(),
   };
   return client;

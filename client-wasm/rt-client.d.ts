@@ -52,8 +52,12 @@ export interface ClientOptions {
   pollTimeoutMs?: number;
   /** A poll with no answer after pollTimeoutMs + deadlineMarginMs is aborted and retried. Default 5000. */
   deadlineMarginMs?: number;
-  /** A poll held this long without an error counts as connected (status 'live'). Default 2000. */
-  liveAfterMs?: number;
+  /** 'live' needs a real answer: a poll unanswered this long is checked by one probe (GET probePath,
+   *  low priority, so it queues behind the poll in a browser at its connection limit). Default 1000. */
+  probeAfterMs?: number;
+  /** Path of the probe. Default: the poll path with its last segment replaced by 'healthz'
+   *  ('/rt' -> '/healthz'). '' disables probes: live only after a poll's answer. */
+  probePath?: string;
   /** First retry after a failure: random in [0, firstRetryMaxMs]. Default 200. */
   firstRetryMaxMs?: number;
   /** Later retries: random in [0, min(backoffCapMs, backoffBaseMs * 2^(n-1))]. Defaults 250 / 10000. */
@@ -69,6 +73,9 @@ export interface ClientOptions {
   seed?: number;
   /** fetch to use (tests). Default globalThis.fetch. */
   fetch?: (url: string, init: RequestInit) => Promise<Response>;
+  /** One poll for all tabs of the origin (Web Locks + BroadcastChannel; see README "Tabs").
+   *  Default true where the browser has both; false: this client polls on its own. */
+  shareTabs?: boolean;
   /** credentials mode of the poll requests. Default 'same-origin'. */
   credentials?: RequestCredentials;
   /** The wasm bytes (required in Node: Emscripten 3.1.6's loader cannot fetch there). */
@@ -156,8 +163,12 @@ export interface RtClient {
   status(): Status;
   /** Last id of a channel (0 when unknown). */
   lastId(channel: string): number;
-  /** URLs of the polls in flight (debugging and tests). */
+  /** URLs of the polls in flight (debugging and tests). With shared tabs: this tab's polls,
+   *  which the leader tab merges into its real requests. */
   activePollUrls(): string[];
+  /** 'leader': this tab makes the real requests for every tab of the origin; 'follower': its
+   *  polls go through the leader; 'alone': not shared. */
+  tabRole(): 'leader' | 'follower' | 'alone' | 'closed';
   /** Drives connectivity / visibility by hand (tests, or pages without window events). */
   setOnline(online: boolean): void;
   setVisible(visible: boolean): void;

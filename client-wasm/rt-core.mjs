@@ -12,7 +12,7 @@
 // except lastId (a number). One line per RT_EXPORT of bindings.cpp.
 const SIGS = {
   init: 's', subscribe: 'nsnb', unsubscribe: 'ns', scrollBegin: 'nsnn', scrollMoved: 'n',
-  scrollMeasured: 'ns', scrollEnd: 'n', onResponse: 'nnnss', onNetworkError: 'nns', onTimer: 'n',
+  scrollMeasured: 'ns', scrollEnd: 'n', onResponse: 'nnnss', onNetworkError: 'nns', onProbe: 'nnn', onTimer: 'n',
   setOnline: 'nb', setVisible: 'nb', setPaused: 'nb', close: 'n', activePollUrls: '', lastId: 's',
 };
 

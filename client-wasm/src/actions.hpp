@@ -15,8 +15,8 @@ using Millis = int64_t;  // milliseconds on the host's monotonic clock
 
 // The connection status shown to the page.
 enum class ConnState {
-  connecting,  // polls started, no successful response yet
-  live,        // the latest poll of every group succeeded
+  connecting,  // polls started, no answer from the server yet (a poll's or a probe's)
+  live,        // every poll group had a real answer since its latest failure
   retrying,    // a network error, 5xx, malformed response or deadline: backing off
   offline,     // the browser says it is offline: no polls until `online`
   error,       // a 4xx: the page asked for something invalid (a bug); retried with backoff
@@ -50,6 +50,7 @@ enum class ActionKind {
   message,         // channel, id, payload_json, targets: hand one message to the page
   reset,           // channel, id (resume id), reason, has_newest/newest_id/payload_json, targets
   measure_scroll,  // measure item positions now and call scroll_measured
+  probe,           // poll_id (the probe's id), url: GET url at low priority; report on_probe
 };
 
 struct Action {

@@ -32,7 +32,10 @@ bool validate_config(const Config& cfg, std::string* detail) {
   if (cfg.max_channels_per_poll < 1) return fail("maxChannelsPerPoll must be at least 1");
   if (cfg.poll_timeout_ms < 1) return fail("pollTimeoutMs must be positive");
   if (cfg.deadline_margin_ms < 0) return fail("deadlineMarginMs must not be negative");
-  if (cfg.live_after_ms <= 0) return fail("liveAfterMs must be positive");
+  if (cfg.probe_after_ms < 0) return fail("probeAfterMs must not be negative");
+  if (!cfg.probe_path.empty() &&
+      (cfg.probe_path[0] != '/' || cfg.probe_path.find_first_of("?#") != std::string::npos))
+    return fail("probePath must be empty or start with '/' and contain no '?' or '#'");
   const BackoffConfig& b = cfg.backoff;
   if (b.first_retry_max_ms < 0) return fail("firstRetryMaxMs must not be negative");
   if (b.base_ms < 1) return fail("backoffBaseMs must be positive");
@@ -158,6 +161,7 @@ bool ClientCore::start_slot(Millis now, Slot& slot, Actions* out) {
   slot.deadline = now + cfg_.poll_timeout_ms + cfg_.deadline_margin_ms;
   slot.started_at = now;
   slot.retry_at = -1;
+  slot.probed = false;
   Action a;
   a.kind = ActionKind::start_poll;
   a.poll_id = slot.poll_id;
@@ -185,6 +189,7 @@ void ClientCore::fail_slot(Millis now, Slot& slot, ConnState state, int http_sta
   slot.deadline = -1;
   slot.retry_at = now + delay;
   slot.failing = true;
+  slot.confirmed = false;
   slot.failure = Status{state, slot.backoff.failures(), delay, http_status, std::move(reason)};
 }
 
@@ -211,6 +216,7 @@ void ClientCore::replan(Millis now, bool force, Actions* out) {
   int carry_failures = 0;
   Millis carry_retry_at = -1;
   const Slot* carry = nullptr;
+  const bool confirmed = all_confirmed();  // the link was proven: new groups need no probe
   for (Slot& s : slots_) {
     if (s.failing) {
       if (!carry || s.backoff.failures() > carry_failures) carry = &s;
@@ -228,6 +234,8 @@ void ClientCore::replan(Millis now, bool force, Actions* out) {
       n.failure = carry->failure;
       n.backoff.set_failures(carry_failures);
       if (carry_retry_at > now) n.retry_at = carry_retry_at;
+    } else {
+      n.confirmed = confirmed;
     }
   }
   slots_ = std::move(fresh);
@@ -265,8 +273,8 @@ void ClientCore::on_response(Millis now, uint64_t poll_id, int http_status, std:
       slot->deadline = -1;
       slot->retry_at = -1;
       slot->failing = false;
+      slot->confirmed = true;
       slot->backoff.reset();
-      healthy_ = true;
     } else {
       fail_slot(now, *slot, ConnState::retrying, 200, "malformed response: " + detail, retry_after_ms, false);
     }
@@ -304,12 +312,21 @@ void ClientCore::on_timer(Millis now, Actions* out) {
       fail_slot(now, s, ConnState::retrying, 0, "no answer before the deadline", -1, false);
     }
   }
-  // A poll held long enough without an error: the server has it, the link is up (its
-  // backoff streak stays until a real answer, in case the server drops held polls).
-  for (Slot& s : slots_) {
-    if (s.poll_id != 0 && s.started_at >= 0 && s.started_at + cfg_.live_after_ms <= now) {
-      s.failing = false;
-      healthy_ = true;
+  // Polls unanswered for probe_after_ms and not confirmed yet: one probe for all of them.
+  if (probe_id_ == 0 && !cfg_.probe_path.empty()) {
+    bool due = false;
+    for (const Slot& s : slots_)
+      if (s.poll_id != 0 && !s.confirmed && !s.probed && s.started_at + cfg_.probe_after_ms <= now) due = true;
+    if (due) {
+      for (Slot& s : slots_)
+        if (s.poll_id != 0 && !s.confirmed) s.probed = true;
+      probe_id_ = next_probe_id_++;
+      probe_sent_at_ = now;
+      Action a;
+      a.kind = ActionKind::probe;
+      a.poll_id = probe_id_;
+      a.url = cfg_.url.base_url + cfg_.probe_path;
+      out->push_back(std::move(a));
     }
   }
   if (online_ && !paused_)
@@ -325,13 +342,36 @@ void ClientCore::on_timer(Millis now, Actions* out) {
   finish(now, out);
 }
 
+void ClientCore::on_probe(Millis now, uint64_t probe_id, int http_status, Actions* out) {
+  if (closed_ || probe_id == 0 || probe_id != probe_id_) return;
+  probe_id_ = 0;
+  if (http_status == 200) {
+    // The server answered a request sent after these polls: they are with the server. Their
+    // backoff streaks stay until a real answer, in case the server drops held polls.
+    for (Slot& s : slots_)
+      if (s.poll_id != 0 && s.started_at <= probe_sent_at_) {
+        s.confirmed = true;
+        s.failing = false;
+      }
+  }
+  finish(now, out);
+}
+
+bool ClientCore::all_confirmed() const noexcept {
+  if (slots_.empty()) return false;
+  for (const Slot& s : slots_)
+    if (!s.confirmed) return false;
+  return true;
+}
+
 void ClientCore::set_online(Millis now, bool online, Actions* out) {
   if (closed_) return;
   if (!online) {
     if (online_) {
       online_ = false;
-      healthy_ = false;
+      probe_id_ = 0;
       for (Slot& s : slots_) {
+        s.confirmed = false;
         abort_slot(s, out);
         s.retry_at = -1;  // idle until online
         s.failing = false;
@@ -349,8 +389,9 @@ void ClientCore::set_online(Millis now, bool online, Actions* out) {
 void ClientCore::set_paused(Millis now, bool paused, Actions* out) {
   if (closed_ || paused == paused_) return;
   paused_ = paused;
-  healthy_ = false;
+  probe_id_ = 0;
   for (Slot& s : slots_) {
+    s.confirmed = false;
     abort_slot(s, out);
     s.retry_at = -1;  // paused: idle; resumed: start at once
     s.failing = false;
@@ -411,7 +452,7 @@ Status ClientCore::compute_status() const {
       worst = &slot;
   }
   if (worst) return worst->failure;
-  s.state = healthy_ ? ConnState::live : ConnState::connecting;
+  s.state = all_confirmed() ? ConnState::live : ConnState::connecting;
   return s;
 }
 
@@ -423,7 +464,8 @@ Millis ClientCore::next_wake() const {
   for (const Slot& s : slots_) {
     if (s.poll_id != 0) {
       take(s.deadline);
-      if ((!healthy_ || s.failing) && s.started_at >= 0) take(s.started_at + cfg_.live_after_ms);
+      if (!s.confirmed && !s.probed && probe_id_ == 0 && !cfg_.probe_path.empty())
+        take(s.started_at + cfg_.probe_after_ms);
     } else if (online_ && !paused_) {
       take(s.retry_at);
     }

@@ -41,10 +41,14 @@ struct Config {
   size_t max_channels_per_poll = 500;  // the server's default limit per request
   Millis poll_timeout_ms = 30000;      // the server's poll timeout
   Millis deadline_margin_ms = 5000;    // client-side deadline = poll timeout + this
-  // A poll the server has held this long without an error shows the link is up: the server
-  // answers errors (503, 4xx) at once, so a quiet page is "live" after this, not only after
-  // its first answer (which may take a whole poll timeout).
-  Millis live_after_ms = 2000;
+  // "live" needs a real answer from the server. A quiet channel's poll is answered only at
+  // the poll timeout, so a poll still unanswered after probe_after_ms is checked with a probe:
+  // GET probe_path (/healthz), sent after the poll and at low priority, so that a browser
+  // queueing requests behind its per-host connection limit sends it only after the poll; its
+  // 200 shows the server (and Redis) up and the poll not stuck in the browser's queue.
+  // An empty probe_path disables probes: live after the first poll answer only.
+  Millis probe_after_ms = 1000;
+  std::string probe_path = "/healthz";
   BackoffConfig backoff;
   Millis settle_ms = 1000;  // scrolling counts as stopped after this long without events
   size_t closest = 40;      // channels kept after scrolling settles
@@ -93,6 +97,8 @@ class ClientCore {
                    Millis retry_after_ms, Actions* out);
   // A poll failed without an HTTP response (connection refused, reset, CORS, ...).
   void on_network_error(Millis now, uint64_t poll_id, std::string_view detail, Actions* out);
+  // The probe `probe_id` (a probe action) got HTTP `http_status` (0: no answer).
+  void on_probe(Millis now, uint64_t probe_id, int http_status, Actions* out);
 
   // --- host ---
   void on_timer(Millis now, Actions* out);  // the armed timer fired
@@ -120,6 +126,8 @@ class ClientCore {
     Millis retry_at = -1;  // not in flight: when to try again (-1: start at the next pump)
     Backoff backoff;
     bool failing = false;  // the latest attempt failed (cleared by a success)
+    bool confirmed = false;  // the server answered since the latest failure (a poll or a probe)
+    bool probed = false;     // a probe was sent for the request in flight
     Status failure;        // details of that failure
   };
 
@@ -144,7 +152,10 @@ class ClientCore {
   bool visible_ = true;
   bool paused_ = false;
   bool closed_ = false;
-  bool healthy_ = false;  // a poll succeeded since start / the last `online`
+  uint64_t probe_id_ = 0;       // the probe in flight, 0 when none
+  Millis probe_sent_at_ = -1;   // when it was sent: it confirms polls started before
+  uint64_t next_probe_id_ = 1;
+  bool all_confirmed() const noexcept;
   bool scroll_active_ = false;
   Millis scroll_settle_ms_ = 0;
   size_t scroll_closest_ = 0;

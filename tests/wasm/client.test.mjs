@@ -457,3 +457,30 @@ test('a failed wasm load is not cached: the next createClient tries again', asyn
   const rt = await createClient({ wasmBinary, window: null, document: null, navigator: null, fetch: () => new Promise(() => {}) });
   rt.close();
 });
+
+test("'live' needs a real answer: a held poll is probed once with GET /healthz at low priority", async () => {
+  const { rt, clock, ff, statuses } = await newClient({ probePath: undefined, probeAfterMs: 1000 });
+  rt.subscribe('a', { lastId: 0, kind: 'state', onMessage() {} });
+  await clock.advance(0);
+  const poll = ff.only();
+  await clock.advance(999);
+  assert.equal(ff.pending().length, 1);
+  await clock.advance(1);
+  const probe = ff.pending().find((r) => r !== poll);
+  assert.equal(probe.url, 'http://127.0.0.1:8080/healthz');
+  assert.equal(probe.init.priority, 'low');
+  await clock.advance(20000);  // unanswered (it would be, behind a queued poll): not live
+  assert.equal(statuses.at(-1).state, 'connecting');
+  assert.equal(ff.pending().length, 2);
+  await ff.respond(probe, 200, '{"status":"ok"}');
+  assert.equal(statuses.at(-1).state, 'live');
+  assert.equal(ff.only(), poll);
+  rt.close();
+  // path /x/rt probes /x/healthz.
+  const other = await newClient({ probePath: undefined, path: '/x/rt', probeAfterMs: 0 });
+  other.rt.subscribe('a', { lastId: 0, kind: 'state', onMessage() {} });
+  await other.clock.advance(0);
+  await other.clock.advance(0);
+  assert.ok(other.ff.pending().some((r) => r.url === 'http://127.0.0.1:8080/x/healthz'), other.ff.pending().map((r) => r.url).join());
+  other.rt.close();
+});

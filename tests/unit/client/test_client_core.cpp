@@ -230,10 +230,10 @@ static void test_deadline(void** state) {
   assert_int_equal(h.page.size(), before);
 }
 
-// A quiet page is live once the server has held its poll for liveAfterMs without an error,
-// not only after the first answer (a whole poll timeout later); a server that fails at
-// once never looks live; a held retry turns "retrying" into "live".
-static void test_held_poll_counts_as_live(void** state) {
+// "live" only after a real answer: a held poll is not enough (it may wait in the browser's
+// queue behind the per-host connection limit). After probe_after_ms unanswered, one probe
+// (GET /healthz) goes out; its 200 confirms the polls started before it.
+static void test_live_needs_a_real_answer(void** state) {
   (void)state;
   Config cfg = test_config();
   cfg.poll_timeout_ms = 25000;
@@ -241,18 +241,46 @@ static void test_held_poll_counts_as_live(void** state) {
   h.subscribe("a");
   h.settle();
   assert_int_equal(static_cast<int>(h.status().state), static_cast<int>(ConnState::connecting));
-  h.advance(cfg.live_after_ms - 1);
-  assert_int_equal(static_cast<int>(h.status().state), static_cast<int>(ConnState::connecting));
+  h.advance(cfg.probe_after_ms - 1);
+  assert_true(h.probes.empty());
   h.advance(1);
+  assert_int_equal(h.probes.size(), 1);
+  assert_string_equal(h.probe_urls[0].c_str(), "http://127.0.0.1:8080/healthz");
+  h.advance(20000);  // held, probe unanswered (queued behind other polls): still connecting
+  assert_int_equal(static_cast<int>(h.status().state), static_cast<int>(ConnState::connecting));
+  assert_int_equal(h.probes.size(), 1);  // one probe per request, no spin
+  h.probe_answer(h.probes[0], 200);
   assert_int_equal(static_cast<int>(h.status().state), static_cast<int>(ConnState::live));
 
-  // The server starts failing: retrying; a retry it holds again: live again.
+  // The server starts failing: retrying; the retry needs its own confirmation.
   h.respond(h.only_poll(), 503, "{\"error\":\"redis down\"}");
   assert_int_equal(static_cast<int>(h.status().state), static_cast<int>(ConnState::retrying));
   h.advance(200);
   assert_int_equal(h.in_flight.size(), 1);
-  h.advance(cfg.live_after_ms);
+  h.advance(cfg.probe_after_ms);
+  assert_int_equal(h.probes.size(), 2);
+  assert_int_equal(static_cast<int>(h.status().state), static_cast<int>(ConnState::retrying));
+  h.probe_answer(h.probes[1], 503);  // Redis still down: not live
+  assert_int_equal(static_cast<int>(h.status().state), static_cast<int>(ConnState::retrying));
+  h.probe_answer(h.probes[1], 200);  // a stale report: ignored
+  assert_int_equal(static_cast<int>(h.status().state), static_cast<int>(ConnState::retrying));
+  // A real answer makes it live without a probe; re-polls after it stay live.
+  h.respond(h.only_poll(), 200, "{}");
   assert_int_equal(static_cast<int>(h.status().state), static_cast<int>(ConnState::live));
+  h.advance(5000);
+  assert_int_equal(h.probes.size(), 2);
+  assert_int_equal(static_cast<int>(h.status().state), static_cast<int>(ConnState::live));
+
+  // A probe confirms only polls started before it was sent.
+  SimHost g(cfg);
+  g.subscribe("a");
+  g.settle();
+  g.advance(cfg.probe_after_ms);
+  uint64_t first = g.only_poll();
+  g.net_error(first);
+  while (g.in_flight.empty()) g.advance(10);
+  g.probe_answer(g.probes[0], 200);  // sent before the retry started
+  assert_int_equal(static_cast<int>(g.status().state), static_cast<int>(ConnState::retrying));
 
   // Failing at once, every time: never live.
   SimHost f(cfg);
@@ -263,6 +291,18 @@ static void test_held_poll_counts_as_live(void** state) {
     assert_int_equal(static_cast<int>(f.status().state), static_cast<int>(ConnState::retrying));
     while (f.in_flight.empty()) f.advance(50);
   }
+
+  // probePath "" disables probes: live after the first poll answer only.
+  Config np = cfg;
+  np.probe_path.clear();
+  SimHost n(np);
+  n.subscribe("a");
+  n.settle();
+  n.advance(20000);
+  assert_true(n.probes.empty());
+  assert_int_equal(static_cast<int>(n.status().state), static_cast<int>(ConnState::connecting));
+  n.respond(n.only_poll(), 200, "{}");
+  assert_int_equal(static_cast<int>(n.status().state), static_cast<int>(ConnState::live));
 }
 
 static void test_4xx_is_an_error_status_without_spinning(void** state) {
@@ -626,7 +666,7 @@ int main(void) {
       cmocka_unit_test(test_backoff_sequence_and_reset_after_success),
       cmocka_unit_test(test_5xx_and_retry_after),
       cmocka_unit_test(test_deadline),
-      cmocka_unit_test(test_held_poll_counts_as_live),
+      cmocka_unit_test(test_live_needs_a_real_answer),
       cmocka_unit_test(test_4xx_is_an_error_status_without_spinning),
       cmocka_unit_test(test_offline_online),
       cmocka_unit_test(test_visible_after_deadline_retries_at_once),

@@ -36,6 +36,8 @@ struct SimHost {
   std::vector<Action> page;           // message and reset actions, in order
   std::vector<Status> statuses;
   int measures = 0;
+  std::vector<uint64_t> probes;          // every probe action, in order
+  std::vector<std::string> probe_urls;
   Actions last;                       // the actions of the latest event
 
   void take(Actions&& actions) {
@@ -62,6 +64,10 @@ struct SimHost {
           break;
         case ActionKind::measure_scroll:
           measures++;
+          break;
+        case ActionKind::probe:
+          probes.push_back(a.poll_id);
+          probe_urls.push_back(a.url);
           break;
       }
     }
@@ -98,6 +104,11 @@ struct SimHost {
     Actions out;
     in_flight.erase(poll);
     core.on_response(now, poll, status, body, retry_after_ms, &out);
+    take(std::move(out));
+  }
+  void probe_answer(uint64_t probe, int status) {
+    Actions out;
+    core.on_probe(now, probe, status, &out);
     take(std::move(out));
   }
   void net_error(uint64_t poll) {
