@@ -59,6 +59,7 @@ class Merger {
     this.vpolls = new Map();  // "tab:vid" -> {tab, vid, base, pairs, real}
     this.reals = new Set();   // {base, pairs, members: Set of keys, ctl}
     this.timer = null;
+    this.planQueued = false;
     this.awaiting = new Set();  // tabs answered just now, expected to poll again
     this.stopped = false;
   }
@@ -81,7 +82,7 @@ class Merger {
     if (!poll) return this.passThrough(msg);
     const vp = { tab: msg.tab, vid: msg.vid, base: poll.base, pairs: poll.pairs, real: null };
     this.vpolls.set(key, vp);
-    if (this.awaiting.delete(msg.tab) && !this.awaiting.size && this.timer) this.schedule();
+    if (this.awaiting.delete(msg.tab) && !this.awaiting.size && this.timer) this.schedule();  // all back
     for (const real of this.reals) {
       if (real.base !== vp.base) continue;
       let covered = true;
@@ -95,11 +96,18 @@ class Merger {
     this.schedule();
   }
 
-  // Plans soon: at once, or when the tabs answered just now have polled again (at most
-  // REPOLL_WAIT_MS: after a failure they back off instead).
+  // Plans at the end of this task, or once the tabs answered just now have polled again (at
+  // most REPOLL_WAIT_MS: after a failure they back off instead). No timer on the usual path:
+  // the leader may be a hidden tab, whose timers the browser delays to once a second.
   schedule() {
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.plan(), this.awaiting.size ? REPOLL_WAIT_MS : 0);
+    this.timer = null;
+    if (this.awaiting.size) {
+      this.timer = setTimeout(() => this.plan(), REPOLL_WAIT_MS);
+    } else if (!this.planQueued) {
+      this.planQueued = true;
+      queueMicrotask(() => { this.planQueued = false; this.plan(); });
+    }
   }
 
   drop(real) {
@@ -110,6 +118,7 @@ class Merger {
   // Every pending poll afresh, packed into as few requests as fit: the running requests are
   // aborted (their polls are asked again with the same ids, so nothing is lost).
   plan() {
+    clearTimeout(this.timer);
     this.timer = null;
     this.awaiting.clear();
     if (this.stopped) return;
@@ -165,10 +174,11 @@ class Merger {
       .catch((e) => answer((vp) => ({ t: MSG_ERR, tab: vp.tab, vid: vp.vid, error: `${e && e.name}: ${e && e.message}` })));
   }
 
+  // The status probe (the only other request): low priority, as the tab asked.
   passThrough(msg) {
-    const { priority, credentials, cache } = this.init;
+    const { credentials, cache } = this.init;
     Promise.resolve()
-      .then(() => this.fetchFn(msg.url, { priority, credentials, cache }))
+      .then(() => this.fetchFn(msg.url, { priority: 'low', credentials, cache }))
       .then(async (resp) => {
         const body = await resp.text();
         this.reply({ t: MSG_RES, tab: msg.tab, vid: msg.vid, status: resp.status, body, retryAfter: null });
@@ -214,7 +224,8 @@ export function shareTabs({ name, fetch, init, urlBudget, maxChannels, navigator
     mine.delete(msg.vid);
     if (msg.t === MSG_ERR) return rec.reject(new TypeError(`shared poll failed: ${msg.error}`));
     const headers = msg.retryAfter ? { 'Retry-After': msg.retryAfter } : {};
-    rec.resolve(new Response(msg.body, { status: msg.status, headers }));
+    const nullBody = msg.status === 204 || msg.status === 205 || msg.status === 304;
+    rec.resolve(new Response(nullBody ? null : msg.body, { status: msg.status, headers }));
   }
   function resendAll() {
     for (const [vid, rec] of mine) toLeader({ t: MSG_REQ, tab, vid, url: rec.url });
