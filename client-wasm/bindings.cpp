@@ -43,11 +43,17 @@ class WasmCore {
     return "";
   }
 
+  // Runs one core step and serialises its actions. The step is called through a plain
+  // function pointer so that the Actions lifetime and serialising exist once in the wasm,
+  // not once per method.
   template <typename F>
   std::string run(F&& f) noexcept {
+    return run_step([](Actions& out, void* step) { return (*static_cast<std::remove_reference_t<F>*>(step))(out); }, &f);
+  }
+  __attribute__((noinline)) std::string run_step(std::string (*call)(Actions&, void*), void* step) noexcept {
     Actions out;
     if (!core_) return result(false, "not initialised", out);
-    std::string error = f(out);
+    std::string error = call(out, step);
     return result(error.empty(), error, out);
   }
 

@@ -21,7 +21,7 @@ const decoder = new TextDecoder();
 
 async function instantiate(opts, imports) {
   if (opts.wasmBinary) return WebAssembly.instantiate(opts.wasmBinary, imports);
-  const url = opts.locateFile ? opts.locateFile('rt-core.wasm', '') : new URL('rt-core.wasm', import.meta.url);
+  const url = opts.locateFile ? opts.locateFile('rt-core.wasm', '') : new URL('./rt-core.wasm', import.meta.url);
   const get = () => fetch(url).then((r) => {
     if (!r.ok) throw new Error(`rt-core.wasm: HTTP ${r.status}`);
     return r;

@@ -35,8 +35,9 @@ export const test = base.extend({
   openPage: async ({ browser, stack }, use, testInfo) => {
     const contexts = [];
     const errors = [];
-    await use(async (urlPath, { viewport } = {}) => {
-      const context = await browser.newContext(viewport ? { viewport } : {});
+    // `context`: more browser-context options (a phone: isMobile, hasTouch, deviceScaleFactor).
+    await use(async (urlPath, { viewport, context: more = {} } = {}) => {
+      const context = await browser.newContext({ ...(viewport ? { viewport } : {}), ...more });
       contexts.push(context);
       const page = await context.newPage();
       page.on('pageerror', (err) => errors.push(`${urlPath}: ${err.message}`));

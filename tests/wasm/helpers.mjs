@@ -7,7 +7,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const clientDir = process.env.RT_CLIENT_DIR || path.resolve(here, '../../build/client');
 const { createClient } = await import(pathToFileURL(path.join(clientDir, 'rt-client.mjs')).href);
-// Node 20's global fetch breaks Emscripten 3.1.6's loader: hand it the bytes.
+// Node's fetch cannot read the wasm from a file: URL: hand the client the bytes.
 export const wasmBinary = readFileSync(path.join(clientDir, 'rt-core.wasm'));
 
 export { createClient };

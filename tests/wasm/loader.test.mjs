@@ -53,3 +53,25 @@ test('large responses grow the wasm memory; UTF-8 payloads arrive intact, in ord
   assert.equal(rt.lastId('big'), 1000);
   rt.close();
 });
+
+test('the loader fetches the wasm (streaming, or bytes when the type is wrong); a failed fetch rejects', async (t) => {
+  const http = await import('node:http');
+  const hits = [];
+  const server = http.createServer((req, res) => {
+    hits.push(req.url);
+    if (req.url === '/ok/rt-core.wasm') res.writeHead(200, { 'Content-Type': 'application/wasm' }).end(wasmBinary);
+    else if (req.url === '/plain/rt-core.wasm') res.writeHead(200, { 'Content-Type': 'text/plain' }).end(wasmBinary);
+    else res.writeHead(404).end('no');
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => server.close());
+  const base = `http://127.0.0.1:${server.address().port}`;
+  for (const dir of ['ok', 'plain']) {
+    const { Core } = await createRtCore({ locateFile: (file) => `${base}/${dir}/${file}` });
+    const core = new Core();
+    assert.equal(core.init(JSON.stringify({ baseUrl: 'http://127.0.0.1:1', seed: 1 })), '');
+    core.delete();
+  }
+  assert.ok(hits.filter((u) => u === '/plain/rt-core.wasm').length >= 1);
+  await assert.rejects(createRtCore({ locateFile: (file) => `${base}/missing/${file}` }), /rt-core\.wasm: HTTP 404/);
+});

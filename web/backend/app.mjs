@@ -102,7 +102,7 @@ export class DemoApp {
       stickers: { counts: { ...c.stickers.counts }, id: c.stickers.id } };
   }
 
-  /** Publishes, then stores, a new comment. Resolves with {seq, id}. */
+  /** Publishes, then stores, a new comment. Resolves with {seq, id, comment}. */
   postComment(n, author, text) {
     const p = this.picture(n);
     author = String(author ?? '').trim();
@@ -123,7 +123,8 @@ export class DemoApp {
       c.id = id;
       p.comments.push(c);
       p.lastRtId = id;
-      return { seq: c.seq, id };
+      // The poster's page shows the comment from this answer at once (rt brings it too).
+      return { seq: c.seq, id, comment: this.commentView(n, c) };
     });
   }
 

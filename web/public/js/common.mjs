@@ -32,12 +32,24 @@ export async function startRt(config) {
   window.rt = rt;
   window.rtLog = [];
   const pill = document.querySelector('.status');
+  const retry = document.getElementById('retry');
   const labels = { connecting: 'Connecting…', live: 'Live', retrying: 'Reconnecting…', offline: 'Offline', error: 'Live updates stopped' };
   rt.onStatus((st) => {
     const s = typeof st === 'string' ? st : st.state;
     if (!pill) return;
     pill.dataset.status = s;
     pill.textContent = labels[s] ?? s;
+    pill.title = st.reason ?? '';
+    // While the client waits to try again, the reader may ask for the attempt now.
+    if (retry) retry.hidden = s !== 'error' && s !== 'retrying';
+  });
+  // Going offline and back online aborts the waiting and polls again at once, with a
+  // fresh backoff (the client's public API for connectivity changes).
+  retry?.addEventListener('click', () => {
+    if (navigator.onLine === false) return;
+    retry.hidden = true;
+    rt.setOnline(false);
+    rt.setOnline(true);
   });
   return rt;
 }
@@ -81,37 +93,66 @@ export function timeAgo(ms) {
 
 /**
  * A row of sticker buttons for `item` ("image.<n>" or "comment.<n>-<seq>"), kept
- * in step with its state channel. Returns {node, apply(counts, id), reset(newest, id)}.
- * Messages older than the newest one shown are ignored (a button click shows the
+ * in step with its state channel. Returns {node, apply(counts, id), reset(newest, id),
+ * focus()}. Messages older than the newest one shown are ignored (a button click shows the
  * counts from the backend's answer before the same message arrives through rt);
- * a reset is always applied, since the ids start over after one.
+ * a reset is always applied: it moves the bar to the channel's history as rt has it now.
+ *
+ * Keyboard: the row is a toolbar, one tab stop (roving tabindex), arrow keys, Home and
+ * End move between its buttons. With `tabStop: false` none of its buttons is a tab stop
+ * (a front-page card: its link is the card's one tab stop, and the right arrow key on it
+ * calls focus()); Escape, or the left arrow key on the first button, calls `onLeave`.
  */
-export function stickerBar(item, kinds, initial, onShown = () => {}) {
+export function stickerBar(item, kinds, initial, onShown = () => {}, { label = 'Stickers', tabStop = true, onLeave } = {}) {
   let shownId = initial.id ?? 0;
-  const node = el('div', { class: 'stickers', dataset: { item } });
+  const node = el('div', { class: 'stickers', role: 'toolbar', 'aria-label': label, dataset: { item } });
   const buttons = {};
+  const order = [];
+  let current = 0;
   for (const kind of kinds) {
     const count = el('span', { class: 'count' }, String(initial.counts[kind] ?? 0));
     const btn = el('button', {
       class: 'sticker', type: 'button', title: STICKER_LABELS[kind] ?? kind, 'aria-label': `${STICKER_LABELS[kind] ?? kind} sticker`,
+      tabindex: tabStop && order.length === 0 ? '0' : '-1',
       dataset: { kind },
       onclick: async () => {
-        btn.disabled = true;
+        // Not `disabled`: a disabled button drops the keyboard focus.
+        if (btn.getAttribute('aria-busy') === 'true') return;
+        btn.setAttribute('aria-busy', 'true');
         try {
           const r = await api('POST', `/api/stickers/${item}`, { kind });
           apply(r.counts, r.id);
         } catch (err) {
           console.warn('sticker:', err.message);
         } finally {
-          btn.disabled = false;
+          btn.removeAttribute('aria-busy');
         }
       },
     });
     btn.innerHTML = `<svg viewBox="0 0 24 24" aria-hidden="true">${STICKER_ICONS[kind] ?? ''}</svg>`;
     btn.append(count);
     buttons[kind] = { btn, count };
+    order.push(btn);
     node.append(btn);
   }
+  function focusAt(i) {
+    if (!order.length) return;
+    current = Math.max(0, Math.min(order.length - 1, i));
+    if (tabStop) order.forEach((b, k) => b.setAttribute('tabindex', k === current ? '0' : '-1'));
+    order[current].focus();
+  }
+  node.addEventListener('keydown', (ev) => {
+    const i = order.indexOf(document.activeElement);
+    if (i < 0 || ev.altKey || ev.ctrlKey || ev.metaKey) return;
+    const to = { ArrowRight: i + 1, ArrowDown: i + 1, ArrowLeft: i - 1, ArrowUp: i - 1, Home: 0, End: order.length - 1 }[ev.key];
+    if (ev.key === 'Escape' || (to === -1 && onLeave)) {
+      if (onLeave) { ev.preventDefault(); onLeave(); }
+      return;
+    }
+    if (to === undefined) return;
+    ev.preventDefault();
+    focusAt(to);
+  });
   function show(counts) {
     for (const [kind, { btn, count }] of Object.entries(buttons)) {
       const v = String(counts?.[kind] ?? 0);
@@ -134,7 +175,7 @@ export function stickerBar(item, kinds, initial, onShown = () => {}) {
     if (newest) show(newest.payload?.counts);
     onShown(shownId);
   }
-  return { node, apply, reset };
+  return { node, apply, reset, focus: () => focusAt(tabStop ? current : 0) };
 }
 
 export const AVATAR_COLOURS = ['#3451d1', '#12805c', '#b54708', '#9e3fb1', '#0e7490', '#be185d', '#4d7c0f', '#7c3aed'];

@@ -15,19 +15,33 @@ let loaded = 0;
 let total = Infinity;
 let loading = null;
 
+// One tab stop per card: its title link. The picture repeats the link for the mouse only;
+// the sticker buttons are reached with the right arrow key from the link (and left arrow
+// or Escape goes back), so Tab moves from card to card through a feed of hundreds.
 function card(item) {
   // data-rt-last-id tells the client which message the card shows (it measures the
   // cards when it picks the channels to poll).
   let node;
+  let link;
+  const titleId = `item-${item.n}-title`;
   const bar = stickerBar(item.channel.replace(/^stickers\./, ''), config.stickerKinds, item.stickers,
-    (id) => { node.dataset.rtLastId = String(id); });
+    (id) => { node.dataset.rtLastId = String(id); },
+    { label: `Stickers for ${item.title}`, tabStop: false, onLeave: () => link.focus() });
   bars.set(item.channel, bar);
   const href = `/thread.html?id=${item.n}`;
   const comments = item.comments === 1 ? '1 comment' : `${item.comments} comments`;
-  node = el('article', { class: 'card', id: `item-${item.n}`, dataset: { rtChannel: item.channel, rtLastId: String(item.stickers.id ?? 0), n: String(item.n) } },
-    el('a', { href }, el('img', { src: `/img/${item.n}.svg`, alt: item.title, loading: 'lazy', width: '480', height: '320' })),
+  link = el('a', {
+    class: 'card-title', id: titleId, href, 'aria-describedby': 'card-keys',
+    onkeydown: (ev) => { if (ev.key === 'ArrowRight' && !ev.altKey) { ev.preventDefault(); bar.focus(); } },
+  }, item.title);
+  node = el('article', {
+    class: 'card', id: `item-${item.n}`, 'aria-labelledby': titleId,
+    dataset: { rtChannel: item.channel, rtLastId: String(item.stickers.id ?? 0), n: String(item.n) },
+  },
+    el('a', { href, tabindex: '-1', 'aria-hidden': 'true' },
+      el('img', { src: `/img/${item.n}.svg`, alt: '', loading: 'lazy', width: '480', height: '320' })),
     el('div', { class: 'card-body' },
-      el('a', { class: 'card-title', href }, item.title),
+      link,
       el('div', { class: 'meta' }, `by ${item.author} · ${timeAgo(item.createdAt)} · ${comments}`),
       bar.node));
   return node;
@@ -36,17 +50,25 @@ function card(item) {
 function loadMore() {
   if (loading || loaded >= total) return loading;
   loading = (async () => {
+    grid.setAttribute('aria-busy', 'true');
     try {
       const page = await api('GET', `/api/items?offset=${loaded}&limit=${BATCH}`);
       total = page.total;
       const frag = document.createDocumentFragment();
-      for (const item of page.items) frag.append(card(item));
+      page.items.forEach((item, i) => {
+        // Feed pattern: each article's position in the whole feed.
+        const c = card(item);
+        c.setAttribute('aria-posinset', String(loaded + i + 1));
+        c.setAttribute('aria-setsize', String(total));
+        frag.append(c);
+      });
       grid.append(frag);
       loaded += page.items.length;
       feedEnd.textContent = loaded >= total ? `That's all ${total} pictures.` : 'Loading more…';
     } catch (err) {
       feedEnd.textContent = `Could not load more pictures (${err.message}). Scroll to retry.`;
     } finally {
+      grid.setAttribute('aria-busy', 'false');
       loading = null;
     }
   })();

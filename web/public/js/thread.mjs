@@ -1,8 +1,11 @@
 // Thread page: a picture, its comments (stream channel thread.<n>) and sticker
 // counts on the picture and on every comment (one state channel each).
 //
-// Comments are shown in the order rt delivers them, each once (keyed by the
-// backend's per-thread sequence number). On a reset of the comment channel the
+// Comments are shown once each (keyed by the backend's per-thread sequence number) and in
+// that order (the backend numbers them in publishing order, so a comment that rt delivers
+// late still lands in its place). Your own comment shows as soon as you send it, marked as
+// posting, and becomes the real one when the backend answers, or when it comes back
+// through rt first; either way it is shown once. On a reset of the comment channel the
 // page reloads the comments from the backend and resumes from the id the backend
 // returns with them: the backend serialises publishing and loading per thread, so
 // nothing is missed or shown twice (see web/backend/app.mjs).
@@ -20,8 +23,8 @@ const banner = document.getElementById('banner');
 const form = document.getElementById('compose');
 const authorInput = document.getElementById('author');
 const textInput = document.getElementById('text');
-const postButton = document.getElementById('post-button');
 const composeNote = document.getElementById('compose-note');
+const news = document.getElementById('comment-news');
 
 let config, rt, thread;
 let commentSub = null;
@@ -41,9 +44,13 @@ function watchStickers(channel, bar, lastId) {
   stickerSubs.set(channel, { sub, bar });
 }
 
+function setBanner(text) {
+  banner.textContent = text;  // empty: hidden (CSS), and the live region stays in place
+}
+
 function commentNode(c, fresh) {
   const item = c.stickerChannel.replace(/^stickers\./, '');
-  const bar = stickerBar(item, config.stickerKinds, c.stickers);
+  const bar = stickerBar(item, config.stickerKinds, c.stickers, undefined, { label: `Stickers for the comment by ${c.author}` });
   const li = el('li', { class: fresh ? 'comment fresh' : 'comment', dataset: { seq: String(c.seq) } },
     el('div', { class: 'avatar', style: `background:${avatarColour(c.author)}` }, c.author.charAt(0)),
     el('div', {},
@@ -55,24 +62,53 @@ function commentNode(c, fresh) {
   return { li, bar };
 }
 
-function addComment(c, fresh) {
-  if (shown.has(c.seq)) return;
+/** Places `li` (comment `seq`) after every shown comment with a lower seq. */
+function insertInOrder(li, seq) {
+  let next = null;
+  for (const [s, node] of shown) if (s > seq && (!next || s < Number(next.dataset.seq))) next = node;
+  list.insertBefore(li, next ?? list.querySelector('.comment-pending'));
+}
+
+/**
+ * Shows comment `c` unless it is shown already. `fresh`: it arrived while the page was
+ * open (highlighted and read out); `mine`: posted from this page (not read out: the
+ * poster knows).
+ */
+function addComment(c, fresh, mine = false) {
+  if (shown.has(c.seq)) return false;
   const { li, bar } = commentNode(c, fresh);
+  insertInOrder(li, c.seq);
   shown.set(c.seq, li);
-  list.append(li);
   watchStickers(c.stickerChannel, bar, c.stickers.id ?? 0);
   updateCount();
+  if (fresh && !mine) news.textContent = `New comment from ${c.author}: ${c.text}`;
+  return true;
+}
+
+/** A placeholder for the comment being posted: shown at once, with no seq yet. */
+function pendingNode(author, text) {
+  const li = el('li', { class: 'comment-pending', 'aria-busy': 'true' },
+    el('div', { class: 'avatar', style: `background:${avatarColour(author)}` }, author.charAt(0)),
+    el('div', {},
+      el('div', { class: 'comment-head' },
+        el('span', { class: 'comment-author' }, author),
+        el('span', { class: 'meta' }, 'posting…')),
+      el('p', { class: 'comment-text' }, text)));
+  list.querySelector('.empty')?.remove();
+  list.append(li);
+  return li;
 }
 
 function updateCount() {
   const k = shown.size;
   title.textContent = k === 1 ? '1 comment' : `${k} comments`;
   list.querySelector('.empty')?.remove();
-  if (k === 0) list.append(el('li', { class: 'empty' }, 'No comments yet. Be the first.'));
+  if (k === 0 && !list.querySelector('.comment-pending')) list.append(el('li', { class: 'empty' }, 'No comments yet. Be the first.'));
 }
 
 function renderPost(t) {
-  const bar = stickerBar(t.stickerChannel.replace(/^stickers\./, ''), config.stickerKinds, t.stickers);
+  const bar = stickerBar(t.stickerChannel.replace(/^stickers\./, ''), config.stickerKinds, t.stickers, undefined,
+    { label: `Stickers for ${t.title}` });
   postNode.replaceChildren(
     el('img', { src: `/img/${t.n}.svg`, alt: t.title, width: '480', height: '320' }),
     el('div', { class: 'post-body' },
@@ -88,7 +124,10 @@ function subscribeComments(lastId) {
     lastId,
     onMessage: (payload, id) => {
       logRt(thread.channel, 'message', id);
-      if (payload?.comment) addComment({ ...payload.comment, id }, true);
+      if (!payload?.comment) return;
+      const pending = pendingOf(payload.comment);
+      addComment({ ...payload.comment, id }, true, !!pending);
+      pending?.remove();
     },
     onReset: (newest, id) => {
       logRt(thread.channel, 'reset', id);
@@ -111,6 +150,17 @@ async function load() {
   return data.resumeId;
 }
 
+/**
+ * The placeholder of comment `c` when this page is posting it right now (rt delivered it
+ * before the backend answered), else null.
+ */
+function pendingOf(c) {
+  for (const li of list.querySelectorAll('.comment-pending')) {
+    if (li.querySelector('.comment-author').textContent === c.author && li.querySelector('.comment-text').textContent === c.text) return li;
+  }
+  return null;
+}
+
 let reloading = false;
 async function reloadAfterReset() {
   if (reloading) return;
@@ -118,16 +168,15 @@ async function reloadAfterReset() {
   commentSub?.unsubscribe();
   commentSub = null;
   window.threadState.reloads++;
-  banner.hidden = false;
-  banner.textContent = 'Connection was interrupted for a while — catching up…';
+  setBanner('Connection was interrupted for a while — catching up…');
   for (let delay = 500; ; delay = Math.min(delay * 2, 8000)) {
     try {
       const resumeId = await load();
       subscribeComments(resumeId);
-      banner.hidden = true;
+      setBanner('');
       break;
     } catch (err) {
-      banner.textContent = `Could not reload the comments (${err.message}); retrying…`;
+      setBanner(`Could not reload the comments (${err.message}); retrying…`);
       await new Promise((r) => setTimeout(r, delay));
     }
   }
@@ -140,18 +189,24 @@ form.addEventListener('submit', async (ev) => {
   const text = textInput.value.trim();
   if (!author || !text) return;
   localStorage.setItem('skyline-name', author);
-  postButton.disabled = true;
+  // The button stays enabled (disabling it would drop a keyboard user's focus): the box is
+  // emptied at once, so a second submit posts a second comment, never the same one twice.
   composeNote.className = 'note';
   composeNote.textContent = 'Posting…';
+  textInput.value = '';
+  const pending = pendingNode(author, text);
   try {
-    await api('POST', `/api/threads/${n}/comments`, { author, text });
-    textInput.value = '';
+    const r = await api('POST', `/api/threads/${n}/comments`, { author, text });
+    pending.remove();
+    // Shown already when rt delivered it before the backend answered.
+    if (r.comment) addComment(r.comment, true, true);
     composeNote.textContent = 'Posted.';
   } catch (err) {
+    pending.remove();
+    updateCount();
+    if (!textInput.value) textInput.value = text;  // nothing was stored: let them try again
     composeNote.className = 'note error';
     composeNote.textContent = `Not posted: ${err.message}`;
-  } finally {
-    postButton.disabled = false;
   }
 });
 
@@ -166,6 +221,5 @@ async function main() {
 
 main().catch((err) => {
   console.error(err);
-  banner.hidden = false;
-  banner.textContent = `Could not load this thread: ${err.message}`;
+  setBanner(`Could not load this thread: ${err.message}`);
 });
