@@ -78,7 +78,7 @@ export interface ClientOptions {
   shareTabs?: boolean;
   /** credentials mode of the poll requests. Default 'same-origin'. */
   credentials?: RequestCredentials;
-  /** The wasm bytes (required in Node: Emscripten 3.1.6's loader cannot fetch there). */
+  /** The wasm bytes (required in Node: its fetch cannot read a file: URL). */
   wasmBinary?: ArrayBuffer | Uint8Array;
   /** Where to fetch rt-core.wasm. Default new URL('./rt-core.wasm', import.meta.url). */
   wasmUrl?: string | URL;
