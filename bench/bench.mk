@@ -4,6 +4,7 @@
 #   make bench-build   the load generator, build/bench/rt-loadgen
 #   make bench         the full run (bench/run.sh): prints the table of docs/PERFORMANCE.md
 #   make bench-smoke   tiny loads, a couple of seconds each; asserts only that figures came out
+#   make bench-replicas  publish latency/rate with and without --publish-min-replicas
 
 BENCH_BUILD   := $(BUILD)/bench
 LOADGEN       := $(BENCH_BUILD)/rt-loadgen
@@ -20,7 +21,7 @@ $(LOADGEN): $(LOADGEN_SRCS) $(LOADGEN_HDRS) | $(BOOTSTRAP_BENCH)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXSTD) $(WARN) -O2 -g $(LOADGEN_SRCS) -o $@ $$(pkg-config --cflags --libs libevent)
 
-.PHONY: bench-build bench bench-smoke
+.PHONY: bench-build bench bench-smoke bench-replicas
 bench-build: $(LOADGEN)
 
 bench: $(BOOTSTRAP_BENCH) server bench-build
@@ -28,5 +29,8 @@ bench: $(BOOTSTRAP_BENCH) server bench-build
 
 bench-smoke: $(BOOTSTRAP_BENCH) server bench-build
 	bench/run.sh --smoke
+
+bench-replicas: $(BOOTSTRAP_BENCH) server bench-build
+	bench/replicas.sh
 
 TEST_TARGETS += bench-smoke

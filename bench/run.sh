@@ -174,7 +174,7 @@ if want catchup; then
   fi
   # For reference: Redis alone answering the catch-up's range read.
   ZKEY="channel:{b$RUN_ID-zr}:msg_backlog"
-  for i in 1 2; do redis-cli -p "$REDIS_PORT" zadd "$ZKEY" "$i" "{\"id\":$i,\"payload\":{\"tag\":\"m$i\"}}" >/dev/null; done
+  for i in 1 2; do redis-cli -p "$REDIS_PORT" zadd "$ZKEY" "$i" "{\"id\":$i,\"prev\":$((i - 1)),\"payload\":{\"tag\":\"m$i\"}}" >/dev/null; done
   zr=$(redis-benchmark -p "$REDIS_PORT" -c 50 -n "$REDIS_N" -q zrangebyscore "$ZKEY" '(1' +inf 2>&1 | tr '\r' '\n' | redis_rps)
   echo "redis RESULT mode=zrange rps=${zr:-0}" >> "$RESULTS"
 fi

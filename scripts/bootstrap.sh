@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs what rt needs on a fresh Debian machine (the base image has g++, cmake, node, npm).
 # Idempotent: packages already present are skipped, and apt-get update runs only when
-# something is missing. Usage: scripts/bootstrap.sh [server|client|e2e|bench|all]...
+# something is missing. Usage: scripts/bootstrap.sh [server|client|e2e|bench|topology|all]...
 set -euo pipefail
 what=("$@"); [ ${#what[@]} -eq 0 ] && what=(all)
 
-server_pkgs=(pkg-config libevent-dev libhiredis-dev libjansson-dev libcmocka-dev redis-server redis-tools curl)
+server_pkgs=(pkg-config libevent-dev libhiredis-dev libjansson-dev libcmocka-dev redis-server redis-tools curl
+             python3-redis ruby-redis)  # the last two: the integration test of README's publishers
 client_pkgs=(emscripten dpkg-dev)
 e2e_pkgs=(chromium)
 bench_pkgs=(nginx libnginx-mod-nchan wrk)
+topology_pkgs=(nginx)
 
 want=()
 for w in "${what[@]}"; do
@@ -17,7 +19,8 @@ for w in "${what[@]}"; do
     client) want+=("${server_pkgs[@]}" "${client_pkgs[@]}") ;;
     e2e)    want+=("${server_pkgs[@]}" "${client_pkgs[@]}" "${e2e_pkgs[@]}") ;;
     bench)  want+=("${server_pkgs[@]}" "${bench_pkgs[@]}") ;;
-    all)    want+=("${server_pkgs[@]}" "${client_pkgs[@]}" "${e2e_pkgs[@]}") ;;
+    topology) want+=("${server_pkgs[@]}" "${topology_pkgs[@]}") ;;
+    all)    want+=("${server_pkgs[@]}" "${client_pkgs[@]}" "${e2e_pkgs[@]}" "${topology_pkgs[@]}") ;;
     *) echo "bootstrap: unknown part '$w'" >&2; exit 2 ;;
   esac
 done

@@ -22,4 +22,14 @@ test-integration-asan: server-asan | $(BOOTSTRAP_SERVER)
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(NODE_TEST)
 
-TEST_TARGETS += test-integration test-integration-asan
+# The production topology (tests/topology/): rt-servers behind Debian's nginx running
+# deploy/nginx.conf, Redis replicas and Sentinels, a master killed mid-stream. Needs nginx
+# (bootstrap part `topology`).
+NODE_TEST_TOPOLOGY := node --test --test-concurrency=1 --test-reporter=tap tests/topology/
+
+.PHONY: test-topology
+test-topology: server | $(BOOTSTRAP_SERVER)
+	scripts/bootstrap.sh topology
+	RT_SERVER_BIN=$(BUILD)/rt-server $(NODE_TEST_TOPOLOGY)
+
+TEST_TARGETS += test-integration test-integration-asan test-topology

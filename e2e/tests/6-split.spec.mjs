@@ -5,14 +5,19 @@ import { test, expect } from '../lib/fixtures.mjs';
 import { addSticker, cardCount, waitPolling } from '../lib/helpers.mjs';
 
 const BUDGET = 300;
+// The front page polls 60 channels. Its ids grow to 16 digits once a message arrives
+// (Redis TIME in µs): at 300 bytes that makes 7 polls, one more than Chromium keeps open
+// to one host, and the 7th waits behind six held polls. 500 bytes keeps it at 4 or 5.
+const FRONT_BUDGET = 500;
 
 test('channels are split over several polls under a small URL budget', async ({ stack, openPage, request }) => {
-  const page = await openPage(`/?budget=${BUDGET}`);
+  const page = await openPage(`/?budget=${FRONT_BUDGET}`);
   await waitPolling(page, ['stickers.image.1', 'stickers.image.9']);
   const urls = await page.evaluate(() => window.rt.activePollUrls());
   expect(urls.length).toBeGreaterThanOrEqual(2);
+  expect(urls.length).toBeLessThanOrEqual(5);
   const groups = urls.map((u) => new URL(u).searchParams.getAll('c'));
-  for (const u of urls) expect(u.length, u).toBeLessThanOrEqual(BUDGET);
+  for (const u of urls) expect(u.length, u).toBeLessThanOrEqual(FRONT_BUDGET);
   const all = groups.flat();
   expect(new Set(all).size).toBe(all.length); // each channel in exactly one poll
 

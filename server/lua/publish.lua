@@ -9,6 +9,11 @@
 -- Atomic publish of one message (see PROTOCOL.md section 2): an id, its backlog entry and its
 -- pub/sub message can never be seen apart. Self-contained so that any backend (Python, Ruby,
 -- ...) can publish by running this file with EVAL/EVALSHA and the same keys.
+--
+-- Ids never come back: a new id is max(N + 1, Redis TIME in microseconds), so a channel that
+-- Redis lost (flushed, expired) or rolled back (older snapshot, failover) starts again above
+-- every id it issued before. Each message names its predecessor N in "prev", which is how
+-- readers tell an unbroken history from one with a hole.
 local backlog = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[3])
 if backlog == nil or backlog < 1 then
@@ -17,12 +22,21 @@ end
 if ttl == nil or ttl < 0 then
   return redis.error_reply('ttl must be an integer >= 0')
 end
-local id = redis.call('INCR', KEYS[1])
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n == nil or n < 0 or n >= 9007199254740991 then
+  return redis.error_reply('msg_id is not an integer in 0..2^53-2')
+end
+-- Doubles hold these integers exactly (they stay below 2^53: about 1.7e15 today).
+local t = redis.call('TIME')
+local id = tonumber(t[1]) * 1000000 + tonumber(t[2])
+if id < n + 1 then id = n + 1 end
 -- string.format('%d') keeps large ids out of Lua's %.14g number formatting.
-local msg = '{"id":' .. string.format('%d', id) .. ',"payload":' .. ARGV[1] .. '}'
-redis.call('ZADD', KEYS[2], id, msg)
--- Keep the newest `backlog` messages: drop every id <= id - backlog.
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', string.format('%d', id - backlog))
+local ids = string.format('%d', id)
+local msg = '{"id":' .. ids .. ',"prev":' .. string.format('%d', n) .. ',"payload":' .. ARGV[1] .. '}'
+redis.call('SET', KEYS[1], ids)
+redis.call('ZADD', KEYS[2], ids, msg)
+-- Keep the newest `backlog` messages (by rank: ids are not dense).
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(backlog + 1))
 if ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl)
   redis.call('EXPIRE', KEYS[2], ttl)

@@ -57,77 +57,50 @@ bool parse_listen(const std::string& text, std::string* host, int* port, std::st
 }
 
 std::string redact_redis_url(const std::string& url) {
-  size_t scheme = url.find("://");
-  size_t at = url.rfind('@');
-  if (scheme == std::string::npos || at == std::string::npos || at < scheme) return url;
-  return url.substr(0, scheme + 3) + "***@" + url.substr(at + 1);
+  std::string out = url;
+  size_t scheme = out.find("://");
+  size_t query = out.find('?');
+  size_t at = out.rfind('@', query == std::string::npos ? std::string::npos : query);
+  if (scheme != std::string::npos && at != std::string::npos && at > scheme)
+    out = out.substr(0, scheme + 3) + "***@" + out.substr(at + 1);
+  const std::string secret = "sentinel_password=";
+  for (size_t p = out.find(secret); p != std::string::npos; p = out.find(secret, p + 1)) {
+    if (p == 0 || (out[p - 1] != '?' && out[p - 1] != '&')) continue;
+    size_t v = p + secret.size(), e = out.find('&', v);
+    out.replace(v, (e == std::string::npos ? out.size() : e) - v, "***");
+  }
+  return out;
 }
 
-bool parse_redis_url(const std::string& url, RedisAddress* out, std::string* error) {
-  RedisAddress a;
-  const std::string unix_scheme = "unix://", redis_scheme = "redis://";
-  if (url.compare(0, unix_scheme.size(), unix_scheme) == 0) {
-    a.unix_socket = true;
-    a.path = url.substr(unix_scheme.size());
-    if (a.path.empty() || a.path[0] != '/') {
-      *error = "--redis: unix URL needs an absolute path (unix:///path/to/redis.sock)";
-      return false;
-    }
-    *out = a;
-    return true;
-  }
-  if (url.compare(0, redis_scheme.size(), redis_scheme) != 0) {
-    *error = "--redis: expected redis://host:port[/db] or unix:///path, got '" + url + "'";
-    return false;
-  }
-  std::string rest = url.substr(redis_scheme.size());
-  size_t slash = rest.find('/');
-  std::string hostport = rest.substr(0, slash);
-  if (slash != std::string::npos) {
-    std::string db = rest.substr(slash + 1);
-    uint64_t d = 0;
-    if (!db.empty()) {
-      if (!parse_uint(db, 1 << 20, &d)) {
-        *error = "--redis: bad database number '" + db + "'";
-        return false;
-      }
-    }
-    a.db = int(d);
-  }
-  size_t at = hostport.rfind('@');
-  if (at != std::string::npos) {  // [user]:password@  (percent-encoded)
-    std::string userinfo = hostport.substr(0, at);
-    hostport = hostport.substr(at + 1);
-    size_t colon = userinfo.find(':');
-    if (colon == std::string::npos || !proto::percent_decode(userinfo.substr(0, colon), false, &a.user) ||
-        !proto::percent_decode(userinfo.substr(colon + 1), false, &a.password) || a.password.empty()) {
-      *error = "--redis: credentials must be redis://[user]:password@host...";
-      return false;
-    }
-  }
-  std::string host = hostport, port_text;
+namespace {
+
+// "host[:port]" or "[v6][:port]" (port `default_port` when absent). `what` names the part
+// for errors.
+bool parse_host_port(const std::string& text, int default_port, const std::string& url, HostPort* out,
+                     std::string* error) {
+  std::string host = text, port_text;
   bool has_port = false;
-  uint64_t port = 6379;
-  if (!hostport.empty() && hostport[0] == '[') {  // [v6]:port
-    size_t close = hostport.find(']');
+  uint64_t port = uint64_t(default_port);
+  if (!text.empty() && text[0] == '[') {  // [v6]:port
+    size_t close = text.find(']');
     if (close == std::string::npos) {
       *error = "--redis: unclosed '[' in '" + url + "'";
       return false;
     }
-    host = hostport.substr(1, close - 1);
-    if (close + 1 < hostport.size()) {
-      if (hostport[close + 1] != ':') {
+    host = text.substr(1, close - 1);
+    if (close + 1 < text.size()) {
+      if (text[close + 1] != ':') {
         *error = "--redis: bad host in '" + url + "'";
         return false;
       }
-      port_text = hostport.substr(close + 2);
+      port_text = text.substr(close + 2);
       has_port = true;
     }
   } else {
-    size_t colon = hostport.rfind(':');
+    size_t colon = text.rfind(':');
     if (colon != std::string::npos) {
-      host = hostport.substr(0, colon);
-      port_text = hostport.substr(colon + 1);
+      host = text.substr(0, colon);
+      port_text = text.substr(colon + 1);
       has_port = true;
     }
   }
@@ -139,8 +112,158 @@ bool parse_redis_url(const std::string& url, RedisAddress* out, std::string* err
     *error = "--redis: missing host in '" + url + "'";
     return false;
   }
-  a.host = host;
-  a.port = int(port);
+  out->host = host;
+  out->port = int(port);
+  return true;
+}
+
+// "[user]:password" (percent-encoded) into *user, *password.
+bool parse_userinfo(const std::string& userinfo, std::string* user, std::string* password) {
+  size_t colon = userinfo.find(':');
+  return colon != std::string::npos && proto::percent_decode(userinfo.substr(0, colon), false, user) &&
+         proto::percent_decode(userinfo.substr(colon + 1), false, password) && !password->empty();
+}
+
+bool parse_db(const std::string& db, int* out, std::string* error) {
+  uint64_t d = 0;
+  if (!db.empty() && !parse_uint(db, 1 << 20, &d)) {
+    *error = "--redis: bad database number '" + db + "'";
+    return false;
+  }
+  *out = int(d);
+  return true;
+}
+
+// redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/MASTERNAME[?db=N
+// &sentinel_user=U&sentinel_password=P]
+bool parse_sentinel_url(const std::string& url, const std::string& rest_in, RedisAddress* a, std::string* error) {
+  std::string rest = rest_in, query;
+  size_t q = rest.find('?');
+  if (q != std::string::npos) {
+    query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+  }
+  size_t slash = rest.find('/');
+  if (slash == std::string::npos || slash + 1 >= rest.size()) {
+    *error = "--redis: redis+sentinel:// URL needs /MASTERNAME after the sentinels, got '" + redact_redis_url(url) + "'";
+    return false;
+  }
+  std::string hosts = rest.substr(0, slash);
+  if (!proto::percent_decode(rest.substr(slash + 1), false, &a->master_name) || a->master_name.empty() ||
+      a->master_name.size() > 256 || a->master_name.find('/') != std::string::npos) {
+    *error = "--redis: bad master name in '" + redact_redis_url(url) + "'";
+    return false;
+  }
+  for (char c : a->master_name)
+    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) {
+      *error = "--redis: the master name must not hold spaces or control characters";
+      return false;
+    }
+  size_t at = hosts.rfind('@');
+  if (at != std::string::npos) {
+    if (!parse_userinfo(hosts.substr(0, at), &a->user, &a->password)) {
+      *error = "--redis: credentials must be redis+sentinel://[user]:password@host...";
+      return false;
+    }
+    hosts = hosts.substr(at + 1);
+  }
+  a->sentinel_user = a->user;
+  a->sentinel_password = a->password;
+  size_t pos = 0;
+  for (;;) {
+    size_t comma = hosts.find(',', pos);
+    std::string one = hosts.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    HostPort hp;
+    if (!parse_host_port(one, 26379, url, &hp, error)) return false;
+    if (a->sentinels.size() >= kMaxSentinels) {
+      *error = "--redis: at most " + std::to_string(kMaxSentinels) + " sentinels";
+      return false;
+    }
+    a->sentinels.push_back(hp);
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  bool have_db = false, have_user = false, have_password = false;
+  pos = 0;
+  while (!query.empty() && pos <= query.size()) {
+    size_t amp = query.find('&', pos);
+    std::string part = query.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
+    pos = amp == std::string::npos ? query.size() + 1 : amp + 1;
+    size_t eq = part.find('=');
+    std::string name = part.substr(0, eq), value;
+    if (eq == std::string::npos || !proto::percent_decode(part.substr(eq + 1), false, &value)) {
+      *error = "--redis: bad query parameter '" + name + "' (expected name=value)";
+      return false;
+    }
+    bool* seen = name == "db" ? &have_db : name == "sentinel_user" ? &have_user
+               : name == "sentinel_password" ? &have_password : nullptr;
+    if (seen == nullptr) {
+      *error = "--redis: unknown query parameter '" + name + "' (db, sentinel_user, sentinel_password)";
+      return false;
+    }
+    if (*seen) {
+      *error = "--redis: query parameter '" + name + "' given twice";
+      return false;
+    }
+    *seen = true;
+    if (name == "db") {
+      if (value.empty() || !parse_db(value, &a->db, error)) {
+        if (value.empty()) *error = "--redis: bad database number ''";
+        return false;
+      }
+    } else if (name == "sentinel_user") {
+      a->sentinel_user = value;
+    } else {
+      a->sentinel_password = value;  // empty: the sentinels take no AUTH
+    }
+  }
+  if (a->sentinel_password.empty()) a->sentinel_user.clear();
+  a->host.clear();
+  a->port = 0;
+  return true;
+}
+
+}  // namespace
+
+bool parse_redis_url(const std::string& url, RedisAddress* out, std::string* error) {
+  RedisAddress a;
+  const std::string unix_scheme = "unix://", redis_scheme = "redis://", sentinel_scheme = "redis+sentinel://";
+  if (url.compare(0, unix_scheme.size(), unix_scheme) == 0) {
+    a.unix_socket = true;
+    a.path = url.substr(unix_scheme.size());
+    if (a.path.empty() || a.path[0] != '/') {
+      *error = "--redis: unix URL needs an absolute path (unix:///path/to/redis.sock)";
+      return false;
+    }
+    *out = a;
+    return true;
+  }
+  if (url.compare(0, sentinel_scheme.size(), sentinel_scheme) == 0) {
+    if (!parse_sentinel_url(url, url.substr(sentinel_scheme.size()), &a, error)) return false;
+    *out = a;
+    return true;
+  }
+  if (url.compare(0, redis_scheme.size(), redis_scheme) != 0) {
+    *error = "--redis: expected redis://host:port[/db], redis+sentinel://host:port[,...]/MASTER or unix:///path, got '" +
+             redact_redis_url(url) + "'";
+    return false;
+  }
+  std::string rest = url.substr(redis_scheme.size());
+  size_t slash = rest.find('/');
+  std::string hostport = rest.substr(0, slash);
+  if (slash != std::string::npos && !parse_db(rest.substr(slash + 1), &a.db, error)) return false;
+  size_t at = hostport.rfind('@');
+  if (at != std::string::npos) {  // [user]:password@  (percent-encoded)
+    if (!parse_userinfo(hostport.substr(0, at), &a.user, &a.password)) {
+      *error = "--redis: credentials must be redis://[user]:password@host...";
+      return false;
+    }
+    hostport = hostport.substr(at + 1);
+  }
+  HostPort hp;
+  if (!parse_host_port(hostport, 6379, url, &hp, error)) return false;
+  a.host = hp.host;
+  a.port = hp.port;
   *out = a;
   return true;
 }
@@ -255,6 +378,10 @@ ParseResult parse_args(int argc, const char* const* argv, Config* out, std::stri
       if (!need_value()) return ParseResult::error;
       if (value.empty()) return bad("expected a directory");
       c.lua_dir = value;
+    } else if (name == "--publish-min-replicas") {
+      if (!need_value()) return ParseResult::error;
+      if (!parse_uint(value, 100, &u)) return bad("expected an integer in 0..100");
+      c.publish_min_replicas = uint32_t(u);
     } else if (name == "--redis-timeout") {
       if (!need_value()) return ParseResult::error;
       if (!parse_seconds(value, 0.01, 600, &d)) return bad("expected seconds in 0.01..600");
@@ -304,7 +431,13 @@ Reliable real-time updates over HTTP long polls, backed by Redis.
 
   --listen HOST:PORT          address to listen on (default 127.0.0.1:8080)
   --redis URL                 redis://[[user]:password@]host:port[/db] or unix:///path
-                              (default redis://127.0.0.1:6379)
+                              (default redis://127.0.0.1:6379), or through Sentinel:
+                              redis+sentinel://[[user]:password@]host:port[,host:port...]/MASTERNAME[?db=N]
+                              (sentinel port 26379 by default; the credentials are used on
+                              the master and the sentinels; ?sentinel_user=U&sentinel_password=P
+                              gives the sentinels their own, an empty sentinel_password none):
+                              the sentinels are asked for the master in turn, +switch-master
+                              is followed, a server that is not the master (ROLE) is dropped
   --publish-token-file PATH   file holding the bearer token of POST /publish (else env
                               RT_PUBLISH_TOKEN; without a token POST /publish answers 403)
   --poll-timeout SECONDS      long-poll timeout, fractions allowed (default 25)
@@ -336,6 +469,10 @@ Reliable real-time updates over HTTP long polls, backed by Redis.
   --lua-dir DIR               directory of publish.lua and read.lua (default: found next to
                               the binary or in server/lua of the working directory)
   --redis-timeout SECONDS     Redis connect/command timeout (default 2)
+  --publish-min-replicas N    POST /publish answers 200 only once WAIT confirms that N replicas
+                              have the message (waiting at most half of --redis-timeout);
+                              otherwise 503 {"error":"stored on the master, not confirmed on
+                              N replicas ...","id":ID} (default 0: no wait)
   --help                      this text
 )";
 }

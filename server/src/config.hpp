@@ -9,6 +9,11 @@
 
 namespace rt {
 
+struct HostPort {
+  std::string host;
+  int port = 0;
+};
+
 struct RedisAddress {
   bool unix_socket = false;
   std::string host = "127.0.0.1";
@@ -17,6 +22,12 @@ struct RedisAddress {
   int db = 0;
   std::string user;      // AUTH user (Redis 6 ACL); empty: AUTH with the password only
   std::string password;  // empty: no AUTH
+  // redis+sentinel://: the master is whatever these sentinels name `master_name`; host and
+  // port above are filled in when they do (and again after each failover).
+  std::vector<HostPort> sentinels;  // empty: host/port (or path) is the address
+  std::string master_name;
+  std::string sentinel_user, sentinel_password;  // AUTH on the sentinels (empty password: none)
+  bool via_sentinel() const noexcept { return !sentinels.empty(); }
 };
 
 struct Config {
@@ -45,6 +56,7 @@ struct Config {
                                    // rt-server processes may share the port
   std::string lua_dir;             // empty: found relative to the binary / working directory
   double redis_timeout_s = 2.0;    // command / connect timeout of the Redis connections
+  uint32_t publish_min_replicas = 0;  // POST /publish answers 200 only once WAIT confirms this many
 };
 
 enum class ParseResult { ok, help, error };
@@ -55,11 +67,17 @@ enum class ParseResult { ok, help, error };
 ParseResult parse_args(int argc, const char* const* argv, Config* out, std::string* error);
 
 // Parses "redis://[[user]:password@]host[:port][/db]" (port 6379 by default; credentials
-// percent-encoded) or "unix:///path".
+// percent-encoded), "unix:///path", or
+// "redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/MASTERNAME[?db=N]"
+// (sentinel port 26379 by default; the credentials are used on the data nodes and, unless
+// the query gives sentinel_user / sentinel_password, on the sentinels too).
 bool parse_redis_url(const std::string& url, RedisAddress* out, std::string* error);
 
-// The URL with its credentials replaced by "***" (for logs).
+// The URL with its credentials (user info, sentinel_password) replaced by "***" (for logs).
 std::string redact_redis_url(const std::string& url);
+
+// At most this many sentinels in one redis+sentinel:// URL.
+constexpr size_t kMaxSentinels = 16;
 
 // Parses "HOST:PORT" (HOST may be empty for all interfaces, or [v6]).
 bool parse_listen(const std::string& text, std::string* host, int* port, std::string* error);

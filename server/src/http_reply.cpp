@@ -38,6 +38,11 @@ metrics::Endpoint endpoint_for_path(std::string_view p, bool web) noexcept {
 
 namespace {
 
+// Every 503 rt sends (Redis unreachable or failing over, too many polls, out of memory)
+// tells clients when to come back: the outages it stands for are short (a reconnect, a
+// Sentinel failover of a few seconds), and a crowd retrying at once would prolong them.
+constexpr std::string_view kRetryAfter503 = "Retry-After: 1\r\n";
+
 // "Date: <IMF-fixdate>\r\n", formatted again only when the second changes (per thread: each
 // worker has its own loop).
 std::string_view date_line() noexcept {
@@ -101,6 +106,7 @@ void send_body(http::Request* req, int code, std::string_view body, std::string_
       head += "\r\nVary: Origin\r\nAccess-Control-Expose-Headers: Retry-After\r\n";
       if (cors_credentials) head += "Access-Control-Allow-Credentials: true\r\n";
     }
+    if (code == 503 && extra.find("Retry-After:") == std::string_view::npos) head += kRetryAfter503;
     head += extra;
     head += "\r\n";
   } catch (...) {

@@ -91,13 +91,17 @@ std::string render() {
     }
   counter(&out, "rt_publishes_total", "Messages stored by POST /publish.", r.publishes.load());
   counter(&out, "rt_deliveries_total", "Messages sent to /rt clients.", r.deliveries.load());
-  counter(&out, "rt_resets_total", "Reset entries sent to /rt clients.", r.resets.load());
+  line(&out, "# HELP rt_resets_total Reset entries sent to /rt clients, by reason (behind: the client was away "
+             "too long; lost: its id is not in the channel's history as Redis has it now).\n"
+             "# TYPE rt_resets_total counter\n"
+             "rt_resets_total{reason=\"behind\"} %llu\nrt_resets_total{reason=\"lost\"} %llu\n",
+       (unsigned long long)r.resets_behind.load(), (unsigned long long)r.resets_lost.load());
   counter(&out, "rt_redis_reconnects_total", "Successful Redis reconnects after a lost connection.",
           r.redis_reconnects.load());
   counter(&out, "rt_redis_errors_total", "Requests that failed on Redis (answered 503).", r.redis_errors.load());
   counter(&out, "rt_poll_timeouts_total", "Held polls answered {} at the poll timeout.", r.poll_timeouts.load());
   counter(&out, "rt_client_drops_total", "Open polls whose client closed the connection.", r.client_drops.load());
-  counter(&out, "rt_rereads_total", "Held polls re-read from Redis after a non-contiguous pub/sub message.",
+  counter(&out, "rt_rereads_total", "Held polls re-read from Redis after a pub/sub message that did not continue their chain (its prev not the id before).",
           r.rereads.load());
   counter(&out, "rt_pubsub_messages_total", "Messages received on Redis pub/sub.", r.pubsub_messages.load());
   counter(&out, "rt_invalid_messages_total", "Invalid message JSON found in Redis (skipped).",
@@ -109,6 +113,11 @@ std::string render() {
   counter(&out, "rt_mirror_history_lost_total",
           "Channels whose msg_id went back without a publish (keys deleted or expired, Redis flushed), found by a mirror verification.",
           r.mirror_history_lost.load());
+  counter(&out, "rt_redis_master_changes_total",
+          "Sentinel: times a worker moved its Redis connections to a new master.", r.redis_master_changes.load());
+  counter(&out, "rt_publish_unconfirmed_total",
+          "Publishes stored on the master but not confirmed on --publish-min-replicas replicas (answered 503).",
+          r.publish_unconfirmed.load());
   r.rt_latency.render("rt_poll_duration_seconds", "Time from /rt request to answer.", &out);
   r.publish_latency.render("rt_publish_duration_seconds", "Time from POST /publish request to answer.", &out);
   return out;

@@ -40,7 +40,8 @@ struct Registry {
   std::atomic<uint64_t> requests[kEndpoints][kStatusCount] = {};
   std::atomic<uint64_t> publishes{0};           // messages stored by POST /publish
   std::atomic<uint64_t> deliveries{0};          // messages sent to /rt clients (ok and reset entries)
-  std::atomic<uint64_t> resets{0};              // reset entries sent
+  std::atomic<uint64_t> resets_behind{0};       // reset entries sent, reason "behind"
+  std::atomic<uint64_t> resets_lost{0};         // reset entries sent, reason "lost"
   std::atomic<uint64_t> redis_reconnects{0};    // successful reconnects after a lost connection
   std::atomic<uint64_t> redis_errors{0};        // Redis failures seen by requests (answered 503)
   std::atomic<uint64_t> poll_timeouts{0};       // held polls answered {} at the poll timeout
@@ -51,6 +52,8 @@ struct Registry {
   std::atomic<uint64_t> backlog_reads{0};       // channel reads (read.lua) sent by polls
   std::atomic<uint64_t> mirror_decisions{0};    // poll channels decided from the in-process mirror
   std::atomic<uint64_t> mirror_history_lost{0}; // msg_id found gone back by a mirror verification
+  std::atomic<uint64_t> redis_master_changes{0}; // Sentinel: the master moved (per worker)
+  std::atomic<uint64_t> publish_unconfirmed{0};  // publishes stored but not confirmed on the replicas
   Histogram rt_latency;                         // /rt: request arrival to answer
   Histogram publish_latency;                    // /publish: request arrival to answer
 };

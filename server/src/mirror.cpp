@@ -6,11 +6,11 @@ ChannelMirror::Decision ChannelMirror::decide(uint64_t last, uint64_t now_ms, co
   used_ = true;
   if (state_ != State::valid || now_ms - verified_ms_ > kTrustMs) return Decision::unknown;
   if (last == n_) return Decision::hold;
-  if (has_newest_ && n_ > 0 && last == n_ - 1) {
+  if (has_newest_ && last == newest_.prev) {
     *newest = &newest_;
     return Decision::newest;
   }
-  return Decision::unknown;  // L > N (history lost, or a message not here yet) or L < N - 1
+  return Decision::unknown;  // L > N (history lost, or a message not here yet), or further back
 }
 
 uint64_t ChannelMirror::begin_seed(uint64_t now_ms) noexcept {
@@ -39,7 +39,7 @@ void ChannelMirror::seed_done(uint64_t token, bool ok, uint64_t n, const proto::
   verified_ms_ = verify_sent_ms_;
   used_ = false;
   // What pub/sub delivered while the read was in flight: ids up to n are in the read's N
-  // already (published before the read ran); the rest must continue at n + 1.
+  // already (published before the read ran); the rest must continue the chain from n.
   std::vector<proto::Message> buf;
   buf.swap(seed_buf_);
   for (const proto::Message& m : buf) {
@@ -94,12 +94,12 @@ void ChannelMirror::on_message(const proto::Message& msg) noexcept {
       }
       return;
     case State::valid:
-      // Anything but N + 1 drops the mirror. That includes a copy of a message the seed
-      // read already counted (published before the read ran, but delivered on the pub/sub
-      // socket after the read's reply on the command socket): it cannot be told apart from
-      // ids starting again after a flush, so only Redis can say which it is.
-      if (msg.id != n_ + 1) {
-        drop();  // a gap, a duplicate or an id gone back: only Redis knows now
+      // Anything but N's successor (prev == N) drops the mirror. That includes a copy of a
+      // message the seed read already counted (published before the read ran, but
+      // delivered on the pub/sub socket after the read's reply on the command socket): only
+      // Redis can say whether history went on, was lost or was rolled back.
+      if (msg.prev != n_) {
+        drop();  // a gap, a duplicate or another history: only Redis knows now
         return;
       }
       try {

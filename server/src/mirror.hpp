@@ -1,9 +1,9 @@
 // The in-process mirror of one subscribed channel's head: its newest id N and, when Redis
 // certainly still holds it, its newest message. It lets a poll be decided without a Redis
 // round trip in the two cases that make up nearly all traffic:
-//   L == N      nothing new: hold (a later message arrives on pub/sub, which we receive);
-//   L == N - 1  the client is one behind: answer ok with the newest message.
-// Everything else (L > N, or L < N - 1) is `unknown`: the poll reads Redis as before.
+//   L == N            nothing new: hold (a later message arrives on pub/sub, which we receive);
+//   L == newest.prev  the client is one behind: answer ok with the newest message.
+// Everything else is `unknown`: the poll reads Redis as before.
 //
 // Why only the newest message: the backlog length is per publish and not on pub/sub, so
 // after any new message the only backlog member certainly still in Redis is that message
@@ -13,9 +13,9 @@
 //  - seeded by an atomic read of N and the newest message that is sent only after the
 //    channel's SUBSCRIBE was confirmed; pub/sub messages arriving while the seed is in
 //    flight are buffered and applied after it (ids <= the read's N are already counted);
-//  - extended by pub/sub messages only while they arrive as N + 1; anything else (a gap,
-//    an old id after a flush, a late copy of a message the seed counted, an overflowing
-//    seed buffer) drops the mirror (state empty);
+//  - extended by pub/sub messages only while each names N as its prev; anything else (a
+//    gap, a new history after a flush or a rollback, a late copy of a message the seed
+//    counted, an overflowing seed buffer) drops the mirror (state empty);
 //  - history lost WITHOUT a publish (keys deleted or expired, Redis flushed) is invisible to
 //    pub/sub, so the mirror is trusted for kTrustMs after its last verification only: a
 //    verification is a GET of msg_id sent when the mirror said N_sent; Redis answering less

@@ -370,8 +370,12 @@ void Poll::evaluate_round() noexcept {
     for (size_t i = 0; i < chans_.size() && i < round_.size(); i++) {
       Chan& c = chans_[i];
       RoundResult& rr = round_[i];
-      // A gap: the reset carries the channel's newest message (`after` may be truncated).
-      if (!rr.after.empty() && rr.after.front().id != c.last + 1 && rr.has_tail) rr.after.clear();
+      // Not a continuation of L: a reset. Its reason comes from after[0], its message is the
+      // channel's newest (`after` may be cut by the read limit): keep just those two.
+      if (!rr.after.empty() && rr.after.front().prev != c.last && rr.has_tail) {
+        rr.after.resize(1);
+        if (rr.tail.id > rr.after.front().id) rr.after.push_back(std::move(rr.tail));
+      }
       proto::Entry e;
       if (proto::decide(name_of(c), c.last, rr.newest, std::move(rr.after), rr.has_tail ? &rr.tail : nullptr, &e)) {
         entries.push_back(std::move(e));
@@ -433,12 +437,13 @@ void Poll::evaluate_pending() noexcept {
         c.pending.reset();
         continue;
       }
-      if (pend.front()->msg.id != c.last + 1) {
-        gap = true;  // never guess: read what Redis has
+      if (pend.front()->msg.prev != c.last) {
+        gap = true;  // not the successor of L: never guess, read what Redis has
         continue;
       }
+      // The messages that continue the chain (each names the one before as its prev).
       size_t run = 1;
-      while (run < pend.size() && pend[run]->msg.id == pend[run - 1]->msg.id + 1) run++;
+      while (run < pend.size() && pend[run]->msg.prev == pend[run - 1]->msg.id) run++;
       if (chans_.size() == 1 && run == 1 && !c.overflow) {
         // The fan-out case: one channel, one new message. Every poll of this channel that
         // was at the same id sends the same bytes: build them once (SharedMessage).
@@ -450,7 +455,7 @@ void Poll::evaluate_pending() noexcept {
           e.msgs.push_back(sm.msg);
           sm.single_body = proto::build_response({e});
         }
-        send_answer(sm.single_body, 1, 0, 1);
+        send_answer(sm.single_body, 1, Resets(), 1);
         return;
       }
       proto::Entry e;
@@ -475,7 +480,7 @@ void Poll::evaluate_pending() noexcept {
   }
   if (gap) {
     metrics::get().rereads.fetch_add(1, std::memory_order_relaxed);
-    RT_LOG(debug, "non-contiguous pub/sub message, re-reading");
+    RT_LOG(debug, "pub/sub message that does not continue the chain, re-reading");
     start_round();
     return;
   }
@@ -491,10 +496,11 @@ void Poll::answer(std::vector<proto::Entry> entries) noexcept {
     return;
   }
   std::string body;
-  uint64_t delivered = 0, resets = 0;
+  uint64_t delivered = 0;
+  Resets resets;
   try {
     // Bound the response: keep whole entries while they fit, truncate the `ok` list that
-    // crosses the budget (a prefix of an ok list is still contiguous; the client asks for
+    // crosses the budget (a prefix of an ok list is still an unbroken chain; the client asks for
     // the rest with its next poll), and leave the other channels for that next poll.
     size_t used = 0;
     size_t keep = 0;
@@ -516,7 +522,8 @@ void Poll::answer(std::vector<proto::Entry> entries) noexcept {
     entries.resize(keep);
     for (const proto::Entry& e : entries) {
       delivered += e.msgs.size();
-      if (e.status == proto::EntryStatus::reset) resets++;
+      if (e.status == proto::EntryStatus::reset)
+        (e.reason == proto::ResetReason::behind ? resets.behind : resets.lost)++;
     }
     body = proto::build_response(entries);
   } catch (...) {
@@ -526,7 +533,7 @@ void Poll::answer(std::vector<proto::Entry> entries) noexcept {
   send_answer(body, delivered, resets, entries.size());
 }
 
-void Poll::send_answer(const std::string& body, uint64_t delivered, uint64_t resets, size_t entries) noexcept {
+void Poll::send_answer(const std::string& body, uint64_t delivered, Resets resets, size_t entries) noexcept {
   if (req_ == nullptr || !req_->connected()) {
     finish();
     return;
@@ -535,7 +542,8 @@ void Poll::send_answer(const std::string& body, uint64_t delivered, uint64_t res
   req_ = nullptr;
   auto& m = metrics::get();
   m.deliveries.fetch_add(delivered, std::memory_order_relaxed);
-  m.resets.fetch_add(resets, std::memory_order_relaxed);
+  m.resets_behind.fetch_add(resets.behind, std::memory_order_relaxed);
+  m.resets_lost.fetch_add(resets.lost, std::memory_order_relaxed);
   uint64_t us = now_us() - started_us_;
   m.rt_latency.observe_us(us);
   RT_LOG(debug, "rt answered").kv("status", 200).kv("channels", chans_.size()).kv("entries", entries)

@@ -1,7 +1,8 @@
 // One GET /rt request's life: subscribe its channels on the hub (confirmed by Redis) →
 // read every channel (one read.lua EVALSHA per channel, pipelined) → decide ok/reset/none
-// per channel → answer at once, or hold → answer from pub/sub (contiguous messages), re-read
-// on anything non-contiguous, answer {} at the poll timeout, or free at once when the client
+// per channel → answer at once, or hold → answer from pub/sub (messages that continue the
+// chain: the first one's prev is the client's id, each later one's prev the id before it),
+// re-read on anything else, answer {} at the poll timeout, or free at once when the client
 // of a held poll goes away.
 //
 // No loss: reads start only after every channel's SUBSCRIBE is confirmed, and pub/sub
@@ -76,7 +77,10 @@ class Poll final : public HubListener, public Deferred {
   void evaluate_pending() noexcept;
   void answer(std::vector<proto::Entry> entries) noexcept;
   // Sends a built 200 body (`delivered` messages, `resets` reset entries, `entries` in all).
-  void send_answer(const std::string& body, uint64_t delivered, uint64_t resets, size_t entries) noexcept;
+  struct Resets {
+    uint64_t behind = 0, lost = 0;
+  };
+  void send_answer(const std::string& body, uint64_t delivered, Resets resets, size_t entries) noexcept;
   void answer_error(int code, const std::string& message) noexcept;
   void finish() noexcept;  // leaves the hub, stops the timer; the object is freed later
 

@@ -19,6 +19,7 @@ struct PublishCall {
   http::Request* req;
   uint64_t started_us;
   std::string channel;
+  long long id = 0;  // once stored (--publish-min-replicas: waiting for the replicas)
 };
 
 void finish(Worker& w, http::Request* req, int code, std::string_view body_or_error, bool is_error,
@@ -32,14 +33,68 @@ void finish(Worker& w, http::Request* req, int code, std::string_view body_or_er
   RT_LOG(debug, "publish answered").kv("status", code).kv("ms", double(us) / 1000.0);
 }
 
+void answer_stored(PublishCall* call) noexcept {
+  std::string body;
+  try {
+    body = "{\"id\":" + std::to_string(call->id) + "}";
+  } catch (...) {
+    finish(*call->w, call->req, 503, "out of memory", true, call->started_us);
+    return;
+  }
+  finish(*call->w, call->req, 200, body, false, call->started_us);
+}
+
+// --publish-min-replicas: WAIT answered (confirmed = replicas counted, -1 unknown).
+void on_replicated(void* priv, long long confirmed) noexcept {
+  auto* call = static_cast<PublishCall*>(priv);
+  Worker& w = *call->w;
+  ReplicaWait& rw = *w.replica_wait();
+  if (confirmed >= 0 && uint64_t(confirmed) >= rw.replicas()) {
+    answer_stored(call);
+  } else {
+    // Stored (and delivered to pollers) on the master, but it may not survive a failover:
+    // the publisher decides (retry, and accept a duplicate; or accept the risk).
+    metrics::get().publish_unconfirmed.fetch_add(1, std::memory_order_relaxed);
+    std::string detail = confirmed < 0 ? "the connection to the master was lost before the replicas answered"
+                                       : std::to_string(confirmed) + " confirmed within " +
+                                             std::to_string(rw.timeout_ms()) + " ms";
+    std::string body;
+    try {
+      JsonPtr j(json_pack("{s:s, s:I}", "error",
+                          ("stored on the master, not confirmed on " + std::to_string(rw.replicas()) +
+                           (rw.replicas() == 1 ? " replica (" : " replicas (") + detail + ")").c_str(),
+                          "id", json_int_t(call->id)));
+      char* text = j ? json_dumps(j.get(), JSON_COMPACT) : nullptr;
+      if (text) {
+        body = text;
+        free(text);
+      }
+    } catch (...) {
+    }
+    RT_LOG(warn, "publish not confirmed by the replicas").kv("channel", call->channel).kv("id", int64_t(call->id))
+        .kv("confirmed", int64_t(confirmed));
+    if (body.empty()) {
+      finish(w, call->req, 503, "stored on the master, not confirmed on the replicas", true, call->started_us);
+    } else {
+      send_json(call->req, 503, body, metrics::Endpoint::publish, w.reply_options());
+      metrics::get().publish_latency.observe_us(now_us() - call->started_us);
+    }
+  }
+  delete call;
+}
+
 void on_published(redisReply* r, void* priv) noexcept {
   auto* call = static_cast<PublishCall*>(priv);
   Worker& w = *call->w;
   if (r != nullptr && r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
     metrics::get().publishes.fetch_add(1, std::memory_order_relaxed);
-    std::string body = "{\"id\":" + std::to_string(r->integer) + "}";
+    call->id = r->integer;
     RT_LOG(debug, "published").kv("channel", call->channel).kv("id", int64_t(r->integer));
-    finish(w, call->req, 200, body, false, call->started_us);
+    if (w.replica_wait()) {
+      w.replica_wait()->after_write(on_replicated, call);  // answers and frees the call
+      return;
+    }
+    answer_stored(call);
   } else {
     std::string err = r == nullptr ? "redis unavailable"
                       : r->type == REDIS_REPLY_ERROR ? "redis error: " + std::string(r->str, r->len)
@@ -152,7 +207,7 @@ void handle_publish(Worker& w, http::Request* req, std::string_view query, uint6
                                  std::to_string(kMaxJsonDepth) + " deep)");
     return;
   }
-  if (!w.cmd().up()) {
+  if (!w.publish_link().up()) {
     metrics::get().redis_errors.fetch_add(1, std::memory_order_relaxed);
     fail(503, "redis unavailable");
     return;
@@ -166,7 +221,7 @@ void handle_publish(Worker& w, http::Request* req, std::string_view query, uint6
   try {
     std::vector<std::string> keys{w.key(channel, "msg_id"), w.key(channel, "msg_backlog"), w.key(channel, "pubsub")};
     std::vector<std::string> args{std::string(body), std::to_string(backlog), std::to_string(cfg.ttl_s)};
-    sent = run_script(w.cmd(), w.scripts().publish, keys, args, on_published, call);
+    sent = run_script(w.publish_link(), w.scripts().publish, keys, args, on_published, call);
   } catch (...) {
   }
   if (!sent) {

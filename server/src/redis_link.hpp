@@ -33,15 +33,41 @@ class RedisLink {
   // reply is owned by hiredis (valid only during the call); NULL on failure.
   using ReplyFn = void (*)(redisReply* reply, void* priv) noexcept;
 
+  // Told when the link has trouble: a connection lost, a connect that failed or timed out,
+  // or (`not_master`) a server that is not the master. Not called while the link moves on
+  // set_address() or shuts down. Called from the event loop, never from command().
+  using TroubleFn = void (*)(void* arg, RedisLink& link, bool not_master) noexcept;
+
   RedisLink(event_base* base, const RedisAddress& addr, uint64_t timeout_ms, std::string name);
   ~RedisLink();
   RedisLink(const RedisLink&) = delete;
   RedisLink& operator=(const RedisLink&) = delete;
 
   void set_listener(Listener* l) noexcept { listener_ = l; }
+  void set_trouble_hook(TroubleFn fn, void* arg) noexcept {
+    trouble_fn_ = fn;
+    trouble_arg_ = arg;
+  }
 
-  // Starts the first connection attempt (further attempts are automatic).
+  // Only a master will do (Sentinel mode): after connecting (and AUTH / SELECT), ROLE must
+  // answer "master" before the link counts as up, and a server that answers anything else
+  // is dropped at once. A READONLY error reply (the master was demoted under this
+  // connection) drops the connection too.
+  void set_require_master(bool on) noexcept { require_master_ = on; }
+
+  // Starts the first connection attempt (further attempts are automatic). A link made
+  // with an address without host (Sentinel mode, master not known yet) waits for
+  // set_address().
   void start() noexcept;
+
+  // Points the link at host:port (the master moved, or is known at last). When that
+  // differs from the current address, the connection, if any, is dropped as by kill()
+  // (pending callbacks get NULL, the listener on_link_down) and a new one is started at
+  // once; otherwise nothing happens. Must not be called from a hiredis callback of this
+  // link.
+  void set_address(const std::string& host, int port) noexcept;
+  const std::string& host() const noexcept { return addr_.host; }
+  int port() const noexcept { return addr_.port; }
 
   bool up() const noexcept { return state_ == State::up; }
 
@@ -74,18 +100,33 @@ class RedisLink {
   static void on_disconnect(const redisAsyncContext* ac, int status) noexcept;
   static void on_auth_reply(redisAsyncContext* ac, void* reply, void* priv) noexcept;
   static void on_reply(redisAsyncContext* ac, void* reply, void* priv) noexcept;
+  static void on_role_reply(redisAsyncContext* ac, void* reply, void* priv) noexcept;
   static void on_retry_timer(evutil_socket_t, short, void* arg) noexcept;
   static void on_watchdog(evutil_socket_t, short, void* arg) noexcept;
+  static void on_drop(evutil_socket_t, short, void* arg) noexcept;
 
+  bool has_address() const noexcept { return addr_.unix_socket || !addr_.host.empty(); }
   void connect_now() noexcept;
+  void became_up() noexcept;
   void went_down(const char* reason) noexcept;  // state -> down, notify, schedule retry
   void schedule_retry() noexcept;
+  void trouble(bool not_master) noexcept;
+  // Drops the connection from the next loop turn (safe inside this link's callbacks).
+  void drop_soon(const std::string& reason, bool not_master) noexcept;
 
   event_base* base_;
   RedisAddress addr_;
   uint64_t timeout_ms_;
   std::string name_;
   Listener* listener_ = nullptr;
+  TroubleFn trouble_fn_ = nullptr;
+  void* trouble_arg_ = nullptr;
+  bool require_master_ = false;
+  bool moving_ = false;             // inside set_address(): no trouble reports
+  std::string drop_reason_;         // set: on_drop drops the connection
+  bool drop_not_master_ = false;
+  uint64_t conn_seq_ = 0;           // bumped by every connect_now()
+  uint64_t drop_seq_ = 0;           // the connection drop_reason_ is about
   redisAsyncContext* ac_ = nullptr;
   State state_ = State::down;
   bool ever_up_ = false;
@@ -97,6 +138,7 @@ class RedisLink {
   Backoff backoff_;
   EventPtr retry_ev_;
   EventPtr watchdog_ev_;
+  EventPtr drop_ev_;
 };
 
 }  // namespace rt

@@ -27,7 +27,7 @@ void on_pong(redisReply* r, void* priv) noexcept {
   auto* call = static_cast<HealthCall*>(priv);
   bool ok = r != nullptr && (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING) && call->w->hub().up();
   if (ok)
-    send_json(call->req, 200, "{\"status\":\"ok\"}", metrics::Endpoint::healthz, call->w->reply_options());
+    send_json(call->req, 200, call->w->healthy_body(), metrics::Endpoint::healthz, call->w->reply_options());
   else
     send_error(call->req, 503, "redis unavailable", metrics::Endpoint::healthz, call->w->reply_options());
   delete call;
@@ -42,10 +42,14 @@ Worker::Worker(const Config& cfg, const std::string& lua_dir, int index, int lis
 }
 
 Worker::~Worker() {
-  // Order: connections first (their callbacks may still reach the hub), then the hub, then
-  // the HTTP server, then the loop.
+  // Order: the sentinel watcher (it moves the connections), the connections (their
+  // callbacks may still reach the hub and the replica wait), then the hub, then the HTTP
+  // server, then the loop.
+  sentinel_.reset();
   cmd_.reset();
   sub_.reset();
+  pub_.reset();
+  replica_wait_.reset();
   hub_.reset();
   http_.reset();
   deferred_ev_.reset();
@@ -109,12 +113,43 @@ bool Worker::init(std::string* error) {
                                std::to_string(getpid()) + "." + std::to_string(index_));
   cmd_->set_listener(this);
   sub_->set_listener(hub_.get());
+  if (cfg_.publish_min_replicas > 0) {
+    pub_ = std::make_unique<RedisLink>(base_.get(), cfg_.redis, timeout_ms, tag + "/publish");
+    // WAIT must answer before the link's command timeout drops the connection.
+    uint64_t wait_ms = timeout_ms / 2 > 0 ? timeout_ms / 2 : 1;
+    replica_wait_ = std::make_unique<ReplicaWait>(*pub_, scripts_, cfg_.publish_min_replicas, wait_ms);
+    pub_->set_listener(replica_wait_.get());
+  }
+  if (cfg_.redis.via_sentinel()) {
+    // The links wait for the master's address; each one checks ROLE on every connect.
+    for (RedisLink* l : {cmd_.get(), sub_.get(), pub_.get()}) {
+      if (l == nullptr) continue;
+      l->set_require_master(true);
+      l->set_trouble_hook(on_link_trouble, this);
+    }
+    sentinel_ = std::make_unique<SentinelWatch>(base_.get(), cfg_.redis, timeout_ms, tag,
+                                                static_cast<SentinelWatch::Listener*>(this));
+    sentinel_->start();
+  }
   cmd_->start();
   sub_->start();
+  if (pub_) pub_->start();
   return true;
 }
 
 void Worker::on_link_up() noexcept { scripts_.load_into(*cmd_); }
+
+void Worker::on_master(const std::string& host, int port) noexcept {
+  // Every open poll and publish on the old connections is answered 503 (Retry-After), and
+  // the new connections take requests once ROLE says master.
+  for (RedisLink* l : {cmd_.get(), sub_.get(), pub_.get()})
+    if (l) l->set_address(host, port);
+}
+
+void Worker::on_link_trouble(void* arg, RedisLink& link, bool not_master) noexcept {
+  auto* self = static_cast<Worker*>(arg);
+  if (self->sentinel_) self->sentinel_->trouble(link, not_master);
+}
 
 void Worker::run() noexcept {
   event_base_dispatch(base_.get());
@@ -133,8 +168,10 @@ void Worker::on_stop_pipe(evutil_socket_t, short, void* arg) noexcept {
 void Worker::shutdown() noexcept {
   RT_LOG(debug, "worker stopping").kv("worker", index_);
   // Failing the Redis links answers every open request (503) through the usual paths.
+  if (sentinel_) sentinel_->shut_down();
   cmd_->shut_down();
   sub_->shut_down();
+  if (pub_) pub_->shut_down();
   for (int i = 0; i < 100 && !deferred_.empty(); i++) on_deferred(-1, 0, this);
   http_->close_all();  // stops accepting, closes every client connection
   event_base_loopexit(base_.get(), nullptr);
@@ -234,8 +271,15 @@ void Worker::route(http::Request* req) noexcept {
 }
 
 void Worker::handle_healthz(http::Request* req) noexcept {
-  if (!cmd_->up() || !hub_->up()) {
-    send_error(req, 503, "redis unavailable", metrics::Endpoint::healthz, reply_opt_);
+  if (!cmd_->up() || !hub_->up() || (pub_ && !pub_->up())) {
+    std::string why = "redis unavailable";
+    try {
+      // Sentinel: whether the master is known (connecting to it) or being looked for.
+      if (sentinel_) why += sentinel_->known() ? " (connecting to " + sentinel_->describe() + ")"
+                                               : " (" + sentinel_->describe() + ")";
+    } catch (...) {
+    }
+    send_error(req, 503, why, metrics::Endpoint::healthz, reply_opt_);
     return;
   }
   auto* call = new (std::nothrow) HealthCall{this, req};
@@ -246,6 +290,23 @@ void Worker::handle_healthz(http::Request* req) noexcept {
     delete call;
     send_error(req, 503, "redis unavailable", metrics::Endpoint::healthz, reply_opt_);
   }
+}
+
+std::string Worker::healthy_body() const noexcept {
+  std::string body = "{\"status\":\"ok\"}";
+  if (!sentinel_) return body;
+  // Sentinel: which server this worker is on (host names come from the sentinels: escaped).
+  JsonPtr j(json_pack("{s:s, s:s}", "status", "ok", "master",
+                      (cmd_->host() + ":" + std::to_string(cmd_->port())).c_str()));
+  char* text = j ? json_dumps(j.get(), JSON_COMPACT) : nullptr;
+  if (text) {
+    try {
+      body = text;
+    } catch (...) {
+    }
+    free(text);
+  }
+  return body;
 }
 
 void Worker::handle_metrics(http::Request* req) noexcept {

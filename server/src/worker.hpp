@@ -14,7 +14,9 @@
 #include "http_server.hpp"
 #include "hub.hpp"
 #include "redis_link.hpp"
+#include "replica_wait.hpp"
 #include "scripts.hpp"
+#include "sentinel.hpp"
 #include "util.hpp"
 
 namespace rt {
@@ -36,7 +38,7 @@ class Deferred {
   bool queued_ = false;
 };
 
-class Worker : private RedisLink::Listener, private http::Handler {
+class Worker : private RedisLink::Listener, private http::Handler, private SentinelWatch::Listener {
  public:
   Worker(const Config& cfg, const std::string& lua_dir, int index, int listen_fd);
   ~Worker() override;
@@ -55,6 +57,11 @@ class Worker : private RedisLink::Listener, private http::Handler {
   const Config& cfg() const noexcept { return cfg_; }
   event_base* base() noexcept { return base_.get(); }
   RedisLink& cmd() noexcept { return *cmd_; }
+  // The connection publishes run on: the command connection, or with
+  // --publish-min-replicas a connection of their own (WAIT blocks it; see replica_wait).
+  RedisLink& publish_link() noexcept { return pub_ ? *pub_ : *cmd_; }
+  // With --publish-min-replicas: the WAIT of publish_link() (else NULL).
+  ReplicaWait* replica_wait() noexcept { return replica_wait_.get(); }
   Hub& hub() noexcept { return *hub_; }
   ScriptSet& scripts() noexcept { return scripts_; }
   const ReplyOptions& reply_options() const noexcept { return reply_opt_; }
@@ -63,6 +70,9 @@ class Worker : private RedisLink::Listener, private http::Handler {
   // Schedules d->run_deferred() for the next loop iteration (once, however often it is
   // deferred before that). `d` must stay alive until it runs.
   void defer(Deferred* d) noexcept;
+
+  // The body of a 200 /healthz: {"status":"ok"}, with "master":"host:port" under Sentinel.
+  std::string healthy_body() const noexcept;
 
   // Redis key names of a channel: <prefix>{<channel>}:<suffix>
   std::string key(const std::string& channel, const char* suffix) const;
@@ -79,6 +89,9 @@ class Worker : private RedisLink::Listener, private http::Handler {
 
   void on_link_up() noexcept override;    // command link: load the scripts
   void on_link_down() noexcept override {}
+  // Sentinel: the master is at host:port; every Redis link of this worker moves there.
+  void on_master(const std::string& host, int port) noexcept override;
+  static void on_link_trouble(void* arg, RedisLink& link, bool not_master) noexcept;
 
   const Config& cfg_;
   std::string lua_dir_;
@@ -90,6 +103,9 @@ class Worker : private RedisLink::Listener, private http::Handler {
   std::unique_ptr<http::Server> http_;
   std::unique_ptr<RedisLink> cmd_;
   std::unique_ptr<RedisLink> sub_;
+  std::unique_ptr<RedisLink> pub_;              // --publish-min-replicas only
+  std::unique_ptr<ReplicaWait> replica_wait_;   // --publish-min-replicas only
+  std::unique_ptr<SentinelWatch> sentinel_;     // redis+sentinel:// only
   std::unique_ptr<Hub> hub_;
   ScriptSet scripts_;
   std::vector<Deferred*> deferred_;

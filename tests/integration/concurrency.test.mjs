@@ -1,10 +1,12 @@
 // The central promise under concurrency: a subscriber that always sends back the newest id
 // it received sees every id exactly once, in order (PROTOCOL.md "No message is lost"), also
-// when messages are published while its poll is being set up.
+// when messages are published while its poll is being set up. Every answer must continue
+// the chain: each message's prev is the id the subscriber had before it.
 import assert from 'node:assert/strict';
 import { before, after, describe } from 'node:test';
 import {
   test, startStack, startServer, assertCleanShutdown, poll, publishOk, uniqueChannel, sleep, assertStillServes,
+  assertChain, msg,
 } from './lib/harness.mjs';
 
 const POLL_TIMEOUT = 5;
@@ -23,7 +25,8 @@ const at = (n) => (second && n % 2 ? second.base : base);
 after(async () => { await second?.stop(); await stack?.stop(); });
 
 // A subscriber chaining its last ids over `channels` until `shouldStop(last)` is true.
-// Records every message per channel; fails on a reset, a gap, a duplicate or a non-200.
+// Records every message per channel; fails on a reset, a break in the prev chain, a
+// duplicate or a non-200.
 // `sub.kick()` aborts a poll held while the subscriber already has everything (it was sent
 // before the publishers were known to be done): nothing would wake it before the timeout.
 function subscriber(name, channels, shouldStop, deadline) {
@@ -54,7 +57,8 @@ function subscriber(name, channels, shouldStop, deadline) {
       assert.equal(entry.status, 'ok', `${name}: ${c} at ${last[c]}: ${JSON.stringify(entry).slice(0, 300)}`);
       assert.ok(entry.msg.length > 0, `${name}: ok entry without messages for ${c}`);
       for (const m of entry.msg) {
-        assert.equal(m.id, last[c] + 1, `${name}: ${c} after ${last[c]} got ${m.id}`);
+        assert.equal(m.prev, last[c], `${name}: ${c} after ${last[c]} got ${m.id} with prev ${m.prev}`);
+        assert.ok(m.id > last[c], `${name}: ${c} after ${last[c]} got ${m.id}`);
         last[c] = m.id;
         seen[c].push(m);
       }
@@ -69,19 +73,19 @@ function subscriber(name, channels, shouldStop, deadline) {
 
 // One round: start a poll at the channel's newest id, publish one message after `delay`
 // (while the server is reading the backlog / subscribing), and require that very message.
-async function setupRaceRound(channel, last, delay, label) {
-  const pending = poll(at(last), [[channel, last]]);
+async function setupRaceRound(channel, last, round, delay, label) {
+  const pending = poll(at(round), [[channel, last]]);
   pending.catch(() => {}); // awaited below
   if (delay === 'immediate') await null;
   else if (delay === 'setImmediate') await new Promise((r) => setImmediate(r));
   else await sleep(delay);
-  const id = await publishOk(at(last + 1), channel, { label }, { backlog: 1000 });
+  const id = await publishOk(at(round + 1), channel, { label }, { backlog: 1000 });
   const r = await pending;
   assert.equal(r.status, 200, `${label}: ${r.body}`);
-  assert.deepEqual(r.json, { [channel]: { status: 'ok', msg: [{ id, payload: { label } }] } },
+  assert.deepEqual(r.json, { [channel]: { status: 'ok', msg: [msg(id, last, { label })] } },
     `${label}: poll at ${last} must deliver id ${id} published ${delay} after it was sent` +
     ` (answered after ${r.ms} ms)`);
-  assert.equal(id, last + 1);
+  assert.ok(id > last);
   return id;
 }
 
@@ -126,7 +130,7 @@ for (const cfg of CONFIGS) describe(`rt-server${cfg.label}`, () => {
       }
     });
     await Promise.all(publishers);
-    for (const c of channels) final[c] = published[c].size;
+    for (const c of channels) final[c] = Math.max(...published[c].keys());
     publishersDone = true;
     const doneAt = Date.now();
     for (const s of subs) s.kick();
@@ -137,14 +141,13 @@ for (const cfg of CONFIGS) describe(`rt-server${cfg.label}`, () => {
     assert.ok(catchUp < (POLL_TIMEOUT - 2) * 1000,
       `subscribers reached the final ids ${catchUp} ms after the last publish (poll timeout ${POLL_TIMEOUT} s)`);
 
-    for (const c of channels) {
-      assert.deepEqual([...published[c].keys()].sort((a, b) => a - b),
-        Array.from({ length: final[c] }, (_, i) => i + 1), `${c}: publish ids are 1..N`);
-    }
+    const ids = {};
+    for (const c of channels) ids[c] = [...published[c].keys()].sort((a, b) => a - b);
+    assert.equal(channels.reduce((n, c) => n + ids[c].length, 0), PUBLISHERS * PER_PUBLISHER, 'every publish got its own id');
     results.forEach(({ seen }, s) => {
       for (const c of channels) {
-        assert.deepEqual(seen[c].map((m) => m.id), Array.from({ length: final[c] }, (_, i) => i + 1),
-          `subscriber ${s}, ${c}: every id once, in order`);
+        assert.deepEqual(seen[c].map((m) => m.id), ids[c], `subscriber ${s}, ${c}: every id once, in order`);
+        assertChain(seen[c], 0, `subscriber ${s}, ${c}`);
         for (const m of seen[c]) assert.deepEqual(m.payload, published[c].get(m.id), `payload of ${c} #${m.id}`);
       }
     });
@@ -157,7 +160,7 @@ for (const cfg of CONFIGS) describe(`rt-server${cfg.label}`, () => {
     await Promise.all(channels.map(async (c, k) => {
       let last = 0;
       for (let round = 0; round < 28; round++) {
-        last = await setupRaceRound(c, last, DELAYS[(round + k) % DELAYS.length], `${c}#${round}`);
+        last = await setupRaceRound(c, last, round, DELAYS[(round + k) % DELAYS.length], `${c}#${round}`);
       }
     }));
   });
@@ -166,7 +169,7 @@ for (const cfg of CONFIGS) describe(`rt-server${cfg.label}`, () => {
     const workers = Array.from({ length: 8 }, async (_, k) => {
       for (let round = 0; round < 20; round++) {
         const c = uniqueChannel(`fresh${k}-${round}`);
-        await setupRaceRound(c, 0, DELAYS[(round + k) % DELAYS.length], `${c}`);
+        await setupRaceRound(c, 0, round, DELAYS[(round + k) % DELAYS.length], `${c}`);
       }
     });
     await Promise.all(workers);
@@ -183,16 +186,16 @@ for (const cfg of CONFIGS) describe(`rt-server${cfg.label}`, () => {
     // Short-lived pollers: each starts at the newest id known from a publish answer (the server
     // may already be further), takes one answer, checks it continues exactly there, and quits.
     let checked = 0;
-    const pollers = Array.from({ length: 6 }, async () => {
-      while (!stop) {
+    const pollers = Array.from({ length: 6 }, async (_, k) => {
+      for (let n = k; !stop; n++) {
         const from = latest;
-        const r = await poll(at(from + 1), [[c, from]]);
+        const r = await poll(at(n), [[c, from]]);
         assert.equal(r.status, 200, r.body);
         if (stop && !r.json[c]) break;
         const entry = r.json[c];
         assert.ok(entry, `poll at ${from} answered ${r.body} while publishing continued`);
         assert.equal(entry.status, 'ok', JSON.stringify(entry).slice(0, 200));
-        entry.msg.forEach((m, i) => assert.equal(m.id, from + 1 + i, `poll at ${from}: ids contiguous`));
+        assertChain(entry.msg, from, `poll at ${from}`);
         checked++;
       }
     });

@@ -48,7 +48,7 @@ test('/rt: m that is not a decimal integer in 0..2^53-1 answers 400', async () =
   // The boundary itself is valid: 2^53-1 > N, so the channel is reset to 0.
   const r = await get(base, '/rt?c=edge&m=9007199254740991');
   assert.equal(r.status, 200, r.body);
-  assert.deepEqual(r.json, { edge: { status: 'reset', id: 0, msg: [] } });
+  assert.deepEqual(r.json, { edge: { status: 'reset', id: 0, reason: 'lost', msg: [] } });
 });
 
 test('/rt: bad channel names answer 400; the whole alphabet and 128 bytes are fine', async () => {
@@ -66,8 +66,8 @@ test('/rt: bad channel names answer 400; the whole alphabet and 128 bytes are fi
   const r = await get(base, `/rt?c=${alphabet}&m=1&c=${longest}&m=1`);
   assert.equal(r.status, 200, r.body);
   assert.deepEqual(r.json, {
-    [alphabet]: { status: 'reset', id: 0, msg: [] },
-    [longest]: { status: 'reset', id: 0, msg: [] },
+    [alphabet]: { status: 'reset', id: 0, reason: 'lost', msg: [] },
+    [longest]: { status: 'reset', id: 0, reason: 'lost', msg: [] },
   });
 });
 
@@ -83,7 +83,7 @@ test('/rt: more than 500 channels (default --max-channels) answers 400; 500 are 
   const r = await get(base, `/rt?${pairs(500)}`);
   assert.equal(r.status, 200, r.body.slice(0, 300));
   assert.equal(Object.keys(r.json).length, 500);
-  assert.deepEqual(r.json.ch499, { status: 'reset', id: 0, msg: [] });
+  assert.deepEqual(r.json.ch499, { status: 'reset', id: 0, reason: 'lost', msg: [] });
 });
 
 test('/rt: a URL over 65536 bytes (default --max-url) answers 414; just under is served', async () => {
@@ -96,7 +96,7 @@ test('/rt: a URL over 65536 bytes (default --max-url) answers 414; just under is
   const target = `/rt?c=under&m=1&cachebreak=${'x'.repeat(60000)}`;
   const r = await rawHttp(port, `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
   assert.equal(r.status, 200, r.raw?.slice(0, 200));
-  assert.deepEqual(r.json, { under: { status: 'reset', id: 0, msg: [] } });
+  assert.deepEqual(r.json, { under: { status: 'reset', id: 0, reason: 'lost', msg: [] } });
 });
 
 test('--max-channels and --max-url are honoured', async () => {
@@ -170,9 +170,9 @@ test('connections closed mid-request do not disturb the server', async () => {
     })));
   }
   const c = uniqueChannel();
-  assert.equal(await publishOk(base, c, 'still here'), 1);
+  const id = await publishOk(base, c, 'still here');
   const r = await poll(base, [[c, 0]]);
-  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id: 1, payload: 'still here' }] } });
+  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id, prev: 0, payload: 'still here' }] } });
 });
 
 test('after all of it the server still serves', async () => {
@@ -185,7 +185,7 @@ test('after all of it the server still serves', async () => {
   const id = await publishOk(base, c, 'final');
   const r = await poll(base, [[c, 0]]);
   assert.equal(r.status, 200);
-  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id, payload: 'final' }] } });
+  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id, prev: 0, payload: 'final' }] } });
 });
 
 test('rt-server exits cleanly on SIGTERM with no sanitizer report', async () => {

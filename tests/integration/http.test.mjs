@@ -9,7 +9,7 @@ import path from 'node:path';
 import { before, after } from 'node:test';
 import {
   test, startStack, startServer, withServer, assertCleanShutdown, poll, publishOk, rawHttp, uniqueChannel, keys,
-  TOKEN, assertStillServes, freePort, RT_SERVER_BIN, REPO_ROOT, waitFor, sleep, sanitizerReportIn,
+  TOKEN, assertStillServes, assertTimeId, freePort, RT_SERVER_BIN, REPO_ROOT, waitFor, sleep, sanitizerReportIn,
 } from './lib/harness.mjs';
 
 let stack, base, port, redis;
@@ -65,7 +65,7 @@ test('an HTTP/1.0 request is answered', async () => {
   const id = await publishOk(base, c, 'old client');
   const r = await rawHttp(port, `GET /rt?c=${c}&m=0 HTTP/1.0\r\n\r\n`);
   assert.equal(r.status, 200, r.raw);
-  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id, payload: 'old client' }] } });
+  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id, prev: 0, payload: 'old client' }] } });
 });
 
 test('pipelined requests on one connection are answered in order', async () => {
@@ -79,10 +79,10 @@ test('pipelined requests on one connection are answered in order', async () => {
       `GET /rt?c=${c}&m=5 HTTP/1.1\r\nHost: x\r\n\r\n`);
     const [a, b, d] = await responses;
     assert.equal(a.status, 200);
-    assert.deepEqual(JSON.parse(a.body), { [c]: { status: 'ok', msg: [{ id, payload: 'piped' }] } });
+    assert.deepEqual(JSON.parse(a.body), { [c]: { status: 'ok', msg: [{ id, prev: 0, payload: 'piped' }] } });
     assert.equal(b.status, 400);
     assert.equal(d.status, 200);
-    assert.deepEqual(JSON.parse(d.body), { [c]: { status: 'reset', id, msg: [{ id, payload: 'piped' }] } });
+    assert.deepEqual(JSON.parse(d.body), { [c]: { status: 'reset', id, reason: 'lost', msg: [{ id, prev: 0, payload: 'piped' }] } });
   } finally {
     sock.destroy();
   }
@@ -101,7 +101,7 @@ test('a keep-alive connection serves a held poll, then further requests', async 
     const second = readResponses(sock, 1);
     sock.write(`GET /rt?c=${c}&m=0 HTTP/1.1\r\nHost: x\r\n\r\n`);
     const [r] = await second;
-    assert.deepEqual(JSON.parse(r.body), { [c]: { status: 'ok', msg: [{ id, payload: 'then' }] } });
+    assert.deepEqual(JSON.parse(r.body), { [c]: { status: 'ok', msg: [{ id, prev: 0, payload: 'then' }] } });
   } finally {
     sock.destroy();
   }
@@ -115,7 +115,7 @@ test('publish with a chunked request body', async () => {
   const r = await rawHttp(port, `POST /publish?c=${c} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\n` +
     `Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${encoded}`);
   assert.equal(r.status, 200, r.raw + r.body);
-  assert.deepEqual(r.json, { id: 1 });
+  assertTimeId(r.json.id);
   const p = await poll(base, [[c, 0]]);
   assert.deepEqual(p.json[c].msg[0].payload, JSON.parse(body));
 
@@ -125,7 +125,7 @@ test('publish with a chunked request body', async () => {
   const r2 = await rawHttp(port, `POST /publish?c=${c} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\n` +
     `Transfer-Encoding: chunked\r\n\r\n${over}`);
   assert.ok(r2.status === 413 || (r2.status === null && r2.closed), `chunked body over the limit: ${r2.status} ${r2.raw}`);
-  assert.equal(await redis.command('GET', keys(c).id), '1');
+  assert.equal(await redis.command('GET', keys(c).id), String(r.json.id));
 });
 
 test('publish with Expect: 100-continue (curl, bodies over 1 KiB) succeeds', async () => {
@@ -146,7 +146,7 @@ test('publish with Expect: 100-continue (curl, bodies over 1 KiB) succeeds', asy
     sock.write(body);
     const [r] = await final;
     assert.equal(r.status, 200, r.head + r.body);
-    assert.deepEqual(JSON.parse(r.body), { id: 1 });
+    assertTimeId(JSON.parse(r.body).id);
   } finally {
     sock.destroy();
   }
@@ -222,10 +222,10 @@ test('--reuseport: two rt-servers share one port, both answer, and one keeps ser
       const c = uniqueChannel();
       const ids = [];
       for (let i = 0; i < 6; i++) ids.push(await publishOk(b.base, c, i));
-      assert.deepEqual(ids, [1, 2, 3, 4, 5, 6]);
+      assert.deepEqual(ids, [...ids].sort((x, y) => x - y), 'ids increase');
       for (let i = 0; i < 6; i++) {
-        const r = await poll(b.base, [[c, 5]]);
-        assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id: 6, payload: 5 }] } });
+        const r = await poll(b.base, [[c, ids[4]]]);
+        assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id: ids[5], prev: ids[4], payload: 5 }] } });
       }
       await assertCleanShutdown(a);
       const r = await poll(b.base, [[c, 0]]);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { before, after } from 'node:test';
 import {
   test, startStack, assertCleanShutdown, poll, publishOk, keys, uniqueChannel, metricsText,
-  metricValue, waitFor, sleep, assertStillServes, heldPolls, waitHeld,
+  metricValue, waitFor, sleep, assertStillServes, heldPolls, waitHeld, msg, assertChain,
 } from './lib/harness.mjs';
 
 const POLL_TIMEOUT = 5; // seconds: longer than a mirror verification takes (< 2 s)
@@ -30,32 +30,45 @@ async function counters() {
   };
 }
 
-// What a Redis read says for last id `m` (PROTOCOL.md section 3), from the keys themselves.
+// What a Redis read says for last id `m` (PROTOCOL.md section 3, version 2), from the keys
+// themselves.
 async function expectedFromRedis(c, m) {
   const k = keys(c);
   const n = Number((await redis.command('GET', k.id)) ?? 0);
   const backlog = (await redis.command('ZRANGE', k.backlog, '0', '-1')).map((s) => JSON.parse(s));
   if (m === n) return undefined; // nothing new: held
+  const prevOf = (x) => x.prev ?? x.id - 1;
   const after = backlog.filter((x) => x.id > m);
-  if (m < n && after.length && after[0].id === m + 1) return { status: 'ok', msg: after };
-  return { status: 'reset', id: n, msg: backlog.length ? [backlog[backlog.length - 1]] : [] };
+  if (after.length && prevOf(after[0]) === m) {
+    let end = 1;
+    while (end < after.length && prevOf(after[end]) === after[end - 1].id) end++;
+    return { status: 'ok', msg: after.slice(0, end) };
+  }
+  const reason = after.length && m < prevOf(after[0]) ? 'behind' : 'lost';
+  return { status: 'reset', id: n, reason, msg: backlog.length ? [backlog[backlog.length - 1]] : [] };
+}
+
+// The newest backlog message of channel `c` (null when the backlog is empty).
+async function newestInRedis(c) {
+  const t = await redis.command('ZRANGE', keys(c).backlog, '-1', '-1');
+  return t.length ? JSON.parse(t[0]) : null;
 }
 
 test('catch-up polls are decided by the mirror with no Redis read, and answer what Redis holds', async () => {
   const c = uniqueChannel('mirror');
-  await publishOk(base, c, 'one');
+  const id1 = await publishOk(base, c, 'one');
   const id2 = await publishOk(base, c, 'two');
-  const want = { [c]: { status: 'ok', msg: [{ id: id2, payload: 'two' }] } };
+  const want = { [c]: { status: 'ok', msg: [msg(id2, id1, 'two')] } };
   // The first polls subscribe the channel on each worker and seed its mirror.
   const c0 = await counters();
   await waitFor(async () => {
-    const r = await poll(base, [[c, id2 - 1]]);
+    const r = await poll(base, [[c, id1]]);
     assert.deepEqual(r.json, want);
     return (await counters()).mirror >= c0.mirror + 4;
   }, { what: 'the mirrors to decide polls', timeout: 8000 });
   const before = await counters();
   for (let i = 0; i < 40; i++) {
-    const r = await poll(base, [[c, id2 - 1]]);
+    const r = await poll(base, [[c, id1]]);
     assert.equal(r.status, 200);
     assert.deepEqual(r.json, want);
   }
@@ -69,19 +82,23 @@ test('catch-up polls are decided by the mirror with no Redis read, and answer wh
 test('mirror decisions match Redis for every last id around N, also for a state channel (backlog=1)', async () => {
   for (const backlog of [100, 1]) {
     const c = uniqueChannel(`agree${backlog}`);
-    for (let i = 1; i <= 5; i++) await publishOk(base, c, { i }, { backlog });
+    const ids = [0];
+    for (let i = 1; i <= 5; i++) ids.push(await publishOk(base, c, { i }, { backlog }));
     // Keep the channel subscribed on both workers and its mirrors seeded.
-    for (let i = 0; i < 6; i++) await poll(base, [[c, 4]]);
+    for (let i = 0; i < 6; i++) await poll(base, [[c, ids[4]]]);
     for (let round = 0; round < 3; round++) {
       const n = Number(await redis.command('GET', keys(c).id));
-      for (const m of [0, n - 3, n - 2, n - 1, n + 1, n + 5]) {
+      const k = ids.length - 1;
+      // Issued ids around N (the newest's prev is the fast path), ids never issued (one
+      // below N: "one behind" by id arithmetic; inside the span), and ids above N.
+      for (const m of [0, ids[k - 3], ids[k - 2], ids[k - 1], n - 1, ids[k - 1] + 1, n + 1, n + 5]) {
         if (m < 0) continue;
         const want = await expectedFromRedis(c, m);
         const r = await poll(base, [[c, m]]);
         assert.equal(r.status, 200);
         assert.deepEqual(r.json, { [c]: want }, `backlog=${backlog} N=${n} m=${m}`);
       }
-      await publishOk(base, c, { i: n + 1 }, { backlog });
+      ids.push(await publishOk(base, c, { i: k + 1 }, { backlog }));
     }
   }
 });
@@ -90,16 +107,19 @@ test('a follower sees every message once, in order, while the pub/sub connection
   const c = uniqueChannel('kill');
   const TOTAL = 400;
   let stop = false;
+  let final = Infinity; // the last id, once published
+  const published = [];
   const got = [];
   const resets = [];
   const follower = (async () => {
     let last = 0;
-    while (!stop || last < TOTAL) {
+    while (!stop || last < final) {
       const r = await poll(base, [[c, last]]).catch((e) => ({ status: 0, body: String(e) }));
       if (r.status !== 200) { await sleep(20); continue; } // 503 while the hub reconnects
       const e = r.json[c];
       if (!e) continue;
       if (e.status === 'reset') { resets.push({ ...e, last, tail: got.slice(-3) }); last = e.id; continue; }
+      assertChain(e.msg, last, 'follower');
       for (const m of e.msg) got.push(m.id);
       last = e.msg[e.msg.length - 1].id;
     }
@@ -113,36 +133,40 @@ test('a follower sees every message once, in order, while the pub/sub connection
     }
     return kills;
   })();
-  // Catch-up polls one behind, racing the publishes and kills: every answer must be what
-  // Redis held (the newest message, or more when the poll read Redis after a newer publish).
+  // Catch-up polls one behind (at the newest message's prev), racing the publishes and
+  // kills: every answer must be what Redis held (the newest message, or more when the poll
+  // read Redis after a newer publish).
   const checker = (async () => {
     let checked = 0;
     while (!stop) {
-      const n = Number((await redis.command('GET', keys(c).id)) ?? 0);
-      if (n < 1) { await sleep(5); continue; }
-      const r = await poll(base, [[c, n - 1]]).catch(() => null);
+      const newest = await newestInRedis(c);
+      if (!newest) { await sleep(5); continue; }
+      const m = newest.prev;
+      const r = await poll(base, [[c, m]]).catch(() => null);
       if (!r || r.status !== 200) continue;
       const e = r.json[c];
-      assert.ok(e, `m=${n - 1} held to the timeout although Redis had ${n}: ${r.body}`);
-      assert.equal(e.status, 'ok', `m=${n - 1}: ${r.body}`);
-      e.msg.forEach((m, i) => assert.equal(m.id, n + i, `m=${n - 1}: ${r.body}`));
+      assert.ok(e, `m=${m} held to the timeout although Redis had ${newest.id}: ${r.body}`);
+      assert.equal(e.status, 'ok', `m=${m}: ${r.body}`);
+      assert.equal(e.msg[0].id, newest.id, `m=${m}: ${r.body}`);
+      assertChain(e.msg, m, `m=${m}`);
       checked++;
     }
     return checked;
   })();
   try {
     for (let i = 1; i <= TOTAL; i++) {
-      assert.equal(await publishOk(base, c, { i }, { backlog: 1000 }), i);
+      published.push(await publishOk(base, c, { i }, { backlog: 1000 }));
       if (i % 20 === 0) await sleep(15);
     }
   } finally {
+    final = published.at(-1) ?? 0;
     stop = true;
   }
   const [kills, checked] = await Promise.all([killer, checker, follower]).then(([k, ch]) => [k, ch]);
   assert.ok(kills >= 3, `pub/sub connections killed ${kills} times`);
   assert.ok(checked > 0, 'catch-up polls checked');
   assert.deepEqual(resets, [], 'no reset: the backlog (1000) always held what the follower missed');
-  assert.deepEqual(got, Array.from({ length: TOTAL }, (_, i) => i + 1), 'every id once, in order');
+  assert.deepEqual(got, published, 'every id once, in order');
   // Both workers' pub/sub connections back (reconnect backoff may have grown to 2 s).
   await waitFor(async () => {
     const rs = await Promise.all([0, 1, 2, 3].map(() => fetch(base + '/healthz').then((r) => r.status)));
@@ -160,8 +184,8 @@ test('a poll right after publishes to two channels answers both (the mirrors wai
     const ia = await publishOk(base, a, i), ib = await publishOk(base, b, i);
     const r = await poll(base, [[a, la], [b, lb]]);
     assert.deepEqual(r.json, {
-      [a]: { status: 'ok', msg: [{ id: ia, payload: i }] },
-      [b]: { status: 'ok', msg: [{ id: ib, payload: i }] },
+      [a]: { status: 'ok', msg: [msg(ia, la, i)] },
+      [b]: { status: 'ok', msg: [msg(ib, lb, i)] },
     }, `round ${i}`);
     la = ia; lb = ib;
   }
@@ -172,14 +196,15 @@ test('a poll right after publishes to two channels answers both (the mirrors wai
 
 test('keys deleted without a publish: a held poll and a catch-up poll still get the reset', async () => {
   const c = uniqueChannel('vanish');
-  for (let i = 1; i <= 3; i++) await publishOk(base, c, i);
+  const ids = [0];
+  for (let i = 1; i <= 3; i++) ids.push(await publishOk(base, c, i));
   // Seed the mirrors (and wait out a pub/sub reconnect left over from the test before).
   await waitFor(async () => {
-    for (let i = 0; i < 6; i++) if ((await poll(base, [[c, 2]])).status !== 200) return false;
+    for (let i = 0; i < 6; i++) if ((await poll(base, [[c, ids[2]]])).status !== 200) return false;
     return true;
   }, { timeout: 10000, what: 'six polls answered 200 in a row' });
   const h0 = await heldPolls(base);
-  const held = poll(base, [[c, 3]]);
+  const held = poll(base, [[c, ids[3]]]);
   await waitHeld(base, (n) => n >= h0 + 1, { what: 'the poll to be held' });
   const c0 = await counters();
   const k = keys(c);
@@ -187,11 +212,11 @@ test('keys deleted without a publish: a held poll and a catch-up poll still get 
   await redis.command('DEL', k.id, k.backlog);
   const r = await held;
   const ms = Date.now() - t0;
-  assert.deepEqual(r.json, { [c]: { status: 'reset', id: 0, msg: [] } }, `held poll answered after ${ms} ms: ${r.body}`);
+  assert.deepEqual(r.json, { [c]: { status: 'reset', id: 0, reason: 'lost', msg: [] } }, `held poll answered after ${ms} ms: ${r.body}`);
   assert.ok(ms < (POLL_TIMEOUT - 1) * 1000, `reset after ${ms} ms, before the poll timeout`);
   assert.ok((await counters()).lost > c0.lost, 'found by a mirror verification');
-  const r2 = await poll(base, [[c, 3]]);
-  assert.deepEqual(r2.json, { [c]: { status: 'reset', id: 0, msg: [] } });
+  const r2 = await poll(base, [[c, ids[3]]]);
+  assert.deepEqual(r2.json, { [c]: { status: 'reset', id: 0, reason: 'lost', msg: [] } });
 });
 
 test('after all of it the server still serves', async () => {

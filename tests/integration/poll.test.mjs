@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { before, after } from 'node:test';
 import {
   test, startStack, assertCleanShutdown, poll, publishOk, waitHeld, heldPolls, keys,
-  uniqueChannel, metricsText, metricValue, get, assertStillServes,
+  uniqueChannel, metricsText, metricValue, get, assertStillServes, msg, chain, assertTimeId,
 } from './lib/harness.mjs';
 
 const POLL_TIMEOUT = 1.5; // seconds
@@ -34,30 +34,28 @@ async function heldPoll(pairs) {
 test('publish then catch-up poll returns the message', async () => {
   const c = uniqueChannel();
   const id1 = await publishOk(base, c, { text: 'hello', n: 1 });
-  assert.equal(id1, 1, 'first id of a new channel is 1');
+  assertTimeId(id1, 'first id of a new channel');
   const r = await poll(base, [[c, 0]]);
   assert.equal(r.status, 200);
   assertJsonHeaders(r);
-  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id: 1, payload: { text: 'hello', n: 1 } }] } });
+  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [msg(id1, 0, { text: 'hello', n: 1 })] } });
 
   const id2 = await publishOk(base, c, 'two');
   const id3 = await publishOk(base, c, [3]);
-  assert.deepEqual([id2, id3], [2, 3]);
-  const r2 = await poll(base, [[c, 1]]);
-  assert.deepEqual(r2.json, {
-    [c]: { status: 'ok', msg: [{ id: 2, payload: 'two' }, { id: 3, payload: [3] }] },
-  });
+  assert.ok(id1 < id2 && id2 < id3, 'ids increase');
+  const r2 = await poll(base, [[c, id1]]);
+  assert.deepEqual(r2.json, { [c]: { status: 'ok', msg: [msg(id2, id1, 'two'), msg(id3, id2, [3])] } });
   // cachebreak is ignored
-  const r3 = await poll(base, [[c, 2]], { extra: '&cachebreak=12345' });
+  const r3 = await poll(base, [[c, id2]], { extra: '&cachebreak=12345' });
   assert.equal(r3.status, 200);
-  assert.deepEqual(r3.json, { [c]: { status: 'ok', msg: [{ id: 3, payload: [3] }] } });
+  assert.deepEqual(r3.json, { [c]: { status: 'ok', msg: [msg(id3, id2, [3])] } });
 });
 
 test('poll with nothing new times out with 200 {}', async () => {
   const c = uniqueChannel();
-  await publishOk(base, c, 1);
+  const id = await publishOk(base, c, 1);
   const t0 = Date.now();
-  const r = await poll(base, [[c, 1], [uniqueChannel('never'), 0]]);
+  const r = await poll(base, [[c, id], [uniqueChannel('never'), 0]]);
   const ms = Date.now() - t0;
   assert.equal(r.status, 200, r.body);
   assertJsonHeaders(r);
@@ -76,7 +74,7 @@ test('held long poll is woken by a publish (< 500 ms)', async () => {
   const latency = Date.now() - t0;
   assert.equal(r.status, 200);
   assertJsonHeaders(r);
-  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id, payload: { fresh: true } }] } });
+  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [msg(id, last, { fresh: true })] } });
   assert.ok(latency < 500, `woken ${latency} ms after the publish`);
 });
 
@@ -85,33 +83,33 @@ test('a poll on a never-published channel is woken by its first message', async 
   const pending = await heldPoll([[c, 0]]);
   const id = await publishOk(base, c, 'first');
   const r = await pending.response;
-  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id: 1, payload: 'first' }] } });
-  assert.equal(id, 1);
+  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [msg(id, 0, 'first')] } });
+  assertTimeId(id);
 });
 
 test('multi-channel poll answers only the channels with news', async () => {
   const a = uniqueChannel('a'), b = uniqueChannel('b'), c = uniqueChannel('c');
-  await publishOk(base, a, 'a1');
-  await publishOk(base, a, 'a2');
+  const a1 = await publishOk(base, a, 'a1');
+  const a2 = await publishOk(base, a, 'a2');
   const b1 = await publishOk(base, b, 'b1');
-  // a has news after 1, b is up to date, c was never published (N == 0 == L).
-  const r = await poll(base, [[a, 1], [b, b1], [c, 0]]);
+  // a has news after a1, b is up to date, c was never published (N == 0 == L).
+  const r = await poll(base, [[a, a1], [b, b1], [c, 0]]);
   assert.equal(r.status, 200);
-  assert.deepEqual(r.json, { [a]: { status: 'ok', msg: [{ id: 2, payload: 'a2' }] } });
+  assert.deepEqual(r.json, { [a]: { status: 'ok', msg: [msg(a2, a1, 'a2')] } });
 
   // Held on all three; a publish on b wakes it with b only.
-  const pending = await heldPoll([[a, 2], [b, b1], [c, 0]]);
+  const pending = await heldPoll([[a, a2], [b, b1], [c, 0]]);
   const b2 = await publishOk(base, b, 'b2');
   const r2 = await pending.response;
-  assert.deepEqual(r2.json, { [b]: { status: 'ok', msg: [{ id: b2, payload: 'b2' }] } });
+  assert.deepEqual(r2.json, { [b]: { status: 'ok', msg: [msg(b2, b1, 'b2')] } });
 
   // Several channels with news are all answered at once, in one response.
-  await publishOk(base, a, 'a3');
-  await publishOk(base, c, 'c1');
-  const r3 = await poll(base, [[a, 2], [b, b2], [c, 0]]);
+  const a3 = await publishOk(base, a, 'a3');
+  const c1 = await publishOk(base, c, 'c1');
+  const r3 = await poll(base, [[a, a2], [b, b2], [c, 0]]);
   assert.deepEqual(r3.json, {
-    [a]: { status: 'ok', msg: [{ id: 3, payload: 'a3' }] },
-    [c]: { status: 'ok', msg: [{ id: 1, payload: 'c1' }] },
+    [a]: { status: 'ok', msg: [msg(a3, a2, 'a3')] },
+    [c]: { status: 'ok', msg: [msg(c1, 0, 'c1')] },
   });
 });
 
@@ -121,108 +119,117 @@ test('a poll held on 500 channels is woken by a publish on the last one, answere
   const pending = await heldPoll(pairs);
   const id = await publishOk(base, `${prefix}-499`, 'last');
   const r = await pending.response;
-  assert.deepEqual(r.json, { [`${prefix}-499`]: { status: 'ok', msg: [{ id, payload: 'last' }] } });
+  assert.deepEqual(r.json, { [`${prefix}-499`]: { status: 'ok', msg: [msg(id, 0, 'last')] } });
   // and again on the first one
-  const pending2 = await heldPoll(pairs.map(([c]) => [c, c.endsWith('-499') ? 1 : 0]));
-  await publishOk(base, `${prefix}-0`, 'first');
-  assert.deepEqual((await pending2.response).json, { [`${prefix}-0`]: { status: 'ok', msg: [{ id: 1, payload: 'first' }] } });
+  const pending2 = await heldPoll(pairs.map(([c]) => [c, c.endsWith('-499') ? id : 0]));
+  const id0 = await publishOk(base, `${prefix}-0`, 'first');
+  assert.deepEqual((await pending2.response).json, { [`${prefix}-0`]: { status: 'ok', msg: [msg(id0, 0, 'first')] } });
 });
 
-test('gap in the backlog gives a reset with the newest message', async () => {
+test('gap in the backlog gives a reset (behind) with the newest message', async () => {
   const c = uniqueChannel();
-  for (let i = 1; i <= 5; i++) assert.equal(await publishOk(base, c, { i }, { backlog: 2 }), i);
+  const ids = [0];
+  for (let i = 1; i <= 5; i++) ids.push(await publishOk(base, c, { i }, { backlog: 2 }));
   assert.equal(await redis.command('ZCARD', keys(c).backlog), 2, 'backlog trimmed to 2');
 
-  const newest = [{ id: 5, payload: { i: 5 } }];
-  for (const m of [0, 1, 2]) {
+  const newest = [msg(ids[5], ids[4], { i: 5 })];
+  for (const m of [0, ids[1], ids[2]]) {
     const r = await poll(base, [[c, m]]);
     assert.equal(r.status, 200);
-    assert.deepEqual(r.json, { [c]: { status: 'reset', id: 5, msg: newest } }, `m=${m}`);
+    assert.deepEqual(r.json, { [c]: { status: 'reset', id: ids[5], reason: 'behind', msg: newest } }, `m=${m}`);
   }
-  // m=3: the backlog holds 4 and 5, exactly what follows 3.
-  const ok = await poll(base, [[c, 3]]);
-  assert.deepEqual(ok.json, { [c]: { status: 'ok', msg: [{ id: 4, payload: { i: 4 } }, { id: 5, payload: { i: 5 } }] } });
-  const ok2 = await poll(base, [[c, 4]]);
-  assert.deepEqual(ok2.json, { [c]: { status: 'ok', msg: [{ id: 5, payload: { i: 5 } }] } });
+  // m=ids[3]: the backlog holds 4 and 5, exactly what follows 3.
+  const ok = await poll(base, [[c, ids[3]]]);
+  assert.deepEqual(ok.json, { [c]: { status: 'ok', msg: [msg(ids[4], ids[3], { i: 4 }), msg(ids[5], ids[4], { i: 5 })] } });
+  const ok2 = await poll(base, [[c, ids[4]]]);
+  assert.deepEqual(ok2.json, { [c]: { status: 'ok', msg: newest } });
 });
 
 test('reset when the channel keys were deleted (m > N)', async () => {
   const c = uniqueChannel();
-  for (let i = 1; i <= 3; i++) await publishOk(base, c, i);
+  let id3;
+  for (let i = 1; i <= 3; i++) id3 = await publishOk(base, c, i);
   const k = keys(c);
   await redis.command('DEL', k.id, k.backlog);
-  const r = await poll(base, [[c, 3]]);
+  const r = await poll(base, [[c, id3]]);
   assert.equal(r.status, 200);
-  assert.deepEqual(r.json, { [c]: { status: 'reset', id: 0, msg: [] } });
+  assert.deepEqual(r.json, { [c]: { status: 'reset', id: 0, reason: 'lost', msg: [] } });
 
-  // The channel starts over at 1; a client still at 3 is told to reset to 1.
-  assert.equal(await publishOk(base, c, 'again'), 1);
-  const r2 = await poll(base, [[c, 3]]);
-  assert.deepEqual(r2.json, { [c]: { status: 'reset', id: 1, msg: [{ id: 1, payload: 'again' }] } });
+  // The channel starts a new history above every old id; a client still at id3 is told
+  // that its id is lost, and to resume from the new one.
+  const again = await publishOk(base, c, 'again');
+  assert.ok(again > id3, 'ids never come back');
+  const r2 = await poll(base, [[c, id3]]);
+  assert.deepEqual(r2.json, { [c]: { status: 'reset', id: again, reason: 'lost', msg: [msg(again, 0, 'again')] } });
   // and one that took the reset (id 0) continues normally
   const r3 = await poll(base, [[c, 0]]);
-  assert.deepEqual(r3.json, { [c]: { status: 'ok', msg: [{ id: 1, payload: 'again' }] } });
+  assert.deepEqual(r3.json, { [c]: { status: 'ok', msg: [msg(again, 0, 'again')] } });
 });
 
 test('held poll whose keys were deleted gets a reset, at the latest on the next message', async () => {
   const c = uniqueChannel();
-  for (let i = 1; i <= 4; i++) await publishOk(base, c, i);
-  const pending = await heldPoll([[c, 4]]);
+  let id4;
+  for (let i = 1; i <= 4; i++) id4 = await publishOk(base, c, i);
+  const pending = await heldPoll([[c, id4]]);
   const k = keys(c);
   await redis.command('DEL', k.id, k.backlog);
-  assert.equal(await publishOk(base, c, 'after-del'), 1);
+  const id = await publishOk(base, c, 'after-del');
   const t0 = Date.now();
   const r = await pending.response;
   assert.ok(Date.now() - t0 < 1000, `answered ${Date.now() - t0} ms after the publish, not held to the timeout`);
   assert.equal(r.status, 200);
   // Either the server noticed the deletion before the publish (reset to 0, nothing kept) or
-  // it was woken by the publish (reset to 1 with it); both tell the client the truth.
+  // it was woken by the publish (reset to its id with it); both tell the client the truth.
   const entry = r.json[c];
   if (entry && entry.id === 0) {
-    assert.deepEqual(r.json, { [c]: { status: 'reset', id: 0, msg: [] } });
+    assert.deepEqual(r.json, { [c]: { status: 'reset', id: 0, reason: 'lost', msg: [] } });
     const next = await poll(base, [[c, 0]]);
-    assert.deepEqual(next.json, { [c]: { status: 'ok', msg: [{ id: 1, payload: 'after-del' }] } });
+    assert.deepEqual(next.json, { [c]: { status: 'ok', msg: [msg(id, 0, 'after-del')] } });
   } else {
-    assert.deepEqual(r.json, { [c]: { status: 'reset', id: 1, msg: [{ id: 1, payload: 'after-del' }] } });
+    assert.deepEqual(r.json, { [c]: { status: 'reset', id, reason: 'lost', msg: [msg(id, 0, 'after-del')] } });
   }
 });
 
 test('reset after FLUSHALL, on every channel of a multi-channel poll', async () => {
   const a = uniqueChannel('a'), b = uniqueChannel('b');
   await publishOk(base, a, 1);
-  await publishOk(base, a, 2);
-  await publishOk(base, b, 1);
+  const a2 = await publishOk(base, a, 2);
+  const b1 = await publishOk(base, b, 1);
   assert.equal(await redis.command('FLUSHALL'), 'OK');
-  const r = await poll(base, [[a, 2], [b, 1]]);
+  const r = await poll(base, [[a, a2], [b, b1]]);
   assert.equal(r.status, 200);
   assert.deepEqual(r.json, {
-    [a]: { status: 'reset', id: 0, msg: [] },
-    [b]: { status: 'reset', id: 0, msg: [] },
+    [a]: { status: 'reset', id: 0, reason: 'lost', msg: [] },
+    [b]: { status: 'reset', id: 0, reason: 'lost', msg: [] },
   });
-  assert.equal(await publishOk(base, b, 'fresh'), 1);
-  const r2 = await poll(base, [[a, 0], [b, 1]]);
-  assert.deepEqual(r2.json, {}, 'after the resets a=0 and b=1 are up to date');
+  const fresh = await publishOk(base, b, 'fresh');
+  assert.ok(fresh > b1, 'ids never come back');
+  const r2 = await poll(base, [[a, 0], [b, 0]]);
+  assert.deepEqual(r2.json, { [b]: { status: 'ok', msg: [msg(fresh, 0, 'fresh')] } },
+    'after the resets (to 0) a is up to date and b gets its new first message');
+  const r3 = await poll(base, [[b, b1]]);
+  assert.deepEqual(r3.json, { [b]: { status: 'reset', id: fresh, reason: 'lost', msg: [msg(fresh, 0, 'fresh')] } },
+    'a client that missed the reset is still told');
 });
 
 test('state channel (backlog=1): a burst collapses to the newest message', async () => {
   const c = uniqueChannel('stickers');
-  let last;
-  for (let i = 1; i <= 10; i++) last = await publishOk(base, c, { count: i }, { backlog: 1 });
-  assert.equal(last, 10);
+  const ids = [0];
+  for (let i = 1; i <= 10; i++) ids.push(await publishOk(base, c, { count: i }, { backlog: 1 }));
   assert.equal(await redis.command('ZCARD', keys(c).backlog), 1, 'state channel keeps one message');
-  const newest = [{ id: 10, payload: { count: 10 } }];
-  for (const m of [0, 1, 5, 8]) {
+  const newest = [msg(ids[10], ids[9], { count: 10 })];
+  for (const m of [0, ids[1], ids[5], ids[8]]) {
     const r = await poll(base, [[c, m]]);
-    assert.deepEqual(r.json, { [c]: { status: 'reset', id: 10, msg: newest } }, `m=${m}`);
+    assert.deepEqual(r.json, { [c]: { status: 'reset', id: ids[10], reason: 'behind', msg: newest } }, `m=${m}`);
   }
-  const r = await poll(base, [[c, 9]]);
+  const r = await poll(base, [[c, ids[9]]]);
   assert.deepEqual(r.json, { [c]: { status: 'ok', msg: newest } });
 
   // A held state-channel poll is woken by the next count.
-  const pending = await heldPoll([[c, 10]]);
-  await publishOk(base, c, { count: 11 }, { backlog: 1 });
+  const pending = await heldPoll([[c, ids[10]]]);
+  const id11 = await publishOk(base, c, { count: 11 }, { backlog: 1 });
   const r2 = await pending.response;
-  assert.deepEqual(r2.json, { [c]: { status: 'ok', msg: [{ id: 11, payload: { count: 11 } }] } });
+  assert.deepEqual(r2.json, { [c]: { status: 'ok', msg: [msg(id11, ids[10], { count: 11 })] } });
 });
 
 // The metric named `preferred`, or else the first metric of `type` whose name matches `re`.
@@ -246,9 +253,12 @@ test('/metrics counts publishes, deliveries, resets, requests by status; gauges 
   const statusLabel = (text) => (/^\S+\{[^}]*\bcode="/m.test(text) ? 'code' : 'status');
 
   const c = uniqueChannel('metrics');
-  for (let i = 0; i < 3; i++) await publishOk(base, c, i, { backlog: 1 });
-  await poll(base, [[c, 2]]); // ok, 1 message
-  await poll(base, [[c, 0]]); // reset
+  const ids = [];
+  for (let i = 0; i < 3; i++) ids.push(await publishOk(base, c, i, { backlog: 1 }));
+  await poll(base, [[c, ids[1]]]); // ok, 1 message
+  await poll(base, [[c, 0]]); // reset, behind
+  await poll(base, [[c, ids[2] + 1]]); // reset, lost (an id above N)
+  await poll(base, [[c, ids[2] - 1]]); // reset, lost (never issued)
   await get(base, '/rt?c=bad%20name&m=0'); // 400
   const held = uniqueChannel('sub');
   const pending = await heldPoll([[held, 0]]);
@@ -259,6 +269,10 @@ test('/metrics counts publishes, deliveries, resets, requests by status; gauges 
   assert.equal(v(after, names.publishes) - v(before, names.publishes), 3, 'publishes counted');
   assert.ok(v(after, names.deliveries) > v(before, names.deliveries), 'deliveries counted');
   assert.ok(v(after, names.resets) > v(before, names.resets), 'resets counted');
+  assert.equal(v(after, 'rt_resets_total', { reason: 'behind' }) - v(before, 'rt_resets_total', { reason: 'behind' }), 1,
+    'resets by reason: behind');
+  assert.equal(v(after, 'rt_resets_total', { reason: 'lost' }) - v(before, 'rt_resets_total', { reason: 'lost' }), 2,
+    'resets by reason: lost');
   const sl = statusLabel(after);
   assert.ok(v(after, names.requests, { [sl]: '400' }) > v(before, names.requests, { [sl]: '400' }), 'requests by status: 400');
   assert.ok(v(after, names.requests, { [sl]: '200' }) > v(before, names.requests, { [sl]: '200' }), 'requests by status: 200');

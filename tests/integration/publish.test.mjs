@@ -6,6 +6,7 @@ import { before, after } from 'node:test';
 import {
   test, startStack, withServer, startRedis, assertCleanShutdown, poll, publish, publishOk, waitHeld,
   heldPolls, keys, uniqueChannel, redisCli, request, RedisClient, PUBLISH_LUA, TOKEN, assertStillServes,
+  assertTimeId, assertChain, msg, chain,
 } from './lib/harness.mjs';
 
 const POLL_TIMEOUT = 2;
@@ -33,22 +34,23 @@ async function heldPoll(pairs) {
   return { response };
 }
 
-test('publish answers 200 {"id":N} with consecutive ids per channel', async () => {
+test('publish answers 200 {"id":N} with increasing ids per channel, each message naming its prev', async () => {
   const a = uniqueChannel('a'), b = uniqueChannel('b');
   const r = await publish(base, a, JSON.stringify({ x: 1 }));
   assert.equal(r.status, 200, r.body);
   assert.match(r.headers.get('content-type') || '', /^application\/json\b/i);
-  assert.deepEqual(r.json, { id: 1 });
-  assert.equal(await publishOk(base, a, 'y'), 2);
-  assert.equal(await publishOk(base, b, 'z'), 1, 'ids are per channel');
-  assert.equal(await redis.command('GET', keys(a).id), '2');
-  // Stored as message JSON in the backlog, score = id.
+  const id1 = r.json.id;
+  assertTimeId(id1);
+  const id2 = await publishOk(base, a, 'y');
+  assert.ok(id2 > id1, 'ids increase');
+  assertTimeId(await publishOk(base, b, 'z'), 'first id of another channel');
+  assert.equal(await redis.command('GET', keys(a).id), String(id2));
+  // Stored as message JSON in the backlog, score = id, byte for byte the canonical layout.
   const members = await redis.command('ZRANGE', keys(a).backlog, '0', '-1', 'WITHSCORES');
-  assert.deepEqual(members.length, 4);
-  assert.deepEqual(JSON.parse(members[0]), { id: 1, payload: { x: 1 } });
-  assert.equal(members[1], '1');
-  assert.deepEqual(JSON.parse(members[2]), { id: 2, payload: 'y' });
-  assert.equal(members[3], '2');
+  assert.deepEqual(members, [
+    `{"id":${id1},"prev":0,"payload":{"x":1}}`, String(id1),
+    `{"id":${id2},"prev":${id1},"payload":"y"}`, String(id2),
+  ]);
 });
 
 test('any JSON value is a payload and round-trips exactly', async () => {
@@ -61,7 +63,8 @@ test('any JSON value is a payload and round-trips exactly', async () => {
   const r = await poll(base, [[c, 0]]);
   assert.equal(r.status, 200);
   assert.equal(r.json[c].status, 'ok');
-  assert.deepEqual(r.json[c].msg.map((m) => m.id), payloads.map((_, i) => i + 1));
+  assert.equal(r.json[c].msg.length, payloads.length);
+  assertChain(r.json[c].msg, 0);
   assert.deepEqual(r.json[c].msg.map((m) => m.payload), payloads);
   // Leading/trailing whitespace around one JSON value is still one JSON value.
   const ws = await publish(base, c, '  \n {"ws": true} \n');
@@ -103,23 +106,25 @@ test('publish without the right token answers 401 and stores nothing', async () 
     assertError(r, 401, what);
   }
   assert.equal(await redis.command('EXISTS', keys(c).id, keys(c).backlog), 0, 'nothing stored');
-  assert.equal(await publishOk(base, c, 'authorised'), 1, 'no id was used by the refused publishes');
+  const id = await publishOk(base, c, 'authorised');
+  const r = await poll(base, [[c, 0]]);
+  assert.deepEqual(r.json[c].msg, [msg(id, 0, 'authorised')], 'the first message (prev 0): no id was used');
 });
 
 test('invalid JSON body answers 400 and uses no id', async () => {
   const c = uniqueChannel();
-  assert.equal(await publishOk(base, c, 'first'), 1);
+  const first = await publishOk(base, c, 'first');
   const bad = ['', ' ', '{', '{"a":1', "{'a':1}", 'nul', 'undefined', 'NaN', '1 2', '{"a":1}x',
     '[1,]', '{"a":1,}', '"unterminated', '\u0000', '{"a":1}{"b":2}'];
   for (const body of bad) {
     const r = await publish(base, c, body);
     assertError(r, 400, `body ${JSON.stringify(body)}`);
   }
-  assert.equal(await redis.command('GET', keys(c).id), '1', 'msg_id unchanged');
+  assert.equal(await redis.command('GET', keys(c).id), String(first), 'msg_id unchanged');
   assert.equal(await redis.command('ZCARD', keys(c).backlog), 1, 'backlog unchanged');
-  assert.equal(await publishOk(base, c, 'second'), 2);
+  const second = await publishOk(base, c, 'second');
   const r = await poll(base, [[c, 0]]);
-  assert.deepEqual(r.json[c], { status: 'ok', msg: [{ id: 1, payload: 'first' }, { id: 2, payload: 'second' }] });
+  assert.deepEqual(r.json[c], { status: 'ok', msg: chain([first, second], ['first', 'second']) });
 });
 
 test('body over the default 64 KiB limit answers 413; at the limit it is accepted', async () => {
@@ -128,13 +133,13 @@ test('body over the default 64 KiB limit answers 413; at the limit it is accepte
   assert.equal(Buffer.byteLength(atLimit), 65536);
   const ok = await publish(base, c, atLimit);
   assert.equal(ok.status, 200, ok.body.slice(0, 200));
-  assert.deepEqual(ok.json, { id: 1 });
+  assertTimeId(ok.json.id);
   for (const size of [65537, 200000]) {
     const body = JSON.stringify('y'.repeat(size - 2));
     const r = await publish(base, c, body);
     assert.equal(r.status, 413, `${size} bytes: ${r.body.slice(0, 200)}`);
   }
-  assert.equal(await redis.command('GET', keys(c).id), '1', 'msg_id unchanged by refused bodies');
+  assert.equal(await redis.command('GET', keys(c).id), String(ok.json.id), 'msg_id unchanged by refused bodies');
   const r = await poll(base, [[c, 0]]);
   assert.equal(r.json[c].msg[0].payload.length, 65534);
 });
@@ -143,35 +148,39 @@ test('--max-body sets the body limit', async () => {
   await withServer({ redisUrl: stack.redis.url, pollTimeout: POLL_TIMEOUT, args: ['--max-body', '1024'] }, async (small) => {
     const c = uniqueChannel();
     const at = JSON.stringify('a'.repeat(1022));
-    assert.equal((await publish(small.base, c, at)).status, 200);
+    const okr = await publish(small.base, c, at);
+    assert.equal(okr.status, 200);
     const over = await publish(small.base, c, JSON.stringify('b'.repeat(1023)));
     assertError(over, 413, '1025 bytes with --max-body 1024');
-    assert.equal(await redis.command('GET', keys(c).id), '1');
+    assert.equal(await redis.command('GET', keys(c).id), String(okr.json.id));
   });
 });
 
 test('bad backlog values answer 400 and use no id; 1 and 10000 are accepted', async () => {
   const c = uniqueChannel();
-  assert.equal(await publishOk(base, c, 'first'), 1);
+  const first = await publishOk(base, c, 'first');
   for (const b of ['0', '10001', '-1', 'abc', '1.5', '', '1e3', '%205', '0x10', '99999999999999999999']) {
     const r = await publish(base, c, '"x"', { backlog: b });
     assertError(r, 400, `backlog=${JSON.stringify(b)}`);
   }
-  assert.equal(await redis.command('GET', keys(c).id), '1', 'msg_id unchanged');
-  assert.equal(await publishOk(base, c, 'b10000', { backlog: 10000 }), 2);
-  assert.equal(await publishOk(base, c, 'b1', { backlog: 1 }), 3);
+  assert.equal(await redis.command('GET', keys(c).id), String(first), 'msg_id unchanged');
+  const second = await publishOk(base, c, 'b10000', { backlog: 10000 });
+  assert.ok(second > first);
+  await publishOk(base, c, 'b1', { backlog: 1 });
   assert.equal(await redis.command('ZCARD', keys(c).backlog), 1);
 });
 
 test('default backlog is 100 and trims older messages', async () => {
   const c = uniqueChannel();
-  for (let i = 1; i <= 105; i++) await publishOk(base, c, i);
+  const ids = [0];
+  for (let i = 1; i <= 105; i++) ids.push(await publishOk(base, c, i));
   assert.equal(await redis.command('ZCARD', keys(c).backlog), 100);
-  const r = await poll(base, [[c, 5]]);
+  const r = await poll(base, [[c, ids[5]]]);
   assert.equal(r.json[c].status, 'ok');
-  assert.deepEqual(r.json[c].msg.map((m) => m.id), Array.from({ length: 100 }, (_, i) => i + 6));
-  const reset = await poll(base, [[c, 4]]);
-  assert.deepEqual(reset.json[c], { status: 'reset', id: 105, msg: [{ id: 105, payload: 105 }] });
+  assert.deepEqual(r.json[c].msg.map((m) => m.id), ids.slice(6));
+  assertChain(r.json[c].msg, ids[5]);
+  const reset = await poll(base, [[c, ids[4]]]);
+  assert.deepEqual(reset.json[c], { status: 'reset', id: ids[105], reason: 'behind', msg: [msg(ids[105], ids[104], 105)] });
 });
 
 test('publish with a missing or invalid channel answers 400', async () => {
@@ -189,21 +198,24 @@ test('publish with a missing or invalid channel answers 400', async () => {
     });
     assertError(r, 400, what);
   }
-  assert.equal(await publishOk(base, 'x'.repeat(128), 'longest name'), 1);
+  assertTimeId(await publishOk(base, 'x'.repeat(128), 'longest name'));
 });
 
-// A backend that does not use the script: WATCH/MULTI/EXEC with the seed's keys, JSON in
+// A backend that does not use the script: WATCH/MULTI/EXEC with the seed's keys and the
+// contract's rules (id = max(N + 1, Redis TIME in µs), prev = N, trim by rank), JSON in
 // Python's json.dumps style (spaces after separators).
 async function publishViaMulti(client, channel, payload, backlog = 100) {
   const k = keys(channel);
   for (let attempt = 0; attempt < 10; attempt++) {
     await client.command('WATCH', k.id);
-    const id = Number((await client.command('GET', k.id)) ?? 0) + 1;
-    const msg = `{"id": ${id}, "payload": ${JSON.stringify(payload, null, 1).replace(/\n\s*/g, ' ')}}`;
+    const n = Number((await client.command('GET', k.id)) ?? 0);
+    const [sec, usec] = await client.command('TIME');
+    const id = Math.max(n + 1, Number(sec) * 1e6 + Number(usec));
+    const msg = `{"id": ${id}, "prev": ${n}, "payload": ${JSON.stringify(payload, null, 1).replace(/\n\s*/g, ' ')}}`;
     await client.command('MULTI');
     await client.command('SET', k.id, String(id));
     await client.command('ZADD', k.backlog, String(id), msg);
-    await client.command('ZREMRANGEBYSCORE', k.backlog, '-inf', `(${id - backlog + 1}`);
+    await client.command('ZREMRANGEBYRANK', k.backlog, '0', String(-(backlog + 1)));
     await client.command('PUBLISH', k.pubsub, msg);
     const res = await client.command('EXEC');
     if (res !== null) return id;
@@ -213,21 +225,22 @@ async function publishViaMulti(client, channel, payload, backlog = 100) {
 
 test('message written straight into Redis (MULTI/EXEC) is served and wakes held polls', async () => {
   const c = uniqueChannel('backend');
-  assert.equal(await publishViaMulti(redis, c, { from: 'python', n: 1 }), 1);
+  const id1 = await publishViaMulti(redis, c, { from: 'python', n: 1 });
   const r = await poll(base, [[c, 0]]);
-  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id: 1, payload: { from: 'python', n: 1 } }] } });
+  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [msg(id1, 0, { from: 'python', n: 1 })] } });
 
-  const pending = await heldPoll([[c, 1]]);
+  const pending = await heldPoll([[c, id1]]);
   const t0 = Date.now();
-  assert.equal(await publishViaMulti(redis, c, ['woken']), 2);
+  const id2 = await publishViaMulti(redis, c, ['woken']);
   const r2 = await pending.response;
   assert.ok(Date.now() - t0 < 500, `woken after ${Date.now() - t0} ms`);
-  assert.deepEqual(r2.json, { [c]: { status: 'ok', msg: [{ id: 2, payload: ['woken'] }] } });
+  assert.deepEqual(r2.json, { [c]: { status: 'ok', msg: [msg(id2, id1, ['woken'])] } });
 
-  // Mixed publishers share one id sequence.
-  assert.equal(await publishOk(base, c, 'http'), 3);
-  const r3 = await poll(base, [[c, 1]]);
-  assert.deepEqual(r3.json[c].msg.map((m) => m.id), [2, 3]);
+  // Mixed publishers share one chain.
+  const id3 = await publishOk(base, c, 'http');
+  const r3 = await poll(base, [[c, id1]]);
+  assert.deepEqual(r3.json[c].msg.map((m) => m.id), [id2, id3]);
+  assertChain(r3.json[c].msg, id1);
 });
 
 test('server/lua/publish.lua run by another backend via EVAL is served and wakes polls', async () => {
@@ -242,26 +255,28 @@ test('server/lua/publish.lua run by another backend via EVAL is served and wakes
     return Number(out.stdout.trim());
   };
 
-  assert.equal(await evalPublish('{"via":"lua"}', 3, 600), 1);
+  const id1 = await evalPublish('{"via":"lua"}', 3, 600);
+  assertTimeId(id1);
   const r = await poll(base, [[c, 0]]);
-  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id: 1, payload: { via: 'lua' } }] } });
+  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [msg(id1, 0, { via: 'lua' })] } });
   const ttl = await redis.command('TTL', k.id);
   assert.ok(ttl > 0 && ttl <= 600, `msg_id TTL ${ttl}`);
   const ttlB = await redis.command('TTL', k.backlog);
   assert.ok(ttlB > 0 && ttlB <= 600, `msg_backlog TTL ${ttlB}`);
 
-  const pending = await heldPoll([[c, 1]]);
-  assert.equal(await evalPublish('[1,2,3]', 3, 600), 2);
+  const pending = await heldPoll([[c, id1]]);
+  const id2 = await evalPublish('[1,2,3]', 3, 600);
   const r2 = await pending.response;
-  assert.deepEqual(r2.json, { [c]: { status: 'ok', msg: [{ id: 2, payload: [1, 2, 3] }] } });
+  assert.deepEqual(r2.json, { [c]: { status: 'ok', msg: [msg(id2, id1, [1, 2, 3])] } });
 
   // Its trim rule is the contract's: the backlog keeps the last `backlog` messages.
-  for (let i = 3; i <= 6; i++) assert.equal(await evalPublish(String(i), 3, 600), i);
+  const ids = [0, id1, id2];
+  for (let i = 3; i <= 6; i++) ids.push(await evalPublish(String(i), 3, 600));
   assert.equal(await redis.command('ZCARD', k.backlog), 3);
-  const r3 = await poll(base, [[c, 3]]);
-  assert.deepEqual(r3.json[c], { status: 'ok', msg: [4, 5, 6].map((i) => ({ id: i, payload: i })) });
-  const r4 = await poll(base, [[c, 2]]);
-  assert.deepEqual(r4.json[c], { status: 'reset', id: 6, msg: [{ id: 6, payload: 6 }] });
+  const r3 = await poll(base, [[c, ids[3]]]);
+  assert.deepEqual(r3.json[c], { status: 'ok', msg: chain(ids.slice(4), [4, 5, 6], ids[3]) });
+  const r4 = await poll(base, [[c, ids[2]]]);
+  assert.deepEqual(r4.json[c], { status: 'reset', id: ids[6], reason: 'behind', msg: [msg(ids[6], ids[5], 6)] });
 });
 
 test('--key-prefix, --ttl, a /db Redis URL and RT_PUBLISH_TOKEN from the environment', async () => {
@@ -275,19 +290,19 @@ test('--key-prefix, --ttl, a /db Redis URL and RT_PUBLISH_TOKEN from the environ
       await db2.command('SELECT', '2');
       const c = uniqueChannel();
       assertError(await publish(other.base, c, '1'), 401, 'file token is not the env token');
-      assert.equal(await publishOk(other.base, c, { db: 2 }, { token }), 1);
+      const id = await publishOk(other.base, c, { db: 2 }, { token });
       const k = keys(c, 'app1:');
-      assert.equal(await db2.command('GET', k.id), '1');
+      assert.equal(await db2.command('GET', k.id), String(id));
       const ttl = await db2.command('TTL', k.id);
       assert.ok(ttl > 0 && ttl <= 60, `msg_id TTL ${ttl} with --ttl 60`);
       const ttlB = await db2.command('TTL', k.backlog);
       assert.ok(ttlB > 0 && ttlB <= 60, `msg_backlog TTL ${ttlB} with --ttl 60`);
       assert.equal(await redis.command('EXISTS', keys(c).id, k.id), 0, 'nothing in db 0');
       const r = await poll(other.base, [[c, 0]]);
-      assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id: 1, payload: { db: 2 } }] } });
+      assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [msg(id, 0, { db: 2 })] } });
       // The default server (db 0, prefix channel:) does not see it.
-      const r0 = await poll(base, [[c, 1]]);
-      assert.deepEqual(r0.json, { [c]: { status: 'reset', id: 0, msg: [] } });
+      const r0 = await poll(base, [[c, id]]);
+      assert.deepEqual(r0.json, { [c]: { status: 'reset', id: 0, reason: 'lost', msg: [] } });
     } finally {
       db2.close();
     }
@@ -301,10 +316,10 @@ test('--redis unix:///path: publish and poll over a unix socket', async () => {
     const pending = poll(srv.base, [[c, 0]]);
     pending.catch(() => {}); // awaited below
     const id = await publishOk(srv.base, c, { over: 'unix' });
-    assert.deepEqual((await pending).json, { [c]: { status: 'ok', msg: [{ id, payload: { over: 'unix' } }] } });
+    assert.deepEqual((await pending).json, { [c]: { status: 'ok', msg: [{ id, prev: 0, payload: { over: 'unix' } }] } });
     const direct = await RedisClient.connect(r.port);
     try {
-      assert.equal(await direct.command('GET', keys(c).id), '1', 'stored in the unix-socket Redis');
+      assert.equal(await direct.command('GET', keys(c).id), String(id), 'stored in the unix-socket Redis');
     } finally { direct.close(); }
   });
   await r.stop();
@@ -317,12 +332,13 @@ test('a large catch-up (1000 messages, ~4 MB) is delivered complete', async () =
   const filler = 'z'.repeat(4000);
   const ids = await Promise.all(Array.from({ length: 1000 }, (_, i) =>
     redis.command('EVAL', script, '3', k.id, k.backlog, k.pubsub, JSON.stringify({ i, filler }), '10000', '0')));
-  assert.deepEqual(ids, Array.from({ length: 1000 }, (_, i) => i + 1));
+  assert.deepEqual(ids, [...ids].sort((x, y) => x - y), 'ids increase in the order Redis ran the scripts');
   const r = await poll(base, [[c, 0]]);
   assert.equal(r.status, 200);
   assert.equal(r.json[c].status, 'ok');
   assert.equal(r.json[c].msg.length, 1000);
-  r.json[c].msg.forEach((m, i) => { assert.equal(m.id, i + 1); assert.deepEqual(m.payload, { i, filler }); });
+  assertChain(r.json[c].msg, 0);
+  r.json[c].msg.forEach((m, i) => { assert.equal(m.id, ids[i]); assert.deepEqual(m.payload, { i, filler }); });
 });
 
 test('corrupt data from another backend does not crash the server', async () => {
@@ -334,8 +350,8 @@ test('corrupt data from another backend does not crash the server', async () => 
   assert.ok(r.status === 200 || r.status >= 500, `poll over corrupt backlog: ${r.status} ${r.body}`);
   // Garbage on the pub/sub channel while a poll is held.
   const c2 = uniqueChannel('garbage');
-  await publishOk(base, c2, 'ok');
-  const pending = await heldPoll([[c2, 1]]);
+  const first = await publishOk(base, c2, 'ok');
+  const pending = await heldPoll([[c2, first]]);
   for (const junk of ['', 'garbage', '{"id":999}', '{"id":-1,"payload":0}', '[]']) {
     await redis.command('PUBLISH', keys(c2).pubsub, junk);
   }
@@ -347,8 +363,8 @@ test('corrupt data from another backend does not crash the server', async () => 
   assert.equal(held.status, 200);
   const h = await fetch(base + '/healthz');
   assert.equal(h.status, 200);
-  const r3 = await poll(base, [[c2, 1]]);
-  assert.deepEqual(r3.json, { [c2]: { status: 'ok', msg: [{ id, payload: 'after junk' }] } });
+  const r3 = await poll(base, [[c2, first]]);
+  assert.deepEqual(r3.json, { [c2]: { status: 'ok', msg: [{ id, prev: first, payload: 'after junk' }] } });
 });
 
 test('after all of it the server still serves', async () => {

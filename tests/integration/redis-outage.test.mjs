@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { before, after } from 'node:test';
 import {
   test, startRedis, startServer, assertCleanShutdown, poll, publish, publishOk, heldPolls,
-  waitHeld, waitFor, metricsText, uniqueChannel, RedisClient,
+  waitHeld, waitFor, metricsText, uniqueChannel, RedisClient, assertChain,
 } from './lib/harness.mjs';
 
 const POLL_TIMEOUT = 2;
@@ -23,11 +23,18 @@ function assert503(r, what) {
   assert.match(r.headers.get('content-type') || '', /^application\/json\b/i, `${what}: Content-Type`);
   assert.ok(r.json && typeof r.json.error === 'string' && r.json.error, `${what}: {"error":...} body, got ${r.body}`);
   assert.ok(r.ms < 1000, `${what}: answered after ${r.ms} ms (want < 1 s)`);
+  assertRetryAfter(r, what);
+}
+
+// Every 503 of rt tells the client when to retry (whole seconds, RFC 9110).
+function assertRetryAfter(r, what) {
+  assert.match(r.headers.get('retry-after') || '', /^[1-9][0-9]*$/, `${what}: Retry-After on a 503`);
 }
 
 async function health() {
   const r = await fetch(base + '/healthz');
   await r.arrayBuffer();
+  if (r.status === 503) assertRetryAfter(r, '/healthz');
   return r.status;
 }
 
@@ -55,6 +62,7 @@ async function outage(heldPairs, label) {
   for (const { r, at } of settled) {
     assert.ok(r.status === 503 || (r.status === 200 && r.body.trim() === '{}'),
       `${label}: held poll ended with ${r.status} ${r.body}`);
+    if (r.status === 503) assertRetryAfter(r, `${label}: held poll`);
     assert.ok(at <= limit, `${label}: held poll ended ${at} ms after the kill`);
   }
 
@@ -85,23 +93,27 @@ async function expectWokenAfterRecovery(channel, label) {
   const t0 = Date.now();
   const id = await publishOk(base, channel, { after: label });
   const r = await pending;
-  assert.deepEqual(r.json, { [channel]: { status: 'ok', msg: [{ id, payload: { after: label } }] } },
+  assert.deepEqual(r.json, { [channel]: { status: 'ok', msg: [{ id, prev: last, payload: { after: label } }] } },
     `${label}: held poll after recovery must be woken by the publish`);
   assert.ok(Date.now() - t0 < 1000, `${label}: woken ${Date.now() - t0} ms after the publish`);
 }
 
 test('Redis killed mid-poll: 503 while down, nothing hangs, full recovery after restart', { timeout: 60000 }, async () => {
   const a = uniqueChannel('a'), b = uniqueChannel('b');
-  for (let i = 1; i <= 3; i++) await publishOk(base, a, i);
-  await outage([[[a, 3]], [[a, 3]], [[a, 3], [b, 0]], [[b, 0]]], 'first outage');
+  let a3;
+  for (let i = 1; i <= 3; i++) a3 = await publishOk(base, a, i);
+  await outage([[[a, a3]], [[a, a3]], [[a, a3], [b, 0]], [[b, 0]]], 'first outage');
 
-  // The restarted Redis is empty: a client at 3 is told to reset.
-  const r = await poll(base, [[a, 3]]);
+  // The restarted Redis is empty: a client at a3 is told to reset.
+  const r = await poll(base, [[a, a3]]);
   assert.equal(r.status, 200, r.body);
-  assert.deepEqual(r.json, { [a]: { status: 'reset', id: 0, msg: [] } });
-  assert.equal(await publishOk(base, a, 'back'), 1);
+  assert.deepEqual(r.json, { [a]: { status: 'reset', id: 0, reason: 'lost', msg: [] } });
+  const back = await publishOk(base, a, 'back');
+  assert.ok(back > a3, 'ids never come back');
   const r2 = await poll(base, [[a, 0]]);
-  assert.deepEqual(r2.json, { [a]: { status: 'ok', msg: [{ id: 1, payload: 'back' }] } });
+  assert.deepEqual(r2.json, { [a]: { status: 'ok', msg: [{ id: back, prev: 0, payload: 'back' }] } });
+  const r3 = await poll(base, [[a, a3]]);
+  assert.deepEqual(r3.json, { [a]: { status: 'reset', id: back, reason: 'lost', msg: [{ id: back, prev: 0, payload: 'back' }] } });
 
   // Subscriptions restored for channels subscribed before the outage and for new ones.
   await expectWokenAfterRecovery(a, 'channel a (held during the outage)');
@@ -111,8 +123,8 @@ test('Redis killed mid-poll: 503 while down, nothing hangs, full recovery after 
 
 test('a second outage recovers too, and reconnects are counted', { timeout: 60000 }, async () => {
   const c = uniqueChannel('c');
-  await publishOk(base, c, 'x');
-  await outage([[[c, 1]]], 'second outage');
+  const id = await publishOk(base, c, 'x');
+  await outage([[[c, id]]], 'second outage');
   await expectWokenAfterRecovery(c, 'channel c after the second outage');
   const text = await metricsText(base);
   const name = /^rt_redis_reconnects_total[ {]/m.test(text)
@@ -145,11 +157,13 @@ test('publishes that succeed during a flapping Redis are never lost by the next 
   await waitFor(() => acked.length >= ackedBeforeRestart + 20, { what: '20 publishes after the restart' });
   stop = true;
   await loop;
-  // After the restart ids start over at 1 and continue without a gap.
-  const after = acked.slice(acked.lastIndexOf(1));
-  assert.deepEqual(after, Array.from({ length: after.length }, (_, i) => i + 1));
+  // Ids never come back, not even from a Redis that restarted empty: they increase across
+  // the restart, and the new history is one unbroken chain from prev 0.
+  assert.deepEqual(acked, [...acked].sort((x, y) => x - y), 'acked ids increase across the restart');
+  const after = acked.slice(ackedBeforeRestart);
   const r = await poll(base, [[c, 0]]);
   assert.deepEqual(r.json[c].msg.map((m) => m.id), after);
+  assertChain(r.json[c].msg, 0, 'the history after the restart');
 });
 
 test('Redis frozen (SIGSTOP): requests end with 503 instead of hanging; recovery after SIGCONT', { timeout: 60000 }, async () => {
@@ -157,9 +171,9 @@ test('Redis frozen (SIGSTOP): requests end with 503 instead of hanging; recovery
   // requests forever. Bound used here: poll timeout + 4 s.
   const limit = POLL_TIMEOUT * 1000 + 4000;
   const c = uniqueChannel('frozen');
-  await publishOk(base, c, 'before');
+  const first = await publishOk(base, c, 'before');
   const baseline = await heldPolls(base);
-  const held = poll(base, [[c, 1]]);
+  const held = poll(base, [[c, first]]);
   held.catch(() => {});
   await waitHeld(base, (n) => n === baseline + 1, { what: 'poll held before the freeze' });
   redis.freeze();
@@ -170,7 +184,7 @@ test('Redis frozen (SIGSTOP): requests end with 503 instead of hanging; recovery
       setTimeout(() => rej(new Error(`${what}: no answer ${limit} ms into the freeze`)), limit - (Date.now() - t0)))]);
     const [h, r, pub] = await Promise.all([
       within(held, 'poll held at the freeze'),
-      within(poll(base, [[c, 1], [uniqueChannel('other'), 0]]), 'poll sent during the freeze'),
+      within(poll(base, [[c, first], [uniqueChannel('other'), 0]]), 'poll sent during the freeze'),
       within(publish(base, c, '"frozen"'), 'publish during the freeze'),
     ]);
     assert.ok(h.status === 503 || (h.status === 200 && h.body.trim() === '{}'), `held poll: ${h.status} ${h.body}`);
@@ -195,7 +209,7 @@ test('after all of it the server still serves', async () => {
   const c = uniqueChannel();
   const id = await publishOk(base, c, 'final');
   const r = await poll(base, [[c, 0]]);
-  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id, payload: 'final' }] } });
+  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id, prev: 0, payload: 'final' }] } });
   const client = await RedisClient.connect(redis.port);
   try {
     assert.equal(await client.command('GET', `channel:{${c}}:msg_id`), String(id));

@@ -72,10 +72,12 @@ export class DemoApp {
    * A thread with its comments and `resumeId`: the id to poll thread.<n> from.
    * resumeId is rt's current id of the channel, read inside the thread's queue (no
    * publish of ours can run in between), so it equals the id of the newest stored
-   * comment, except when rt has lost the channel's history (Redis flushed, keys
-   * expired): then it is rt's new, lower id, and the page resumes from there
-   * instead of asking for ids rt will never reach. If rt cannot be asked, the id of
-   * the newest stored comment is used.
+   * comment, except when rt has lost or rolled back the channel's history (Redis
+   * flushed, keys expired, restarted from an older snapshot, failed over): then it is
+   * the id of the history Redis has now (0, or an older id), and the page resumes from
+   * there: the next comment names it as its prev. Ids are compared, never counted
+   * (they are not dense). If rt cannot be asked, the id of the newest stored comment
+   * is used.
    */
   loadThread(n) {
     const p = this.picture(n);

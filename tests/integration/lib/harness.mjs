@@ -116,10 +116,9 @@ export function sanitizerReportIn(text) {
 function logsForFailure() {
   let out = '';
   for (const p of procs) {
-    if (p.kind !== 'rt-server' && p.kind !== 'redis-server') continue;
     const status = p.exitInfo ? `exited ${JSON.stringify(p.exitInfo)}` : 'running';
     out += `\n----- ${p.kind} ${p.name} (pid ${p.child.pid}, ${status}) log ${p.logFile} -----\n`;
-    out += readLog(p.logFile, p.kind === 'rt-server' ? 16000 : 600);
+    out += readLog(p.logFile, p.kind === 'rt-server' ? 16000 : p.kind === 'redis-server' ? 600 : 3000);
   }
   return out;
 }
@@ -164,14 +163,46 @@ async function stopProc(p, deadline = STOP_DEADLINE_MS) {
   return { ...killed, forced: true };
 }
 
+// Starts any other program of a test (nginx, redis-server --sentinel, ...), tracked like
+// the servers: its stdout and stderr go to `<dir>/<kind>.log` (dir: a fresh temporary
+// directory, or `dir`), its log tail is shown when a test fails, and it is stopped by PID
+// at the end of the file. Returns { proc, dir, logFile, pid, stop(), kill() }.
+export function startProcess(kind, name, cmd, args, { dir, env, cwd } = {}) {
+  dir = dir || fs.mkdtempSync(path.join(tmpRoot, `${kind}-`));
+  const logFile = path.join(dir, `${kind}.log`);
+  const out = fs.openSync(logFile, 'a');
+  fs.writeSync(out, `# ${cmd} ${args.join(' ')}\n`);
+  const child = spawn(cmd, args, { stdio: ['ignore', out, out], env: env || process.env, cwd: cwd || dir });
+  fs.closeSync(out);
+  const p = track(kind, name, child, logFile);
+  return {
+    proc: p, dir, logFile,
+    get pid() { return child.pid; },
+    log: () => readLog(logFile, 1e9),
+    stop: () => stopProc(p),
+    kill: async () => {
+      try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ }
+      await p.exited;
+    },
+  };
+}
+
+// A fresh temporary directory under this file's (kept with the logs when a test fails).
+export function tempDir(prefix) {
+  return fs.mkdtempSync(path.join(tmpRoot, prefix));
+}
+
 // ---------------------------------------------------------------------------------------
 // redis-server
 
 // Starts a private redis-server on a free port (or `port`); with `unixSocket` it also
-// listens on a unix socket in its directory (redis.socketPath, redis.unixUrl).
-export async function startRedis({ port, unixSocket = false } = {}) {
+// listens on a unix socket in its directory (redis.socketPath, redis.unixUrl). `dir` reuses
+// a directory (redis.dir of an earlier instance: a restart finds its dump.rdb there);
+// `args`: more redis-server flags (--replicaof, --requirepass, ...); `password`: the one
+// the readiness check authenticates with.
+export async function startRedis({ port, unixSocket = false, dir, args = [], password } = {}) {
   port = port || (await freePort());
-  const dir = fs.mkdtempSync(path.join(tmpRoot, 'redis-'));
+  dir = dir || fs.mkdtempSync(path.join(tmpRoot, 'redis-'));
   const logFile = path.join(dir, 'redis.log');
   const socketPath = path.join(dir, 'redis.sock');
   const out = fs.openSync(logFile, 'a');
@@ -179,11 +210,13 @@ export async function startRedis({ port, unixSocket = false } = {}) {
     '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
     '--dir', dir, '--protected-mode', 'no', '--daemonize', 'no',
     ...(unixSocket ? ['--unixsocket', socketPath, '--unixsocketperm', '700'] : []),
+    ...args.map(String),
   ], { stdio: ['ignore', out, out] });
   fs.closeSync(out);
   const p = track('redis-server', `:${port}`, child, logFile);
   const redis = {
     port,
+    dir,
     url: `redis://127.0.0.1:${port}`,
     socketPath: unixSocket ? socketPath : undefined,
     unixUrl: unixSocket ? `unix://${socketPath}` : undefined,
@@ -203,7 +236,10 @@ export async function startRedis({ port, unixSocket = false } = {}) {
     if (p.exitInfo) throw new Error(`redis-server exited: ${readLog(logFile)}`);
     const c = await RedisClient.connect(port).catch(() => null);
     if (!c) return false;
-    try { return (await c.command('PING')) === 'PONG'; } finally { c.close(); }
+    try {
+      if (password) await c.command('AUTH', password);
+      return (await c.command('PING')) === 'PONG';
+    } finally { c.close(); }
   }, { timeout: 10000, what: `redis-server on port ${port}` });
   return redis;
 }
@@ -212,9 +248,10 @@ export async function startRedis({ port, unixSocket = false } = {}) {
 // rt-server
 
 // Starts rt-server. Options: redisUrl (required), pollTimeout (seconds, default 2),
-// token (default TOKEN, written to a file), tokenViaEnv, args (extra flags), env.
+// token (default TOKEN, written to a file), tokenViaEnv, args (extra flags), env, ready
+// ('healthz': resolves once /healthz answers 200; 'listening': once it answers at all).
 export async function startServer({
-  redisUrl, pollTimeout = 2, token = TOKEN, tokenViaEnv = false, args = [], env = {}, port,
+  redisUrl, pollTimeout = 2, token = TOKEN, tokenViaEnv = false, args = [], env = {}, port, ready = 'healthz',
 } = {}) {
   if (!fs.existsSync(RT_SERVER_BIN)) {
     throw new Error(`rt-server binary not found at ${RT_SERVER_BIN} (set RT_SERVER_BIN, run make server)`);
@@ -256,9 +293,10 @@ export async function startServer({
     if (p.exitInfo) {
       throw new Error(`rt-server exited during start-up ${JSON.stringify(p.exitInfo)}:\n${readLog(logFile)}`);
     }
-    const r = await fetch(base + '/healthz', { signal: AbortSignal.timeout(1000) }).catch(() => null);
+    const r = await fetch(base + (ready === 'healthz' ? '/healthz' : '/metrics'), { signal: AbortSignal.timeout(1000) })
+      .catch(() => null);
     return r && r.status === 200 && (await r.arrayBuffer(), true);
-  }, { timeout: START_DEADLINE_MS, interval: 50, what: `rt-server /healthz 200 on port ${port}` }).catch((e) => {
+  }, { timeout: START_DEADLINE_MS, interval: 50, what: `rt-server ${ready === 'healthz' ? '/healthz' : '/metrics'} 200 on port ${port}` }).catch((e) => {
     if (p.exitInfo) throw e;
     throw new Error(`${e.message}\n${readLog(logFile)}`);
   });
@@ -398,8 +436,55 @@ export async function assertStillServes(base) {
   const c = uniqueChannel();
   const id = await publishOk(base, c, 'final');
   const r = await poll(base, [[c, 0]]);
-  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id, payload: 'final' }] } });
+  assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [{ id, prev: 0, payload: 'final' }] } });
 }
+
+// ---------------------------------------------------------------------------------------
+// Version-2 ids and messages (PROTOCOL.md section 2)
+
+// A message as the server relays it: {"id","prev","payload"}.
+export const msg = (id, prev, payload) => ({ id, prev, payload });
+
+// The messages of an unbroken chain: ids[i] with payloads[i], each prev the id before it
+// (the first one's prev is `firstPrev`, 0 for a channel's first message).
+export function chain(ids, payloads, firstPrev = 0) {
+  return ids.map((id, i) => ({ id, prev: i ? ids[i - 1] : firstPrev, payload: payloads[i] }));
+}
+
+// An id that the version-2 publish script made: max(N + 1, Redis TIME in µs), so at least
+// the time of the test run in µs, and exact in a JavaScript number.
+export function assertTimeId(id, what = 'id') {
+  assert.ok(Number.isSafeInteger(id) && id >= 1.7e15, `${what} ${id} is an id from Redis TIME in µs`);
+}
+
+// Asserts that `msgs` form an unbroken chain from `from`: the first one's prev is `from`,
+// each later one's prev the id before it, ids ascending.
+export function assertChain(msgs, from, what = 'chain') {
+  let last = from;
+  for (const m of msgs) {
+    assert.equal(m.prev, last, `${what}: message ${m.id} has prev ${m.prev}, the id before it is ${last}`);
+    assert.ok(m.id > last, `${what}: ids ascending (${m.id} after ${last})`);
+    last = m.id;
+  }
+  return last;
+}
+
+// The version-1 publish script (INCR ids, no prev, trim by score), as version-1 backends
+// still run it: the tests that check version-1 data keep working use it.
+export const PUBLISH_LUA_V1 = `
+local backlog = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[3])
+local id = redis.call('INCR', KEYS[1])
+local msg = '{"id":' .. string.format('%d', id) .. ',"payload":' .. ARGV[1] .. '}'
+redis.call('ZADD', KEYS[2], id, msg)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', string.format('%d', id - backlog))
+if ttl > 0 then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+end
+redis.call('PUBLISH', KEYS[3], msg)
+return id
+`;
 
 export async function metricsText(base) {
   const r = await fetch(base + '/metrics');

@@ -188,6 +188,90 @@ static void test_redis_urls(void**) {
   assert_false(rt::parse_redis_url("redis://[::1", &a, &err));
 }
 
+static void test_sentinel_urls(void**) {
+  rt::RedisAddress a;
+  std::string err;
+  assert_true(rt::parse_redis_url("redis+sentinel://10.0.0.1:26380,10.0.0.2,[::1]:5000/mymaster", &a, &err));
+  assert_true(a.via_sentinel());
+  assert_int_equal(a.sentinels.size(), 3);
+  assert_string_equal(a.sentinels[0].host.c_str(), "10.0.0.1");
+  assert_int_equal(a.sentinels[0].port, 26380);
+  assert_string_equal(a.sentinels[1].host.c_str(), "10.0.0.2");
+  assert_int_equal(a.sentinels[1].port, 26379);  // the sentinel default port
+  assert_string_equal(a.sentinels[2].host.c_str(), "::1");
+  assert_int_equal(a.sentinels[2].port, 5000);
+  assert_string_equal(a.master_name.c_str(), "mymaster");
+  assert_int_equal(a.db, 0);
+  assert_true(a.password.empty());
+  assert_true(a.sentinel_password.empty());
+  assert_true(a.host.empty());  // unknown until the sentinels say
+  assert_false(a.unix_socket);
+
+  // Credentials: on the data nodes and, by default, on the sentinels.
+  assert_true(rt::parse_redis_url("redis+sentinel://app:s%40cret@s1:1,s2:2/m-1.a?db=3", &a, &err));
+  assert_string_equal(a.user.c_str(), "app");
+  assert_string_equal(a.password.c_str(), "s@cret");
+  assert_string_equal(a.sentinel_user.c_str(), "app");
+  assert_string_equal(a.sentinel_password.c_str(), "s@cret");
+  assert_string_equal(a.master_name.c_str(), "m-1.a");
+  assert_int_equal(a.db, 3);
+  assert_int_equal(a.sentinels.size(), 2);
+  // Password only (no ACL user), and the sentinels with their own or none.
+  assert_true(rt::parse_redis_url("redis+sentinel://:pw@s/m?sentinel_password=spw&sentinel_user=watch", &a, &err));
+  assert_true(a.user.empty());
+  assert_string_equal(a.password.c_str(), "pw");
+  assert_string_equal(a.sentinel_user.c_str(), "watch");
+  assert_string_equal(a.sentinel_password.c_str(), "spw");
+  assert_true(rt::parse_redis_url("redis+sentinel://:pw@s/m?sentinel_password=", &a, &err));
+  assert_string_equal(a.password.c_str(), "pw");
+  assert_true(a.sentinel_password.empty());
+  assert_true(a.sentinel_user.empty());
+  // A fresh parse starts from nothing (no sentinel left over from the last one).
+  assert_true(rt::parse_redis_url("redis+sentinel://s/m", &a, &err));
+  assert_int_equal(a.sentinels.size(), 1);
+  assert_true(rt::parse_redis_url("redis://h:1", &a, &err));
+  assert_false(a.via_sentinel());
+
+  for (const char* bad : {"redis+sentinel://s1,s2", "redis+sentinel://s1/", "redis+sentinel:///m",
+                          "redis+sentinel://s1,,s2/m", "redis+sentinel://s1:0/m", "redis+sentinel://s1:99999/m",
+                          "redis+sentinel://user@s1/m", "redis+sentinel://s1/m?db=x", "redis+sentinel://s1/m?db=",
+                          "redis+sentinel://s1/m?db=1&db=2", "redis+sentinel://s1/m?other=1",
+                          "redis+sentinel://s1/m?db", "redis+sentinel://s1/a%20b", "redis+sentinel://s1/a/b",
+                          "redis+sentinel://[::1/m", "redis+sentinel://s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s/m"}) {
+    err.clear();
+    assert_false(rt::parse_redis_url(bad, &a, &err));
+    assert_non_null(strstr(err.c_str(), "--redis"));
+  }
+  // Logs never show a password.
+  assert_string_equal(rt::redact_redis_url("redis+sentinel://u:pw@s1:1,s2/m?db=2").c_str(),
+                      "redis+sentinel://***@s1:1,s2/m?db=2");
+  assert_string_equal(rt::redact_redis_url("redis+sentinel://s1/m?sentinel_password=x&db=1").c_str(),
+                      "redis+sentinel://s1/m?sentinel_password=***&db=1");
+  assert_string_equal(rt::redact_redis_url("redis+sentinel://:a@s1/m?db=1&sentinel_password=x@y").c_str(),
+                      "redis+sentinel://***@s1/m?db=1&sentinel_password=***");
+
+  // As the --redis flag.
+  Config c;
+  assert_int_equal(int(parse({"--redis", "redis+sentinel://:pw@127.0.0.1:26379/rt"}, &c, &err)), int(ParseResult::ok));
+  assert_true(c.redis.via_sentinel());
+  assert_string_equal(c.redis_url.c_str(), "redis+sentinel://***@127.0.0.1:26379/rt");
+}
+
+static void test_publish_min_replicas(void**) {
+  Config c;
+  std::string err;
+  assert_int_equal(c.publish_min_replicas, 0);
+  assert_int_equal(int(parse({"--publish-min-replicas", "2"}, &c, &err)), int(ParseResult::ok));
+  assert_int_equal(c.publish_min_replicas, 2);
+  for (const char* bad : {"-1", "x", "101", ""}) {
+    Config d;
+    assert_int_equal(int(parse({"--publish-min-replicas", bad}, &d, &err)), int(ParseResult::error));
+    assert_non_null(strstr(err.c_str(), "--publish-min-replicas"));
+  }
+  assert_non_null(strstr(rt::usage().c_str(), "--publish-min-replicas"));
+  assert_non_null(strstr(rt::usage().c_str(), "redis+sentinel://"));
+}
+
 static void test_token(void**) {
   Config c;
   std::string err;
@@ -220,6 +304,7 @@ int main() {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults),  cmocka_unit_test(test_every_flag), cmocka_unit_test(test_bad_flags), cmocka_unit_test(test_cors_credentials),
       cmocka_unit_test(test_help),      cmocka_unit_test(test_redis_urls), cmocka_unit_test(test_token),
+      cmocka_unit_test(test_sentinel_urls), cmocka_unit_test(test_publish_min_replicas),
   };
   return cmocka_run_group_tests_name("server/config", tests, nullptr, nullptr);
 }

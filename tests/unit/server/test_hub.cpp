@@ -90,7 +90,11 @@ struct Recorder : rt::HubListener {
   std::vector<std::pair<size_t, uint64_t>> messages;
   int lost = 0;
   void on_subscribed(size_t idx) noexcept override { subscribed.push_back(idx); }
-  void on_message(size_t idx, const rt::SharedMessagePtr& m) noexcept override { messages.emplace_back(idx, m->msg.id); }
+  std::vector<uint64_t> prevs;  // the prev of each message, in the order of `messages`
+  void on_message(size_t idx, const rt::SharedMessagePtr& m) noexcept override {
+    messages.emplace_back(idx, m->msg.id);
+    prevs.push_back(m->msg.prev);
+  }
   void on_hub_lost() noexcept override { lost++; }
   void on_redis_head(size_t, uint64_t) noexcept override {}  // no mirrors here (no scripts)
   void on_fence(bool ok) noexcept override { fences.push_back(ok); }
@@ -152,19 +156,22 @@ void test_refcount_and_fanout(void** state) {
   assert_int_equal(int(f.hub->add("news", &rb.link)), int(rt::Hub::AddResult::confirmed));
   assert_int_equal(f.hub->channel_count(), 1);
 
-  f.publish("news", "{\"id\":7,\"payload\":{\"x\":1}}");
+  f.publish("news", "{\"id\":1764612345678901,\"prev\":1764612345000000,\"payload\":{\"x\":1}}");
   assert_true(f.wait_for([&] { return a.messages.size() == 1 && b.messages.size() == 1; }));
   assert_int_equal(a.messages[0].first, 3);
-  assert_int_equal(a.messages[0].second, 7);
+  assert_int_equal(a.messages[0].second, 1764612345678901);
+  assert_int_equal(a.prevs[0], 1764612345000000);
   assert_int_equal(b.messages[0].first, 0);
 
   // Invalid message JSON is dropped and counted, never fanned out.
   uint64_t inv0 = rt::metrics::get().invalid_messages.load();
-  f.publish("news", "{\"id\":8,\"payload\":nope}");
-  f.publish("news", "{\"id\":9,\"payload\":2}");
+  f.publish("news", "{\"id\":1764612345678950,\"prev\":1764612345678901,\"payload\":nope}");
+  f.publish("news", "{\"id\":1764612345678960,\"prev\":1764612345678960,\"payload\":1}");  // prev >= id
+  f.publish("news", "{\"id\":9,\"payload\":2}");  // version 1 (no prev): counts as prev 8
   assert_true(f.wait_for([&] { return a.messages.size() == 2; }));
   assert_int_equal(a.messages[1].second, 9);
-  assert_int_equal(rt::metrics::get().invalid_messages.load(), inv0 + 1);
+  assert_int_equal(a.prevs[1], 8);
+  assert_int_equal(rt::metrics::get().invalid_messages.load(), inv0 + 2);
 
   // Another channel's messages do not reach these listeners.
   f.publish("other", "{\"id\":1,\"payload\":0}");

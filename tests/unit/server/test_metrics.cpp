@@ -40,6 +40,20 @@ static void test_counters_and_gauges(void**) {
   assert_false(has(t, "status=\"404\""));  // zero series are left out
 }
 
+static void test_resets_by_reason(void**) {
+  auto& r = m::get();
+  std::string t = m::render();
+  // Both series are always there (an alert on "lost" needs the zero).
+  assert_true(has(t, "\nrt_resets_total{reason=\"behind\"} 0\n"));
+  assert_true(has(t, "\nrt_resets_total{reason=\"lost\"} 0\n"));
+  r.resets_behind.fetch_add(2);
+  r.resets_lost.fetch_add(7);
+  t = m::render();
+  assert_true(has(t, "# TYPE rt_resets_total counter\n"));
+  assert_true(has(t, "\nrt_resets_total{reason=\"behind\"} 2\n"));
+  assert_true(has(t, "\nrt_resets_total{reason=\"lost\"} 7\n"));
+}
+
 static void test_histogram(void**) {
   m::Histogram h;
   h.observe_us(300);        // 0.0003 s -> first bucket
@@ -59,6 +73,7 @@ int main() {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_names_and_types),
       cmocka_unit_test(test_counters_and_gauges),
+      cmocka_unit_test(test_resets_by_reason),
       cmocka_unit_test(test_histogram),
   };
   return cmocka_run_group_tests_name("server/metrics", tests, nullptr, nullptr);

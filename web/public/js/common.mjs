@@ -54,8 +54,8 @@ export async function startRt(config) {
   return rt;
 }
 
-export function logRt(channel, kind, id) {
-  window.rtLog?.push({ channel, kind, id });
+export function logRt(channel, kind, id, reason) {
+  window.rtLog?.push(reason === undefined ? { channel, kind, id } : { channel, kind, id, reason });
 }
 
 export async function api(method, path, body) {

@@ -80,8 +80,8 @@ function onMessage(payload, id, channel) {
   logRt(channel, 'message', id);
   bars.get(channel)?.apply(payload?.counts, id);
 }
-function onReset(newest, id, channel) {
-  logRt(channel, 'reset', id);
+function onReset(newest, id, channel, reason) {
+  logRt(channel, 'reset', id, reason);
   bars.get(channel)?.reset(newest, id);
 }
 

@@ -39,7 +39,7 @@ function watchStickers(channel, bar, lastId) {
   const sub = rt.subscribe(channel, {
     lastId,
     onMessage: (payload, id) => { logRt(channel, 'message', id); bar.apply(payload?.counts, id); },
-    onReset: (newest, id) => { logRt(channel, 'reset', id); bar.reset(newest, id); },
+    onReset: (newest, id, _channel, reason) => { logRt(channel, 'reset', id, reason); bar.reset(newest, id); },
   });
   stickerSubs.set(channel, { sub, bar });
 }
@@ -129,8 +129,8 @@ function subscribeComments(lastId) {
       addComment({ ...payload.comment, id }, true, !!pending);
       pending?.remove();
     },
-    onReset: (newest, id) => {
-      logRt(thread.channel, 'reset', id);
+    onReset: (newest, id, _channel, reason) => {
+      logRt(thread.channel, 'reset', id, reason);
       // Not from inside the client's callback: unsubscribe and reload just after it.
       setTimeout(reloadAfterReset, 0);
     },
