@@ -232,20 +232,35 @@ export function shareTabs({ name, fetch, init, urlBudget, maxChannels, navigator
   }
 
   function join() {
-    bc = new BroadcastChannel(`rt-tabs:${name}`);
+    try {
+      bc = new BroadcastChannel(`rt-tabs:${name}`);
+    } catch (e) {  // refused here (an opaque origin): poll for this tab alone
+      bc = null;
+      lead();
+      return;
+    }
     bc.onmessage = (ev) => {
       const msg = ev.data || {};
       if (msg.t === MSG_REQ || msg.t === MSG_ABORT) { if (merger) merger.handle(msg); }
       else if (msg.t === MSG_RES || msg.t === MSG_ERR) { if (msg.tab === tab) settle(msg); }
       else if (msg.t === MSG_LEADER && msg.tab !== tab) resendAll();
     };
-    lockCtl = new AbortController();
-    nav.locks.request(`rt-tabs:${name}`, { signal: lockCtl.signal }, () => new Promise((resolve) => {
+    const ctl = new AbortController();
+    lockCtl = ctl;
+    nav.locks.request(`rt-tabs:${name}`, { signal: ctl.signal }, () => new Promise((resolve) => {
       release = resolve;
-      merger = new Merger({ fetch, init, urlBudget, maxChannels, reply: toTab });
+      lead();
       bc.postMessage({ t: MSG_LEADER, tab });
-      resendAll();
-    })).catch(() => { /* aborted: the tab left */ });
+    })).catch(() => {
+      // Aborted because the tab left, or locks are refused here (an opaque origin, a
+      // sandboxed frame): then this tab polls for itself rather than wait for a leader.
+      if (!ctl.signal.aborted && lockCtl === ctl && !merger) lead();
+    });
+  }
+
+  function lead() {
+    merger = new Merger({ fetch, init, urlBudget, maxChannels, reply: toTab });
+    resendAll();
   }
 
   // Leaves the group (pagehide: a page holding a lock or a channel is not kept in the
@@ -276,7 +291,7 @@ export function shareTabs({ name, fetch, init, urlBudget, maxChannels, navigator
     },
     role: () => (closed ? 'closed' : merger ? 'leader' : 'follower'),
     suspend: () => { if (!closed) leave(); },
-    resume: () => { if (!closed && !bc) join(); },
+    resume: () => { if (!closed && !bc && !merger) join(); },
     close() {
       if (closed) return;
       closed = true;

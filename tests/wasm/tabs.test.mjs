@@ -118,3 +118,15 @@ test('tabs at different ids of one channel: separate real requests until they me
   a.rt.close();
   b.rt.close();
 });
+
+test('where Web Locks are refused (an opaque origin), the tab polls for itself', async (t) => {
+  const refusing = { request: () => Promise.reject(new DOMException('not allowed here', 'SecurityError')) };
+  const a = await tab(refusing);
+  t.after(() => a.rt.close());
+  a.rt.subscribe('x', { lastId: 3, onMessage: (p, id) => a.got.push(id), onReset: () => assert.fail('reset') });
+  await a.clock.advance(0);
+  await until('a polls alone', () => a.ff.pending().length === 1);
+  assert.equal(a.rt.tabRole(), 'leader');
+  await a.ff.respond(a.ff.only(), 200, { x: { status: 'ok', msg: [msg(4, 3, 'four')] } });
+  await until('a got 4', () => a.got.length === 1);
+});
