@@ -75,7 +75,7 @@ test('esbuild bundles it; in Chromium the messages arrive (from now, then resume
   webBase = `http://127.0.0.1:${webPort}`;
   redis = await startRedis();
   rt = await startServer({ redisUrl: redis.url, pollTimeout: 5, args: ['--cors-origin', webBase, '--cors-credentials'] });
-  const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm' };
+  const types = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm' };
   web = http.createServer((req, res) => {
     const p = new URL(req.url, webBase).pathname;
     const file = path.join(app, 'dist', path.normalize(p === '/' ? '/index.html' : p));
@@ -119,4 +119,26 @@ test('esbuild bundles it; in Chromium the messages arrive (from now, then resume
   assert.deepEqual((await page2.evaluate(() => window.app.received)).map((r) => r.id), ids.slice(1));
   assert.deepEqual(await page2.evaluate(() => window.app.loadErrors), []);
   assert.deepEqual(pageErrors, []);
+  await context.close();
+});
+
+test('Vite bundles it: the default wasm location through its asset rewrite, and ?url', async () => {
+  run(path.join(app, 'node_modules/.bin/vite'), ['build']);
+  const assets = fs.readdirSync(path.join(app, 'dist/vite/assets'));
+  assert.ok(assets.some((f) => /^rt-core-.*\.wasm$/.test(f)), `Vite emitted the wasm: ${assets}`);
+  const context = await browser.newContext();
+  const pageErrors = [];
+  for (const mode of ['default', 'url']) {
+    const page = await context.newPage();
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    const c = `consumer.vite.${mode}.${Date.now()}`;
+    await page.goto(`${webBase}/vite/vite.html?rt=${encodeURIComponent(rt.base)}&c=${c}&mode=${mode}&lastId=0`);
+    await page.waitForFunction(() => window.app && window.app.ready, null, { timeout: 20000 });
+    const id = await publishOk(rt.base, c, { vite: mode });
+    await page.waitForFunction(() => window.app.received.length >= 1, null, { timeout: 20000 });
+    assert.deepEqual(await page.evaluate(() => window.app.received), [{ kind: 'message', id, payload: { vite: mode } }]);
+    assert.deepEqual(await page.evaluate(() => window.app.loadErrors), []);
+  }
+  assert.deepEqual(pageErrors, []);
+  await context.close();
 });
