@@ -57,11 +57,12 @@ class WasmCore {
     return result(error.empty(), error, out);
   }
 
-  std::string subscribe(double now, const std::string& channel, double last_id) {
+  // from_now: start at the channel's newest id on the server (last_id ignored).
+  std::string subscribe(double now, const std::string& channel, double last_id, bool from_now) {
     return run([&](Actions& out) -> std::string {
       if (!(last_id >= 0 && last_id <= 9007199254740991.0) || last_id != std::floor(last_id))
         return "lastId must be an integer in 0..2^53-1";
-      if (!core_->subscribe(to_millis(now), channel, static_cast<uint64_t>(last_id), &out))
+      if (!core_->subscribe(to_millis(now), channel, static_cast<uint64_t>(last_id), from_now, &out))
         return "invalid channel name (1 to 128 bytes of A-Z a-z 0-9 _ . : -)";
       return "";
     });
@@ -120,6 +121,12 @@ class WasmCore {
       return "";
     });
   }
+  std::string on_probe(double now, double probe_id, int status) {
+    return run([&](Actions& out) -> std::string {
+      core_->on_probe(to_millis(now), static_cast<uint64_t>(probe_id), status, &out);
+      return "";
+    });
+  }
   std::string on_timer(double now) {
     return run([&](Actions& out) -> std::string {
       core_->on_timer(to_millis(now), &out);
@@ -135,6 +142,12 @@ class WasmCore {
   std::string set_visible(double now, bool visible) {
     return run([&](Actions& out) -> std::string {
       core_->set_visible(to_millis(now), visible, &out);
+      return "";
+    });
+  }
+  std::string set_paused(double now, bool paused) {
+    return run([&](Actions& out) -> std::string {
+      core_->set_paused(to_millis(now), paused, &out);
       return "";
     });
   }
@@ -188,8 +201,9 @@ std::string str(const char* p, size_t n) { return std::string(p, n); }
 RT_EXPORT WasmCore* rt_new() { return new WasmCore(); }
 RT_EXPORT void rt_delete(WasmCore* c) { delete c; }
 RT_EXPORT const char* rt_init(WasmCore* c, const char* o, size_t on) { return out(c->init(str(o, on))); }
-RT_EXPORT const char* rt_subscribe(WasmCore* c, double now, const char* ch, size_t chn, double last) {
-  return out(c->subscribe(now, str(ch, chn), last));
+RT_EXPORT const char* rt_subscribe(WasmCore* c, double now, const char* ch, size_t chn, double last,
+                                   int from_now) {
+  return out(c->subscribe(now, str(ch, chn), last, from_now != 0));
 }
 RT_EXPORT const char* rt_unsubscribe(WasmCore* c, double now, const char* ch, size_t chn) {
   return out(c->unsubscribe(now, str(ch, chn)));
@@ -210,9 +224,13 @@ RT_EXPORT const char* rt_onResponse(WasmCore* c, double now, double poll, int st
 RT_EXPORT const char* rt_onNetworkError(WasmCore* c, double now, double poll, const char* d, size_t dn) {
   return out(c->on_network_error(now, poll, str(d, dn)));
 }
+RT_EXPORT const char* rt_onProbe(WasmCore* c, double now, double probe, int status) {
+  return out(c->on_probe(now, probe, status));
+}
 RT_EXPORT const char* rt_onTimer(WasmCore* c, double now) { return out(c->on_timer(now)); }
 RT_EXPORT const char* rt_setOnline(WasmCore* c, double now, int on) { return out(c->set_online(now, on != 0)); }
 RT_EXPORT const char* rt_setVisible(WasmCore* c, double now, int v) { return out(c->set_visible(now, v != 0)); }
+RT_EXPORT const char* rt_setPaused(WasmCore* c, double now, int p) { return out(c->set_paused(now, p != 0)); }
 RT_EXPORT const char* rt_close(WasmCore* c, double now) { return out(c->close(now)); }
 RT_EXPORT const char* rt_activePollUrls(WasmCore* c) { return out(c->active_poll_urls()); }
 RT_EXPORT double rt_lastId(WasmCore* c, const char* ch, size_t chn) { return c->last_id(str(ch, chn)); }

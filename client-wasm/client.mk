@@ -102,10 +102,10 @@ $(CLIENT_OUT)/rt-core.mjs: client-wasm/rt-core.mjs
 
 # The public entry bundles the host with the loader (one request, one gzip stream);
 # rt-core.wasm is found next to it (new URL('./rt-core.wasm', import.meta.url)).
-$(CLIENT_OUT)/rt-client.mjs: client-wasm/host.mjs client-wasm/rt-core.mjs $(CLIENT_TOOLS_STAMP)
+$(CLIENT_OUT)/rt-client.mjs: client-wasm/host.mjs client-wasm/tabs.mjs client-wasm/rt-core.mjs $(CLIENT_TOOLS_STAMP)
 	@mkdir -p $(dir $@)
 	set -e; tmp=$$(mktemp -d $(CLIENT_OUT)/.bundle.XXXXXX); \
-	cp client-wasm/host.mjs client-wasm/rt-core.mjs $$tmp/; \
+	cp client-wasm/host.mjs client-wasm/tabs.mjs client-wasm/rt-core.mjs $$tmp/; \
 	$(ESBUILD) $$tmp/host.mjs --bundle --minify --format=esm --log-level=warning --outfile=$$tmp/out.mjs; \
 	mv $$tmp/out.mjs $@; rm -rf $$tmp
 
@@ -159,3 +159,39 @@ test-client-wasm: client server
 	  node --test tests/wasm/ 2>&1
 
 TEST_TARGETS += test-client-unit test-client-unit-asan test-client-wasm
+
+# --- the npm package -------------------------------------------------------------------------
+# make client-pack: build/client/<name>-<version>.tgz, an ESM package (exports with a `types`
+# condition) holding the built module, its types, the prebuilt wasm, README and LICENSE. The
+# manifest is client-wasm/package/package.json (name and version are read from it).
+CLIENT_PKG_JSON   := client-wasm/package/package.json
+CLIENT_PKG_ID     := $(shell node -p "const p=require('./$(CLIENT_PKG_JSON)');p.name.replace('@','').replace('/','-')+'-'+p.version" 2>/dev/null)
+CLIENT_PKG_TGZ    := $(CLIENT_OUT)/$(CLIENT_PKG_ID).tgz
+
+$(CLIENT_PKG_TGZ): $(CLIENT_ARTIFACTS) $(CLIENT_PKG_JSON) client-wasm/README.md LICENSE
+	set -e; tmp=$$(mktemp -d $(CLIENT_OUT)/.pack.XXXXXX); mkdir -p $$tmp/pkg; \
+	cp $(CLIENT_OUT)/rt-client.mjs $(CLIENT_OUT)/rt-core.wasm client-wasm/README.md LICENSE $(CLIENT_PKG_JSON) $$tmp/pkg/; \
+	cp $(CLIENT_OUT)/rt-client.d.ts $$tmp/pkg/rt-client.d.mts; \
+	(cd $$tmp/pkg && npm pack --silent --pack-destination .. >/dev/null); \
+	mv $$tmp/$(CLIENT_PKG_ID).tgz $@; rm -rf $$tmp
+	@tar -tzf $@ | sed 's/^/  /'
+
+.PHONY: client-pack
+client-pack: $(CLIENT_PKG_TGZ)
+
+# --- the consumer test ----------------------------------------------------------------------
+# tests/consumer/app installed as a user would: a fresh copy in build/consumer/app, its tools
+# (tsc, esbuild, Playwright) by npm ci from its lock file, then the packed tarball by npm install
+# (not saved: its checksum changes with every build). tests/consumer/consumer.test.mjs then
+# type-checks, bundles and runs it in Chromium against a real rt-server and redis-server.
+CONSUMER_DIR := $(BUILD)/consumer
+
+.PHONY: test-client-consumer
+test-client-consumer: client-pack server | $(BOOTSTRAP_ALL)
+	set -e; rm -rf $(CONSUMER_DIR)/app; mkdir -p $(CONSUMER_DIR); cp -r tests/consumer/app $(CONSUMER_DIR)/app; \
+	cd $(CONSUMER_DIR)/app; PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error; \
+	npm install --no-save --no-package-lock --no-audit --no-fund --loglevel=error $(abspath $(CLIENT_PKG_TGZ))
+	RT_SERVER_BIN=$(abspath $(BUILD)/rt-server) RT_CONSUMER_DIR=$(abspath $(CONSUMER_DIR)) \
+	  node --test --test-reporter=tap tests/consumer/ 2>&1
+
+TEST_TARGETS += test-client-consumer

@@ -11,9 +11,9 @@
 // length into a malloc'd copy), n = number, b = boolean. Every method returns JSON text,
 // except lastId (a number). One line per RT_EXPORT of bindings.cpp.
 const SIGS = {
-  init: 's', subscribe: 'nsn', unsubscribe: 'ns', scrollBegin: 'nsnn', scrollMoved: 'n',
-  scrollMeasured: 'ns', scrollEnd: 'n', onResponse: 'nnnss', onNetworkError: 'nns', onTimer: 'n',
-  setOnline: 'nb', setVisible: 'nb', close: 'n', activePollUrls: '', lastId: 's',
+  init: 's', subscribe: 'nsnb', unsubscribe: 'ns', scrollBegin: 'nsnn', scrollMoved: 'n',
+  scrollMeasured: 'ns', scrollEnd: 'n', onResponse: 'nnnss', onNetworkError: 'nns', onProbe: 'nnn', onTimer: 'n',
+  setOnline: 'nb', setVisible: 'nb', setPaused: 'nb', close: 'n', activePollUrls: '', lastId: 's',
 };
 
 const encoder = new TextEncoder();

@@ -136,6 +136,9 @@ std::string actions_to_json(const Actions& actions) {
         append_json_string(&o, a.channel);
         o.append(",\"id\":");
         append_uint(&o, a.id);
+        o.append(",\"r\":\"");
+        o.append(proto::reason_name(a.reason));
+        o.push_back('"');
         if (a.has_newest) {
           o.append(",\"newest\":{\"id\":");
           append_uint(&o, a.newest_id);
@@ -150,6 +153,12 @@ std::string actions_to_json(const Actions& actions) {
         break;
       case ActionKind::measure_scroll:
         o.append("{\"k\":\"measure\"");
+        break;
+      case ActionKind::probe:
+        o.append("{\"k\":\"probe\",\"probe\":");
+        append_uint(&o, a.poll_id);
+        o.append(",\"url\":");
+        append_json_string(&o, a.url);
         break;
     }
     o.push_back('}');
@@ -179,9 +188,9 @@ bool config_from_json(std::string_view json, Config* cfg, std::string* detail) {
       return false;
     };
     const double kMaxMs = 86400000.0 * 365;
-    if (k == "baseUrl" || k == "path") {
+    if (k == "baseUrl" || k == "path" || k == "probePath") {
       if (!json_is_string(v)) return bad("a string");
-      (k == "baseUrl" ? cfg->url.base_url : cfg->url.path) = json_string_value(v);
+      (k == "baseUrl" ? cfg->url.base_url : k == "path" ? cfg->url.path : cfg->probe_path) = json_string_value(v);
     } else if (k == "urlBudget") {
       if (!json_int_in(v, 0, 1e9, &d)) return bad("an integer");
       cfg->url_budget = static_cast<size_t>(d);
@@ -198,7 +207,7 @@ bool config_from_json(std::string_view json, Config* cfg, std::string* detail) {
       Millis* target = nullptr;
       if (k == "pollTimeoutMs") target = &cfg->poll_timeout_ms;
       else if (k == "deadlineMarginMs") target = &cfg->deadline_margin_ms;
-      else if (k == "liveAfterMs") target = &cfg->live_after_ms;
+      else if (k == "probeAfterMs") target = &cfg->probe_after_ms;
       else if (k == "firstRetryMaxMs") target = &cfg->backoff.first_retry_max_ms;
       else if (k == "backoffBaseMs") target = &cfg->backoff.base_ms;
       else if (k == "backoffCapMs") target = &cfg->backoff.cap_ms;

@@ -8,8 +8,8 @@
 //   {"k":"timer","ms":N}            N = -1 cancels
 //   {"k":"status","state":"retrying","attempt":2,"retryInMs":731,"httpStatus":503,"reason":"..."}
 //   {"k":"msg","c":"chan","id":7,"p":<payload>,"t":T}       T: 1 subscribers, 2 scroll, 3 both
-//   {"k":"reset","c":"chan","id":70,"newest":{"id":70,"payload":<payload>}|null,"t":T}
-//   {"k":"measure"}
+//   {"k":"reset","c":"chan","id":70,"r":"behind"|"lost","newest":{"id":70,"payload":<payload>}|null,"t":T}
+//   {"k":"measure"}                 {"k":"probe","probe":P,"url":"..."}
 #pragma once
 
 #include <string>

@@ -20,6 +20,7 @@ constexpr uint64_t kDrainMs = 2000;  // at a stop: time left to write the last a
 Worker::Worker(const Config& cfg, const std::string& lua_dir, int index, int listen_fd, bool own_fd)
     : cfg_(cfg), lua_dir_(lua_dir), index_(index), listen_fd_(listen_fd), own_fd_(own_fd), keys_(cfg.key_prefix) {
   reply_opt_.cors_origin = &cfg_.cors_origin;
+  reply_opt_.cors_credentials = cfg_.cors_credentials;
 }
 
 Worker::~Worker() {

@@ -30,7 +30,8 @@ namespace {
 // The headers of this thread's answers. Each is linked into one answer at a time and
 // unlinked before the next (Request::respond writes the head synchronously).
 struct Fixed {
-  evkeyval content_type{}, content_length{}, cache_control{}, date{}, allow_origin{}, vary{}, retry_after{};
+  evkeyval content_type{}, content_length{}, cache_control{}, date{}, allow_origin{}, vary{}, expose{},
+      credentials{}, retry_after{};
   char length[24] = {};
   char date_text[40] = {};
   time_t date_sec = 0;
@@ -42,6 +43,9 @@ struct Fixed {
     set(&date, "Date", date_text);
     set(&allow_origin, "Access-Control-Allow-Origin", "");
     set(&vary, "Vary", "Origin");
+    // Pages read Retry-After of a 503 to wait as long as the server asks.
+    set(&expose, "Access-Control-Expose-Headers", "Retry-After");
+    set(&credentials, "Access-Control-Allow-Credentials", "true");
     set(&retry_after, "Retry-After", "1");
   }
   static void set(evkeyval* kv, const char* k, const char* v) noexcept {
@@ -72,8 +76,8 @@ thread_local Fixed fixed;
 
 // The common tail of every answer: the header block, the body, counting.
 void send_body(http::Request* req, int code, std::string_view body, evbuffer* shared, const char* content_type,
-               const char* cache_control, const std::string* cors_origin, ExtraHeaders extra,
-               metrics::Endpoint ep) noexcept {
+               const char* cache_control, const std::string* cors_origin, bool cors_credentials,
+               ExtraHeaders extra, metrics::Endpoint ep) noexcept {
   // The one place that records an answer: counted by endpoint and status, and for /rt and
   // /publish its latency from the request's arrival.
   metrics::count_request(ep, code);
@@ -98,6 +102,8 @@ void send_body(http::Request* req, int code, std::string_view body, evbuffer* sh
     f.allow_origin.value = const_cast<char*>(cors_origin->c_str());
     req->link_header(&f.allow_origin);
     req->link_header(&f.vary);
+    req->link_header(&f.expose);
+    if (cors_credentials) req->link_header(&f.credentials);
   }
   // Every 503 rt sends (Redis unreachable or failing over, too many polls, out of memory)
   // tells clients when to come back: the outages it stands for are short (a reconnect, a
@@ -115,12 +121,12 @@ void send_body(http::Request* req, int code, std::string_view body, evbuffer* sh
 
 void send_json(http::Request* req, int code, std::string_view body, metrics::Endpoint ep,
                const ReplyOptions& opt, ExtraHeaders extra) noexcept {
-  send_body(req, code, body, nullptr, "application/json", "no-store", opt.cors_origin, extra, ep);
+  send_body(req, code, body, nullptr, "application/json", "no-store", opt.cors_origin, opt.cors_credentials, extra, ep);
 }
 
 void send_json_shared(http::Request* req, int code, evbuffer* body, metrics::Endpoint ep,
                       const ReplyOptions& opt) noexcept {
-  send_body(req, code, {}, body, "application/json", "no-store", opt.cors_origin, {}, ep);
+  send_body(req, code, {}, body, "application/json", "no-store", opt.cors_origin, opt.cors_credentials, {}, ep);
 }
 
 void send_error(http::Request* req, int code, std::string_view message, metrics::Endpoint ep,
@@ -136,7 +142,7 @@ void send_error(http::Request* req, int code, std::string_view message, metrics:
 
 void send_text(http::Request* req, int code, std::string_view body, const char* content_type,
                metrics::Endpoint ep, const char* cache_control, ExtraHeaders extra) noexcept {
-  send_body(req, code, body, nullptr, content_type, cache_control, nullptr, extra, ep);
+  send_body(req, code, body, nullptr, content_type, cache_control, nullptr, false, extra, ep);
 }
 
 }  // namespace rt

@@ -22,6 +22,7 @@ namespace rt {
 
 struct ReplyOptions {
   const std::string* cors_origin = nullptr;  // Access-Control-Allow-Origin when non-empty
+  bool cors_credentials = false;             // with it, Access-Control-Allow-Credentials: true
 };
 
 // One extra header of an answer (both strings must outlive the call).

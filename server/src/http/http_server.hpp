@@ -91,7 +91,7 @@ class Request {
   // closed (the client would otherwise wait forever).
   void release() noexcept;
 
-  static constexpr int kMaxLinked = 8;
+  static constexpr int kMaxLinked = 12;
 
  private:
   friend class Server;

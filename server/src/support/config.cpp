@@ -353,6 +353,9 @@ ParseResult parse_args(int argc, const char* const* argv, Config* out, std::stri
       for (char ch : value)
         if (static_cast<unsigned char>(ch) < ' ' || ch == 0x7f) return bad("expected an origin without control characters");
       c.cors_origin = value;
+    } else if (name == "--cors-credentials") {
+      if (has_value) return bad("takes no value");
+      c.cors_credentials = true;
     } else if (name == "--log-level") {
       if (!need_value()) return ParseResult::error;
       if (!log::parse_level(value, &c.log_level)) return bad("expected debug, info, warn or error");
@@ -387,6 +390,12 @@ ParseResult parse_args(int argc, const char* const* argv, Config* out, std::stri
       *error = "unknown flag '" + name + "' (see --help)";
       return ParseResult::error;
     }
+  }
+  // Browsers refuse credentialed answers with a wildcard origin: say so at start-up rather
+  // than send headers no page can use.
+  if (c.cors_credentials && (c.cors_origin.empty() || c.cors_origin == "*")) {
+    *error = "--cors-credentials: needs --cors-origin with an explicit origin (never '*')";
+    return ParseResult::error;
   }
   return ParseResult::ok;
 }
@@ -445,6 +454,10 @@ Reliable real-time updates over HTTP long polls, backed by Redis.
   --web DIR                   serve static files from DIR (GET only)
   --key-prefix PREFIX         Redis key prefix (default "channel:")
   --cors-origin ORIGIN        send Access-Control-Allow-Origin: ORIGIN on /rt, /publish, /healthz
+                              (with Access-Control-Expose-Headers: Retry-After)
+  --cors-credentials          also send Access-Control-Allow-Credentials: true, so that pages
+                              of ORIGIN may poll with cookies (credentials: 'include');
+                              needs an explicit --cors-origin, never '*'
   --log-level LEVEL           debug, info, warn or error (default info)
   --threads N                 worker threads, each with its own event loop and Redis
                               connections (default 1)

@@ -47,6 +47,7 @@ struct Config {
   size_t max_held = 10000;         // open /rt requests (all workers) beyond which /rt answers 503
   std::string key_prefix = "channel:";
   std::string cors_origin;         // empty: no Access-Control-Allow-Origin header
+  bool cors_credentials = false;   // Access-Control-Allow-Credentials: true (needs an explicit origin)
   log::Level log_level = log::Level::info;
   int threads = 1;
   uint32_t idle_timeout_s = 0;     // keep-alive connection idle between requests; 0: poll timeout + 60 s
