@@ -328,6 +328,45 @@ test('payload numbers, strings and escapes survive the wasm JSON round trip', as
   rt.close();
 });
 
+// The browser parses the body; the core checks what it reads with the protocol module's rules
+// (proto::ResponseReader, the same as parse_response natively): each broken rule is named.
+test('the response rules after JSON.parse: each malformed shape is named, nothing delivered', async () => {
+  const { rt, clock, ff, statuses } = await newClient();
+  const got = [];
+  rt.subscribe('a', { lastId: 0, onMessage: (p, id) => got.push(id), onReset: (n, id) => got.push(`reset ${id}`) });
+  await clock.advance(0);
+  const cases = [
+    ['[1]', /not a JSON object/],
+    ['{"bad name":{"status":"ok","msg":[]}}', /bad channel name/],
+    ['{"a":[]}', /a: not an object/],
+    ['{"a":{"msg":[]}}', /a: no status/],
+    ['{"a":{"status":"gone","msg":[]}}', /a: bad status/],
+    ['{"a":{"status":"reset","id":-1,"msg":[]}}', /a: bad reset id/],
+    ['{"a":{"status":"reset","id":1.5,"msg":[]}}', /a: bad reset id/],
+    ['{"a":{"status":"reset","id":9007199254740992,"msg":[]}}', /a: bad reset id/],
+    ['{"a":{"status":"reset","id":3,"reason":1,"msg":[]}}', /a: bad reset reason/],
+    ['{"a":{"status":"ok","msg":{}}}', /a: no msg array/],
+    ['{"a":{"status":"ok","msg":[]}}', /a: empty ok/],
+    ['{"a":{"status":"ok","msg":[{"id":1}]}}', /a: bad message/],
+    ['{"a":{"status":"ok","msg":[{"id":"1","payload":1}]}}', /a: bad message/],
+    ['{"a":{"status":"ok","msg":[{"id":2,"prev":2,"payload":1}]}}', /a: bad message/],
+    ['{"a":{"status":"ok","msg":[[1]]}}', /a: bad message/],
+    ['{"a":{"status":"ok","msg":[{"id":2,"prev":1,"payload":1},{"id":2,"prev":1,"payload":1}]}}', /a: ids not ascending/],
+  ];
+  for (const [body, why] of cases) {
+    await ff.respond(ff.only(), 200, body);
+    assert.equal(statuses.at(-1).state, 'retrying', body);
+    assert.match(statuses.at(-1).reason, why, body);
+    await clock.advance(statuses.at(-1).retryInMs);
+  }
+  assert.deepEqual(got, []);
+  // A reset's id 0, an absent reason (a version-1 server: lost), 1e3 as an id: all valid.
+  await ff.respond(ff.only(), 200, '{"a":{"status":"ok","msg":[{"id":1e3,"prev":0,"payload":null}]}}');
+  assert.equal(statuses.at(-1).state, 'live', statuses.at(-1).reason);
+  assert.deepEqual(got, [1000]);
+  rt.close();
+});
+
 test('watchScroll over DOM-like elements: data attributes, rects, window scroll events', async () => {
   const win = new EventTarget();
   win.innerHeight = 800;
