@@ -53,6 +53,38 @@ function retryAfterSeconds(value) {
   return String(Math.max(0, Math.ceil((t - Date.now()) / 1000)));
 }
 
+// What the core's value arguments take (bindings.cpp): a kind (0 undefined, 1 string,
+// 2 number, 3 anything else) and the string or number itself.
+const kindOf = (v) => (v === undefined ? 0 : typeof v === 'string' ? 1 : typeof v === 'number' ? 2 : 3);
+const str = (v) => (typeof v === 'string' ? v : '');
+const num = (v) => (typeof v === 'number' ? v : 0);
+const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+// Hands the core a 200's body: the browser parses it (JSON.parse), the core checks every
+// field it reads (proto::ResponseReader, the protocol module's rules) and decides. The
+// payloads stay here, in `payloads`; the core's actions name them by index.
+function readBody(core, text, payloads) {
+  let root;
+  try {
+    root = JSON.parse(text);
+  } catch (e) {
+    return core.bodyInvalid(e.message);
+  }
+  if (!isObject(root)) return core.bodyNotObject();
+  for (const c of Object.keys(root)) {
+    const e = root[c];
+    const o = isObject(e) ? e : {};
+    const list = Array.isArray(o.msg);
+    core.entry(c, o === e, kindOf(o.status), str(o.status), kindOf(o.id), num(o.id), kindOf(o.reason), str(o.reason), list);
+    if (list) {
+      for (const m of o.msg) {
+        const x = isObject(m) ? m : {};
+        core.msg(x === m, kindOf(x.id), num(x.id), kindOf(x.prev), num(x.prev), 'payload' in x, payloads.push(x.payload) - 1);
+      }
+    }
+  }
+}
+
 function errorText(err) {
   if (err && typeof err === 'object') {
     const cause = err.cause && err.cause.code ? ` (${err.cause.code})` : '';
@@ -100,7 +132,8 @@ export async function createClient(options = {}) {
   const send = tabs ? tabs.fetch : fetchFn;
 
   const core = new mod.Core();
-  const initError = core.init(JSON.stringify(coreOptions));
+  for (const [k, v] of Object.entries(coreOptions)) core.option(k, kindOf(v), num(v), str(v));
+  const initError = core.init();
   if (initError) {
     if (tabs) tabs.close();
     core.delete();
@@ -124,13 +157,25 @@ export async function createClient(options = {}) {
   // Runs one core call and carries out the actions it returns, in order. Page callbacks may
   // call back into the client: their actions join the queue and run after the current ones.
   function call(method, ...args) {
+    return run(() => core[method](clock.now(), ...args));
+  }
+
+  // `step` calls the core and returns its JSON text; `payloads` are what its actions' payload
+  // handles index (a response's, see readBody).
+  function run(step, payloads) {
     if (closed) return { ok: true, actions: [] };
     let r;
     try {
-      r = JSON.parse(core[method](clock.now(), ...args));
+      r = JSON.parse(step());
     } catch (e) {  // the wasm module aborted (out of memory): nothing more can work
       fatal(e);
       return { ok: false, error: errorText(e), actions: [] };
+    }
+    if (payloads) {
+      for (const a of r.actions) {
+        if (a.k === 'msg') a.p = payloads[a.p];
+        else if (a.k === 'reset' && a.newest) a.newest.payload = payloads[a.newest.payload];
+      }
     }
     queue.push(...r.actions);
     if (!draining) {
@@ -193,7 +238,7 @@ export async function createClient(options = {}) {
       case 'reset': return deliver(a, true);
       case 'probe': return probe(a.probe, a.url);
       case 'measure':
-        if (scroll) call('scrollMeasured', JSON.stringify(scroll.measure()));
+        if (scroll) measured();
         return;
     }
   }
@@ -240,7 +285,12 @@ export async function createClient(options = {}) {
       if (polls.get(id) !== ctl) return;  // aborted meanwhile
       polls.delete(id);
       const ra = resp.headers && resp.headers.get ? retryAfterSeconds(resp.headers.get('Retry-After')) : '';
-      call('onResponse', id, resp.status, body, ra);
+      if (resp.status !== 200) return call('onResponse', id, resp.status, body, ra);
+      const payloads = [];
+      run(() => {
+        readBody(core, body, payloads);
+        return core.onAnswer(clock.now(), id, ra);
+      }, payloads);
     }).catch((e) => {
       if (polls.get(id) !== ctl) return;
       polls.delete(id);
@@ -305,7 +355,9 @@ export async function createClient(options = {}) {
     return out;
   }
 
-  function toScrollJson(m) {
+  // A measurement as the core takes it: items [channel, top, left, bottom, right, lastId]
+  // (staged with scrollItem before scrollBegin / scrollMeasured) and the viewport.
+  function toScroll(m) {
     const items = m.items.map((it) => {
       const r = it.rect || {};
       const last = Number.isSafeInteger(it.lastId) && it.lastId >= 0 ? it.lastId : 0;
@@ -313,6 +365,19 @@ export async function createClient(options = {}) {
     });
     const v = m.viewport || { top: 0, left: 0, bottom: 0, right: 0 };
     return { viewport: [+v.top || 0, +v.left || 0, +v.bottom || 0, +v.right || 0], items };
+  }
+
+  // Runs `method` (scrollBegin, scrollMeasured) on measurement `m`, staged first.
+  function scrollCall(m, method, ...args) {
+    return run(() => {
+      for (const it of m.items) core.scrollItem(...it);
+      return core[method](clock.now(), ...args);
+    });
+  }
+
+  function measured() {
+    const m = scroll.measure();
+    return scrollCall(m, 'scrollMeasured', ...m.viewport);
   }
 
   const client = {
@@ -386,7 +451,7 @@ export async function createClient(options = {}) {
         active: true,
         onMessage: opts.onMessage,
         onReset: opts.onReset,
-        measure: () => toScrollJson(measure()),
+        measure: () => toScroll(measure()),
         stopListening() { for (const off of offs.splice(0)) off(); },
         stop() {
           if (!rec.active) return;
@@ -410,14 +475,14 @@ export async function createClient(options = {}) {
       }
       const settle = opts.settleMs === undefined ? -1 : Number(opts.settleMs);
       const closest = opts.closest === undefined ? 0 : Number(opts.closest);
-      const r = call('scrollBegin', JSON.stringify(rec.measure()), settle, closest);
+      const r = scrollCall(rec.measure(), 'scrollBegin', settle, closest);
       if (!r.ok) report(new Error(`rt-client: ${r.error}`));
       return {
         stop: () => rec.stop(),
         // The user scrolled (for pages that drive scrolling themselves, e.g. with `measure`).
         notifyScroll: () => { if (rec.active) call('scrollMoved'); },
         // Re-measure now and listen to the closest items (e.g. after items were added).
-        refresh: () => { if (rec.active) call('scrollMeasured', JSON.stringify(rec.measure())); },
+        refresh: () => { if (rec.active) measured(); },
       };
     },
 

@@ -47,8 +47,8 @@ enum class ActionKind {
   abort_poll,      // poll_id: abort that request; the core ignores anything it reports later
   arm_timer,       // delay_ms: (re)arm the single host timer; -1 cancels it. Calls on_timer.
   status,          // status: the connection status changed
-  message,         // channel, id, payload_json, targets: hand one message to the page
-  reset,           // channel, id (resume id), reason, has_newest/newest_id/payload_json, targets
+  message,         // channel, id, payload (payload_json / payload_ref), targets: hand one message to the page
+  reset,           // channel, id (resume id), reason, has_newest/newest_id/payload, targets
   measure_scroll,  // measure item positions now and call scroll_measured
   probe,           // poll_id (the probe's id), url: GET url at low priority; report on_probe
 };
@@ -63,7 +63,8 @@ struct Action {
   proto::ResetReason reason = proto::ResetReason::lost;  // reset only
   bool has_newest = false;
   uint64_t newest_id = 0;
-  std::string payload_json;
+  std::string payload_json;  // the payload's JSON text (when the body was read natively)
+  uint32_t payload_ref = 0;  // the host's handle for the payload (when the host parsed the body)
   uint8_t targets = 0;
   Status status;
 };

@@ -33,6 +33,7 @@ Action reset_action(const std::string& channel, uint64_t id, proto::ResetReason 
     a.has_newest = true;
     a.newest_id = newest->id;
     a.payload_json = newest->payload_json;
+    a.payload_ref = newest->payload_ref;
   }
   return a;
 }
@@ -65,6 +66,7 @@ void ChannelTable::apply(const proto::ReceivedEntry& entry, Actions* out) {
       a.channel = entry.channel;
       a.id = m.id;
       a.payload_json = m.payload_json;
+      a.payload_ref = m.payload_ref;
       a.targets = info.targets();
       out->push_back(std::move(a));
     }

@@ -255,30 +255,38 @@ void ClientCore::pump(Millis now, Actions* out) {
   }
 }
 
-void ClientCore::on_response(Millis now, uint64_t poll_id, int http_status, std::string_view body,
-                             Millis retry_after_ms, Actions* out) {
+void ClientCore::on_answer(Millis now, uint64_t poll_id, const std::vector<proto::ReceivedEntry>* entries,
+                           std::string_view malformed, Millis retry_after_ms, Actions* out) {
   if (closed_) return;
   Slot* slot = slot_of(poll_id);
   if (!slot) return;  // aborted or unknown: its answer no longer matters
   Actions page;
-  if (http_status == 200) {
-    std::vector<proto::ReceivedEntry> entries;
-    std::string detail;
-    if (proto::parse_response(body, &entries, &detail)) {
-      for (const proto::ReceivedEntry& e : entries)
-        if (std::find(slot->channels.begin(), slot->channels.end(), e.channel) != slot->channels.end())
-          channels_.apply(e, &page);
-      slot->poll_id = 0;
-      slot->url.clear();
-      slot->deadline = -1;
-      slot->retry_at = -1;
-      slot->failing = false;
-      slot->confirmed = true;
-      slot->backoff.reset();
-    } else {
-      fail_slot(now, *slot, ConnState::retrying, 200, "malformed response: " + detail, retry_after_ms, false);
-    }
-  } else if (http_status >= 400 && http_status < 500 && http_status != 408 && http_status != 429) {
+  if (entries) {
+    for (const proto::ReceivedEntry& e : *entries)
+      if (std::find(slot->channels.begin(), slot->channels.end(), e.channel) != slot->channels.end())
+        channels_.apply(e, &page);
+    slot->poll_id = 0;
+    slot->url.clear();
+    slot->deadline = -1;
+    slot->retry_at = -1;
+    slot->failing = false;
+    slot->confirmed = true;
+    slot->backoff.reset();
+  } else {
+    fail_slot(now, *slot, ConnState::retrying, 200, "malformed response: " + std::string(malformed),
+              retry_after_ms, false);
+  }
+  pump(now, out);
+  finish(now, out);
+  for (Action& a : page) out->push_back(std::move(a));
+}
+
+void ClientCore::on_response(Millis now, uint64_t poll_id, int http_status, std::string_view body,
+                             Millis retry_after_ms, Actions* out) {
+  if (closed_) return;
+  Slot* slot = slot_of(poll_id);
+  if (!slot) return;
+  if (http_status >= 400 && http_status < 500 && http_status != 408 && http_status != 429) {
     // The request itself is wrong (a page or configuration bug): say so, never spin.
     std::string reason = "HTTP " + std::to_string(http_status);
     if (!body.empty()) reason += ": " + std::string(body.substr(0, 200));
@@ -289,7 +297,6 @@ void ClientCore::on_response(Millis now, uint64_t poll_id, int http_status, std:
   }
   pump(now, out);
   finish(now, out);
-  for (Action& a : page) out->push_back(std::move(a));
 }
 
 void ClientCore::on_network_error(Millis now, uint64_t poll_id, std::string_view detail, Actions* out) {

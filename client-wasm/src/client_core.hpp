@@ -91,8 +91,14 @@ class ClientCore {
   void scroll_end(Millis now, Actions* out);
 
   // --- network ---
-  // A poll finished with an HTTP status and body. `retry_after_ms` is -1 when absent.
-  // Reports for unknown or aborted polls are ignored.
+  // A poll got a 200. Its body was read by the host with the rules of proto::ResponseReader
+  // (natively proto::parse_response, see response_text.hpp; in the browser the host's
+  // JSON.parse walked through the reader): `entries` when it is a valid /rt response, else
+  // null and `malformed` says why. `retry_after_ms` is -1 when absent. Reports for unknown or
+  // aborted polls are ignored (also by the other network events).
+  void on_answer(Millis now, uint64_t poll_id, const std::vector<proto::ReceivedEntry>* entries,
+                 std::string_view malformed, Millis retry_after_ms, Actions* out);
+  // A poll finished with another HTTP status (not 200) and its body text.
   void on_response(Millis now, uint64_t poll_id, int http_status, std::string_view body,
                    Millis retry_after_ms, Actions* out);
   // A poll failed without an HTTP response (connection refused, reset, CORS, ...).

@@ -298,8 +298,7 @@ test('callbacks may subscribe and unsubscribe re-entrantly', async () => {
   rt.close();
 });
 
-// The wasm build routes jansson's strtod/snprintf to small shims (wasm_shims.cpp): numbers
-// and escapes must survive parse + re-serialisation exactly.
+// The browser parses the body (JSON.parse): numbers and escapes arrive exactly as sent.
 test('payload numbers, strings and escapes survive the wasm JSON round trip', async () => {
   const { rt, clock, ff, statuses } = await newClient();
   const got = [];
@@ -319,12 +318,52 @@ test('payload numbers, strings and escapes survive the wasm JSON round trip', as
   assert.ok(Object.is(got[0].negzero, -0));
   assert.equal(got[0].s, payload.s);
   assert.deepEqual(got[0].nested, payload.nested);
-  // Overflow is rejected (jansson: real number overflow), with jansson's formatted message.
-  await ff.respond(ff.only(), 200, '{"a":{"status":"ok","msg":[{"id":2,"payload":1e400}]}}');
-  assert.match(statuses.at(-1).reason, /malformed response: invalid JSON: real number overflow near '1e400'/);
+  // An id that is not an integer (1e400 is Infinity to JSON.parse) breaks the rules; text that
+  // is not JSON gets the parser's message.
+  await ff.respond(ff.only(), 200, '{"a":{"status":"ok","msg":[{"id":1e400,"payload":1}]}}');
+  assert.match(statuses.at(-1).reason, /malformed response: a: bad message/);
   await clock.advance(statuses.at(-1).retryInMs);
   await ff.respond(ff.only(), 200, '<html>');
-  assert.match(statuses.at(-1).reason, /invalid JSON: '\[' or '\{' expected near '<'/);
+  assert.match(statuses.at(-1).reason, /malformed response: invalid JSON: .+/);
+  rt.close();
+});
+
+// The browser parses the body; the core checks what it reads with the protocol module's rules
+// (proto::ResponseReader, the same as parse_response natively): each broken rule is named.
+test('the response rules after JSON.parse: each malformed shape is named, nothing delivered', async () => {
+  const { rt, clock, ff, statuses } = await newClient();
+  const got = [];
+  rt.subscribe('a', { lastId: 0, onMessage: (p, id) => got.push(id), onReset: (n, id) => got.push(`reset ${id}`) });
+  await clock.advance(0);
+  const cases = [
+    ['[1]', /not a JSON object/],
+    ['{"bad name":{"status":"ok","msg":[]}}', /bad channel name/],
+    ['{"a":[]}', /a: not an object/],
+    ['{"a":{"msg":[]}}', /a: no status/],
+    ['{"a":{"status":"gone","msg":[]}}', /a: bad status/],
+    ['{"a":{"status":"reset","id":-1,"msg":[]}}', /a: bad reset id/],
+    ['{"a":{"status":"reset","id":1.5,"msg":[]}}', /a: bad reset id/],
+    ['{"a":{"status":"reset","id":9007199254740992,"msg":[]}}', /a: bad reset id/],
+    ['{"a":{"status":"reset","id":3,"reason":1,"msg":[]}}', /a: bad reset reason/],
+    ['{"a":{"status":"ok","msg":{}}}', /a: no msg array/],
+    ['{"a":{"status":"ok","msg":[]}}', /a: empty ok/],
+    ['{"a":{"status":"ok","msg":[{"id":1}]}}', /a: bad message/],
+    ['{"a":{"status":"ok","msg":[{"id":"1","payload":1}]}}', /a: bad message/],
+    ['{"a":{"status":"ok","msg":[{"id":2,"prev":2,"payload":1}]}}', /a: bad message/],
+    ['{"a":{"status":"ok","msg":[[1]]}}', /a: bad message/],
+    ['{"a":{"status":"ok","msg":[{"id":2,"prev":1,"payload":1},{"id":2,"prev":1,"payload":1}]}}', /a: ids not ascending/],
+  ];
+  for (const [body, why] of cases) {
+    await ff.respond(ff.only(), 200, body);
+    assert.equal(statuses.at(-1).state, 'retrying', body);
+    assert.match(statuses.at(-1).reason, why, body);
+    await clock.advance(statuses.at(-1).retryInMs);
+  }
+  assert.deepEqual(got, []);
+  // A reset's id 0, an absent reason (a version-1 server: lost), 1e3 as an id: all valid.
+  await ff.respond(ff.only(), 200, '{"a":{"status":"ok","msg":[{"id":1e3,"prev":0,"payload":null}]}}');
+  assert.equal(statuses.at(-1).state, 'live', statuses.at(-1).reason);
+  assert.deepEqual(got, [1000]);
   rt.close();
 });
 

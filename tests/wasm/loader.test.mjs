@@ -11,9 +11,15 @@ const { default: createRtCore } = await import(pathToFileURL(path.join(clientDir
 
 test('Core: every method answers JSON text; lastId a number; bad input is an error, not a crash', async () => {
   const { Core } = await createRtCore({ wasmBinary });
-  const core = new Core();
-  assert.match(core.init('not json'), /options are not valid JSON/);
-  assert.equal(core.init(JSON.stringify({ baseUrl: 'http://127.0.0.1:1', seed: 1 })), '');
+  let core = new Core();
+  // Options are values (kind 1 string, 2 number, 3 other), checked by the core.
+  core.option('urlBudget', 1, 0, '4096');
+  assert.match(core.init(), /option urlBudget must be an integer/);
+  core.delete();
+  core = new Core();
+  core.option('baseUrl', 1, 0, 'http://127.0.0.1:1');
+  core.option('seed', 2, 1, '');
+  assert.equal(core.init(), '');
   const sub = JSON.parse(core.subscribe(1000, 'thread.1', 5, false));
   assert.equal(sub.ok, true);
   assert.equal(core.lastId('thread.1'), 5);

@@ -16,6 +16,7 @@ extern "C" {
 #include <vector>
 
 #include "client_core.hpp"
+#include "response_text.hpp"
 
 namespace rt::client::test {
 
@@ -103,7 +104,7 @@ struct SimHost {
   void respond(uint64_t poll, int status, const std::string& body, Millis retry_after_ms = -1) {
     Actions out;
     in_flight.erase(poll);
-    core.on_response(now, poll, status, body, retry_after_ms, &out);
+    on_http_response(core, now, poll, status, body, retry_after_ms, &out);
     take(std::move(out));
   }
   void probe_answer(uint64_t probe, int status) {
