@@ -1,8 +1,11 @@
 // The wasm's interface: the only file that knows about Emscripten. It wraps the core as
 // WasmCore and exports it as plain C functions (bottom), which rt-core.mjs wraps into class
-// `Core` for host.mjs. Every method takes the host's current time, returns the resulting
-// actions as JSON text ({"ok":true,"actions":[...]}, or {"ok":false,"error":"...",
-// "actions":[...]} when the input was rejected). No C++ exception can cross into
+// `Core` for host.mjs. Every event method takes the host's current time, returns the
+// resulting actions as JSON text ({"ok":true,"actions":[...]}, or {"ok":false,"error":"...",
+// "actions":[...]} when the input was rejected). Nothing is parsed from JSON here: options,
+// scroll items and the fields of a /rt response (which host.mjs reads with JSON.parse) come
+// in as plain values, staged by calls that return nothing (option, scrollItem, bodyInvalid,
+// bodyNotObject, entry, msg) before the call that uses them (init, scroll*, onAnswer). No C++ exception can cross into
 // JavaScript: the core throws nothing but std::bad_alloc, and the wasm is built with
 // -fno-exceptions (smaller: no exception classes or typeinfo), so an allocation failure
 // aborts the module, which host.mjs reports as a fatal error.
@@ -13,6 +16,7 @@
 #include <string>
 
 #include "client_core.hpp"
+#include "protocol.hpp"
 #include "wire_json.hpp"
 
 namespace rt::client {
@@ -32,15 +36,51 @@ std::string result(bool ok, const std::string& error, const Actions& actions) {
   return s;
 }
 
+// A value from the host: kind 0 undefined, 1 string, 2 number, 3 anything else.
+proto::Value value(int kind, double number, const std::string& text) {
+  proto::Value v;
+  v.kind = kind == 1 ? proto::Value::Kind::string : kind == 2 ? proto::Value::Kind::number
+         : kind == 0 ? proto::Value::Kind::absent : proto::Value::Kind::other;
+  v.number = number;
+  v.text = text;
+  return v;
+}
+
 class WasmCore {
  public:
+  // One option (before init); the first bad one is what init reports.
+  void option(const std::string& key, int kind, double number, const std::string& text) {
+    if (option_error_.empty()) set_option(&cfg_, key, value(kind, number, text), &option_error_);
+  }
   // Returns "" on success, else why the options were rejected.
-  std::string init(const std::string& options_json) {
-    Config cfg;
-    std::string detail;
-    if (!config_from_json(options_json, &cfg, &detail) || !validate_config(cfg, &detail)) return detail;
-    core_ = std::make_unique<ClientCore>(std::move(cfg));
+  std::string init() {
+    std::string detail = option_error_;
+    if (!detail.empty() || !validate_config(cfg_, &detail)) return detail;
+    core_ = std::make_unique<ClientCore>(std::move(cfg_));
     return "";
+  }
+
+  // One scroll item for the next scroll_begin / scroll_measured; the first bad one is what
+  // that call reports.
+  void scroll_item(const std::string& channel, double top, double left, double bottom, double right, double last_id) {
+    const double r[4] = {top, left, bottom, right};
+    ScrollItem item;
+    if (scroll_error_.empty() && rt::client::scroll_item(items_.size(), channel, r, last_id, &item, &scroll_error_))
+      items_.push_back(std::move(item));
+  }
+
+  // The fields of a 200's body, as host.mjs walks what JSON.parse made of it (see
+  // proto::ResponseReader), for the next on_answer.
+  void body_invalid(const std::string& message) { reader_.invalid_json(message); }
+  void body_not_object() { reader_.not_object(); }
+  void entry(const std::string& channel, bool is_object, int status_kind, const std::string& status, int id_kind,
+             double id, int reason_kind, const std::string& reason, bool msg_is_array) {
+    reader_.entry(channel, is_object, value(status_kind, 0, status), value(id_kind, id, ""),
+                  value(reason_kind, 0, reason), msg_is_array);
+  }
+  void msg(bool is_object, int id_kind, double id, int prev_kind, double prev, bool has_payload, double ref) {
+    reader_.message(is_object, value(id_kind, id, ""), value(prev_kind, prev, ""), has_payload,
+                    static_cast<uint32_t>(ref), std::string());
   }
 
   // Runs one core step and serialises its actions. The step is called through a plain
@@ -57,11 +97,12 @@ class WasmCore {
     return result(error.empty(), error, out);
   }
 
-  std::string subscribe(double now, const std::string& channel, double last_id) {
+  // from_now: start at the channel's newest id on the server (last_id ignored).
+  std::string subscribe(double now, const std::string& channel, double last_id, bool from_now) {
     return run([&](Actions& out) -> std::string {
       if (!(last_id >= 0 && last_id <= 9007199254740991.0) || last_id != std::floor(last_id))
         return "lastId must be an integer in 0..2^53-1";
-      if (!core_->subscribe(to_millis(now), channel, static_cast<uint64_t>(last_id), &out))
+      if (!core_->subscribe(to_millis(now), channel, static_cast<uint64_t>(last_id), from_now, &out))
         return "invalid channel name (1 to 128 bytes of A-Z a-z 0-9 _ . : -)";
       return "";
     });
@@ -72,12 +113,11 @@ class WasmCore {
     });
   }
   // settle_ms < 0 and closest < 1 mean "as configured".
-  std::string scroll_begin(double now, const std::string& json, double settle_ms, double closest) {
+  std::string scroll_begin(double now, double settle_ms, double closest) {
     return run([&](Actions& out) -> std::string {
       std::vector<ScrollItem> items;
-      Rect vp;
       std::string detail;
-      if (!scroll_from_json(json, &items, &vp, &detail)) return detail;
+      if (!take_items(&items, &detail)) return detail;
       Millis settle = settle_ms >= 0 && settle_ms < 86400000.0 ? static_cast<Millis>(settle_ms) : -1;
       size_t k = closest >= 1 && closest < 1e9 ? static_cast<size_t>(closest) : 0;
       size_t skipped = core_->scroll_begin(to_millis(now), items, settle, k, &out);
@@ -90,12 +130,15 @@ class WasmCore {
       return "";
     });
   }
-  std::string scroll_measured(double now, const std::string& json) {
+  // The viewport [top,left,bottom,right] and the items staged before.
+  std::string scroll_measured(double now, double top, double left, double bottom, double right) {
     return run([&](Actions& out) -> std::string {
       std::vector<ScrollItem> items;
-      Rect vp;
       std::string detail;
-      if (!scroll_from_json(json, &items, &vp, &detail)) return detail;
+      const double r[4] = {top, left, bottom, right};
+      Rect vp;
+      bool ok = take_items(&items, &detail);
+      if (!ok || !scroll_viewport(r, &vp, &detail)) return detail;
       size_t skipped = core_->scroll_measured(to_millis(now), items, vp, &out);
       return skipped ? std::to_string(skipped) + " item(s) with an invalid channel name skipped" : "";
     });
@@ -106,6 +149,18 @@ class WasmCore {
       return "";
     });
   }
+  // A 200, its body staged before (entry, msg, ...).
+  std::string on_answer(double now, double poll_id, const std::string& retry_after) {
+    std::vector<proto::ReceivedEntry> entries;
+    std::string detail;
+    bool ok = reader_.finish(&entries, &detail);
+    return run([&](Actions& out) -> std::string {
+      core_->on_answer(to_millis(now), static_cast<uint64_t>(poll_id), ok ? &entries : nullptr, detail,
+                       parse_retry_after(retry_after), &out);
+      return "";
+    });
+  }
+  // Any other status.
   std::string on_response(double now, double poll_id, int status, const std::string& body,
                           const std::string& retry_after) {
     return run([&](Actions& out) -> std::string {
@@ -117,6 +172,12 @@ class WasmCore {
   std::string on_network_error(double now, double poll_id, const std::string& detail) {
     return run([&](Actions& out) -> std::string {
       core_->on_network_error(to_millis(now), static_cast<uint64_t>(poll_id), detail, &out);
+      return "";
+    });
+  }
+  std::string on_probe(double now, double probe_id, int status) {
+    return run([&](Actions& out) -> std::string {
+      core_->on_probe(to_millis(now), static_cast<uint64_t>(probe_id), status, &out);
       return "";
     });
   }
@@ -135,6 +196,12 @@ class WasmCore {
   std::string set_visible(double now, bool visible) {
     return run([&](Actions& out) -> std::string {
       core_->set_visible(to_millis(now), visible, &out);
+      return "";
+    });
+  }
+  std::string set_paused(double now, bool paused) {
+    return run([&](Actions& out) -> std::string {
+      core_->set_paused(to_millis(now), paused, &out);
       return "";
     });
   }
@@ -160,6 +227,20 @@ class WasmCore {
   }
 
  private:
+  bool take_items(std::vector<ScrollItem>* items, std::string* detail) {
+    bool ok = scroll_error_.empty();
+    if (ok) *items = std::move(items_);
+    else *detail = std::move(scroll_error_);
+    items_.clear();
+    scroll_error_.clear();
+    return ok;
+  }
+
+  Config cfg_;
+  std::string option_error_;
+  std::vector<ScrollItem> items_;
+  std::string scroll_error_;
+  proto::ResponseReader reader_;
   std::unique_ptr<ClientCore> core_;
 };
 
@@ -187,22 +268,45 @@ std::string str(const char* p, size_t n) { return std::string(p, n); }
 #define RT_EXPORT extern "C" EMSCRIPTEN_KEEPALIVE
 RT_EXPORT WasmCore* rt_new() { return new WasmCore(); }
 RT_EXPORT void rt_delete(WasmCore* c) { delete c; }
-RT_EXPORT const char* rt_init(WasmCore* c, const char* o, size_t on) { return out(c->init(str(o, on))); }
-RT_EXPORT const char* rt_subscribe(WasmCore* c, double now, const char* ch, size_t chn, double last) {
-  return out(c->subscribe(now, str(ch, chn), last));
+RT_EXPORT void rt_option(WasmCore* c, const char* k, size_t kn, int kind, double num, const char* t, size_t tn) {
+  c->option(str(k, kn), kind, num, str(t, tn));
+}
+RT_EXPORT const char* rt_init(WasmCore* c) { return out(c->init()); }
+RT_EXPORT const char* rt_subscribe(WasmCore* c, double now, const char* ch, size_t chn, double last,
+                                   int from_now) {
+  return out(c->subscribe(now, str(ch, chn), last, from_now != 0));
 }
 RT_EXPORT const char* rt_unsubscribe(WasmCore* c, double now, const char* ch, size_t chn) {
   return out(c->unsubscribe(now, str(ch, chn)));
 }
-RT_EXPORT const char* rt_scrollBegin(WasmCore* c, double now, const char* j, size_t jn, double settle,
-                                     double closest) {
-  return out(c->scroll_begin(now, str(j, jn), settle, closest));
+RT_EXPORT void rt_scrollItem(WasmCore* c, const char* ch, size_t chn, double top, double left, double bottom,
+                             double right, double last) {
+  c->scroll_item(str(ch, chn), top, left, bottom, right, last);
+}
+RT_EXPORT const char* rt_scrollBegin(WasmCore* c, double now, double settle, double closest) {
+  return out(c->scroll_begin(now, settle, closest));
 }
 RT_EXPORT const char* rt_scrollMoved(WasmCore* c, double now) { return out(c->scroll_moved(now)); }
-RT_EXPORT const char* rt_scrollMeasured(WasmCore* c, double now, const char* j, size_t jn) {
-  return out(c->scroll_measured(now, str(j, jn)));
+RT_EXPORT const char* rt_scrollMeasured(WasmCore* c, double now, double top, double left, double bottom,
+                                        double right) {
+  return out(c->scroll_measured(now, top, left, bottom, right));
 }
 RT_EXPORT const char* rt_scrollEnd(WasmCore* c, double now) { return out(c->scroll_end(now)); }
+RT_EXPORT void rt_bodyInvalid(WasmCore* c, const char* m, size_t mn) { c->body_invalid(str(m, mn)); }
+RT_EXPORT void rt_bodyNotObject(WasmCore* c) { c->body_not_object(); }
+RT_EXPORT void rt_entry(WasmCore* c, const char* ch, size_t chn, int is_object, int status_kind, const char* st,
+                        size_t stn, int id_kind, double id, int reason_kind, const char* r, size_t rn,
+                        int msg_is_array) {
+  c->entry(str(ch, chn), is_object != 0, status_kind, str(st, stn), id_kind, id, reason_kind, str(r, rn),
+           msg_is_array != 0);
+}
+RT_EXPORT void rt_msg(WasmCore* c, int is_object, int id_kind, double id, int prev_kind, double prev,
+                      int has_payload, double ref) {
+  c->msg(is_object != 0, id_kind, id, prev_kind, prev, has_payload != 0, ref);
+}
+RT_EXPORT const char* rt_onAnswer(WasmCore* c, double now, double poll, const char* ra, size_t ran) {
+  return out(c->on_answer(now, poll, str(ra, ran)));
+}
 RT_EXPORT const char* rt_onResponse(WasmCore* c, double now, double poll, int status, const char* b,
                                     size_t bn, const char* ra, size_t ran) {
   return out(c->on_response(now, poll, status, str(b, bn), str(ra, ran)));
@@ -210,9 +314,13 @@ RT_EXPORT const char* rt_onResponse(WasmCore* c, double now, double poll, int st
 RT_EXPORT const char* rt_onNetworkError(WasmCore* c, double now, double poll, const char* d, size_t dn) {
   return out(c->on_network_error(now, poll, str(d, dn)));
 }
+RT_EXPORT const char* rt_onProbe(WasmCore* c, double now, double probe, int status) {
+  return out(c->on_probe(now, probe, status));
+}
 RT_EXPORT const char* rt_onTimer(WasmCore* c, double now) { return out(c->on_timer(now)); }
 RT_EXPORT const char* rt_setOnline(WasmCore* c, double now, int on) { return out(c->set_online(now, on != 0)); }
 RT_EXPORT const char* rt_setVisible(WasmCore* c, double now, int v) { return out(c->set_visible(now, v != 0)); }
+RT_EXPORT const char* rt_setPaused(WasmCore* c, double now, int p) { return out(c->set_paused(now, p != 0)); }
 RT_EXPORT const char* rt_close(WasmCore* c, double now) { return out(c->close(now)); }
 RT_EXPORT const char* rt_activePollUrls(WasmCore* c) { return out(c->active_poll_urls()); }
 RT_EXPORT double rt_lastId(WasmCore* c, const char* ch, size_t chn) { return c->last_id(str(ch, chn)); }

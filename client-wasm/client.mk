@@ -11,50 +11,16 @@
 
 CLIENT_OUT        := $(BUILD)/client
 CLIENT_SRC_DIR    := client-wasm/src
-CLIENT_CORE_SRCS  := $(addprefix $(CLIENT_SRC_DIR)/,backoff.cpp channel_state.cpp poll_planner.cpp \
+# The core as the wasm links it (no JSON parser: host.mjs parses with JSON.parse), and the
+# native build's extra way in (response_text: a body read with jansson, for tests and fuzzers).
+CLIENT_WASM_CORE_SRCS := $(addprefix $(CLIENT_SRC_DIR)/,backoff.cpp channel_state.cpp poll_planner.cpp \
                        scroll_selector.cpp client_core.cpp wire_json.cpp)
+CLIENT_CORE_SRCS  := $(CLIENT_WASM_CORE_SRCS) $(CLIENT_SRC_DIR)/response_text.cpp
 CLIENT_CORE_HDRS  := $(wildcard $(CLIENT_SRC_DIR)/*.hpp) server/protocol/protocol.hpp
 CLIENT_INCLUDES   := -I$(CLIENT_SRC_DIR) -Iserver/protocol
 
-# --- jansson for wasm, from Debian's source package (never committed) ----------------------
-JANSSON_SRC_DIR   := $(CLIENT_OUT)/jansson-src
-JANSSON_SRC_STAMP := $(JANSSON_SRC_DIR)/.unpacked
-JANSSON_WASM      := $(CLIENT_OUT)/jansson-wasm
-JANSSON_WASM_LIB  := $(JANSSON_WASM)/lib/libjansson.a
-JANSSON_C_FILES   := dump.c error.c hashtable.c hashtable_seed.c load.c memory.c pack_unpack.c \
-                     strbuffer.c strconv.c utf.c value.c version.c
 EMENV             := NODE_PATH=/usr/share/nodejs
-EMCC              := $(EMENV) emcc
 EMXX              := $(EMENV) em++
-
-$(JANSSON_SRC_STAMP): client-wasm/fetch-jansson.sh | $(BOOTSTRAP_ALL)
-	client-wasm/fetch-jansson.sh $(JANSSON_SRC_DIR) >/dev/null
-
-# jansson is small: compile its .c files directly with emcc. The two config headers that
-# configure/cmake would generate are written here for wasm32 (long long, no locale,
-# atomic builtins; no /dev/urandom since the module has no filesystem). strtod and
-# (v)snprintf are routed to small shims (wasm_shims.cpp) that let the browser do the float
-# conversions: musl's versions work in software-emulated 128-bit long double (~14 kB).
-# Built in a private temporary directory and moved into place, so that concurrent `make
-# client` runs (other parts' tests build the client too) never see a half-built tree.
-$(JANSSON_WASM_LIB): $(JANSSON_SRC_STAMP) client-wasm/client.mk
-	@mkdir -p $(CLIENT_OUT)
-	set -e; tmp=$$(mktemp -d $(CLIENT_OUT)/.jansson-wasm.XXXXXX); \
-	src=$$(cat $(JANSSON_SRC_STAMP))/src; \
-	mkdir -p $$tmp/include $$tmp/obj $$tmp/lib; \
-	sed -e 's/@json_inline@/inline/' -e 's/@json_have_long_long@/1/' \
-	    -e 's/@json_have_localeconv@/0/' -e 's/@json_have_atomic_builtins@/1/' \
-	    -e 's/@json_have_sync_builtins@/1/' $$src/jansson_config.h.in > $$tmp/include/jansson_config.h; \
-	printf '#define HAVE_STDINT_H 1\n#define HAVE_ATOMIC_BUILTINS 1\n#define HAVE_SYNC_BUILTINS 1\n#define INITIAL_HASHTABLE_ORDER 3\n' \
-	  > $$tmp/include/jansson_private_config.h; \
-	cp $$src/jansson.h $$tmp/include/; \
-	for f in $(JANSSON_C_FILES); do \
-	  $(EMCC) -Oz -flto -DNDEBUG -DHAVE_CONFIG_H=1 -Dstrtod=rt_strtod -Dsnprintf=rt_snprintf -Dvsnprintf=rt_vsnprintf -I$$tmp/include -I$$src -c $$src/$$f \
-	    -o $$tmp/obj/$${f%.c}.o; \
-	done; \
-	$(EMENV) emar rcs $$tmp/lib/libjansson.a $$tmp/obj/*.o; \
-	rm -rf $(JANSSON_WASM).old; [ ! -e $(JANSSON_WASM) ] || mv $(JANSSON_WASM) $(JANSSON_WASM).old; \
-	mv $$tmp $(JANSSON_WASM); rm -rf $(JANSSON_WASM).old
 
 # --- build-time JS tools (npm ci into build/, from client-wasm/package-lock.json) ------------
 # esbuild bundles and minifies the host with the wasm loader into one module.
@@ -86,12 +52,12 @@ CLIENT_ARTIFACTS := $(CLIENT_OUT)/rt-core.wasm $(CLIENT_OUT)/rt-core.mjs $(CLIEN
                     $(CLIENT_OUT)/rt-client.d.ts
 
 # Linked in a private temporary directory and moved into place (concurrent `make client`).
-$(CLIENT_OUT)/rt-core.wasm: client-wasm/client.mk client-wasm/bindings.cpp client-wasm/wasm_shims.cpp $(CLIENT_CORE_SRCS) $(CLIENT_CORE_HDRS) $(PROTO_SRCS) \
-                            $(JANSSON_WASM_LIB) | $(BOOTSTRAP_ALL)
+$(CLIENT_OUT)/rt-core.wasm: client-wasm/client.mk client-wasm/bindings.cpp $(CLIENT_WASM_CORE_SRCS) $(CLIENT_CORE_HDRS) \
+                            $(PROTO_CORE_SRCS) | $(BOOTSTRAP_ALL)
 	@mkdir -p $(dir $@)
 	set -e; tmp=$$(mktemp -d $(CLIENT_OUT)/.wasm.XXXXXX); \
-	$(EMXX) $(CXXSTD) $(WARN) $(CLIENT_INCLUDES) -I$(JANSSON_WASM)/include \
-	  client-wasm/bindings.cpp client-wasm/wasm_shims.cpp $(CLIENT_CORE_SRCS) $(PROTO_SRCS) $(JANSSON_WASM_LIB) \
+	$(EMXX) $(CXXSTD) $(WARN) $(CLIENT_INCLUDES) \
+	  client-wasm/bindings.cpp $(CLIENT_WASM_CORE_SRCS) $(PROTO_CORE_SRCS) \
 	  $(CLIENT_WASM_FLAGS) -o $$tmp/rt-core.wasm; \
 	mv $$tmp/rt-core.wasm $@; rm -rf $$tmp
 
@@ -102,10 +68,10 @@ $(CLIENT_OUT)/rt-core.mjs: client-wasm/rt-core.mjs
 
 # The public entry bundles the host with the loader (one request, one gzip stream);
 # rt-core.wasm is found next to it (new URL('./rt-core.wasm', import.meta.url)).
-$(CLIENT_OUT)/rt-client.mjs: client-wasm/host.mjs client-wasm/rt-core.mjs $(CLIENT_TOOLS_STAMP)
+$(CLIENT_OUT)/rt-client.mjs: client-wasm/host.mjs client-wasm/tabs.mjs client-wasm/rt-core.mjs $(CLIENT_TOOLS_STAMP)
 	@mkdir -p $(dir $@)
 	set -e; tmp=$$(mktemp -d $(CLIENT_OUT)/.bundle.XXXXXX); \
-	cp client-wasm/host.mjs client-wasm/rt-core.mjs $$tmp/; \
+	cp client-wasm/host.mjs client-wasm/tabs.mjs client-wasm/rt-core.mjs $$tmp/; \
 	$(ESBUILD) $$tmp/host.mjs --bundle --minify --format=esm --log-level=warning --outfile=$$tmp/out.mjs; \
 	mv $$tmp/out.mjs $@; rm -rf $$tmp
 
@@ -159,3 +125,39 @@ test-client-wasm: client server
 	  node --test tests/wasm/ 2>&1
 
 TEST_TARGETS += test-client-unit test-client-unit-asan test-client-wasm
+
+# --- the npm package -------------------------------------------------------------------------
+# make client-pack: build/client/<name>-<version>.tgz, an ESM package (exports with a `types`
+# condition) holding the built module, its types, the prebuilt wasm, README and LICENSE. The
+# manifest is client-wasm/package/package.json (name and version are read from it).
+CLIENT_PKG_JSON   := client-wasm/package/package.json
+CLIENT_PKG_ID     := $(shell node -p "const p=require('./$(CLIENT_PKG_JSON)');p.name.replace('@','').replace('/','-')+'-'+p.version" 2>/dev/null)
+CLIENT_PKG_TGZ    := $(CLIENT_OUT)/$(CLIENT_PKG_ID).tgz
+
+$(CLIENT_PKG_TGZ): $(CLIENT_ARTIFACTS) $(CLIENT_PKG_JSON) client-wasm/README.md LICENSE
+	set -e; tmp=$$(mktemp -d $(CLIENT_OUT)/.pack.XXXXXX); mkdir -p $$tmp/pkg; \
+	cp $(CLIENT_OUT)/rt-client.mjs $(CLIENT_OUT)/rt-core.wasm client-wasm/README.md LICENSE $(CLIENT_PKG_JSON) $$tmp/pkg/; \
+	cp $(CLIENT_OUT)/rt-client.d.ts $$tmp/pkg/rt-client.d.mts; \
+	(cd $$tmp/pkg && npm pack --silent --pack-destination .. >/dev/null); \
+	mv $$tmp/$(CLIENT_PKG_ID).tgz $@; rm -rf $$tmp
+	@tar -tzf $@ | sed 's/^/  /'
+
+.PHONY: client-pack
+client-pack: $(CLIENT_PKG_TGZ)
+
+# --- the consumer test ----------------------------------------------------------------------
+# tests/consumer/app installed as a user would: a fresh copy in build/consumer/app, its tools
+# (tsc, esbuild, Playwright) by npm ci from its lock file, then the packed tarball by npm install
+# (not saved: its checksum changes with every build). tests/consumer/consumer.test.mjs then
+# type-checks, bundles and runs it in Chromium against a real rt-server and redis-server.
+CONSUMER_DIR := $(BUILD)/consumer
+
+.PHONY: test-client-consumer
+test-client-consumer: client-pack server | $(BOOTSTRAP_ALL)
+	set -e; rm -rf $(CONSUMER_DIR)/app; mkdir -p $(CONSUMER_DIR); cp -r tests/consumer/app $(CONSUMER_DIR)/app; \
+	cd $(CONSUMER_DIR)/app; PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error; \
+	npm install --no-save --no-package-lock --no-audit --no-fund --loglevel=error $(abspath $(CLIENT_PKG_TGZ))
+	RT_SERVER_BIN=$(abspath $(BUILD)/rt-server) RT_CONSUMER_DIR=$(abspath $(CONSUMER_DIR)) \
+	  node --test --test-reporter=tap tests/consumer/ 2>&1
+
+TEST_TARGETS += test-client-consumer

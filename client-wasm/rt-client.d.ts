@@ -2,7 +2,7 @@
 // See client-wasm/README.md for the behaviour behind each member.
 
 /** Connection state: see README "Status". */
-export type ConnState = 'connecting' | 'live' | 'retrying' | 'offline' | 'error';
+export type ConnState = 'connecting' | 'live' | 'retrying' | 'offline' | 'error' | 'disconnected';
 
 export interface Status {
   readonly state: ConnState;
@@ -14,7 +14,15 @@ export interface Status {
   readonly httpStatus: number;
   /** retrying/error: a short sentence ("network error: ...", "HTTP 503", ...). */
   readonly reason: string;
+  /** 0 while live; otherwise milliseconds since the client was last live (what the page shows
+   *  may be that old); -1 when it never was. Fresh on every status() call. */
+  readonly lagMs: number;
 }
+
+/** Why a reset: `behind` (away too long: the backlog no longer reaches back to the last id,
+ *  or a state channel moved on) or `lost` (history as Redis has it no longer contains the
+ *  last id: flushed, expired, rolled back, or a break in the chain the client detected). */
+export type ResetReason = 'behind' | 'lost';
 
 /** A JSON value, as published. */
 export type Payload = unknown;
@@ -23,7 +31,7 @@ export type Payload = unknown;
 export type Newest = { id: number; payload: Payload } | null;
 
 export type MessageHandler = (payload: Payload, id: number, channel: string) => void;
-export type ResetHandler = (newest: Newest, resetId: number, channel: string) => void;
+export type ResetHandler = (newest: Newest, resetId: number, channel: string, reason: ResetReason) => void;
 
 export interface Clock {
   now(): number;
@@ -44,8 +52,12 @@ export interface ClientOptions {
   pollTimeoutMs?: number;
   /** A poll with no answer after pollTimeoutMs + deadlineMarginMs is aborted and retried. Default 5000. */
   deadlineMarginMs?: number;
-  /** A poll held this long without an error counts as connected (status 'live'). Default 2000. */
-  liveAfterMs?: number;
+  /** 'live' needs a real answer: a poll unanswered this long is checked by one probe (GET probePath,
+   *  low priority, so it queues behind the poll in a browser at its connection limit). Default 1000. */
+  probeAfterMs?: number;
+  /** Path of the probe. Default: the poll path with its last segment replaced by 'healthz'
+   *  ('/rt' -> '/healthz'). '' disables probes: live only after a poll's answer. */
+  probePath?: string;
   /** First retry after a failure: random in [0, firstRetryMaxMs]. Default 200. */
   firstRetryMaxMs?: number;
   /** Later retries: random in [0, min(backoffCapMs, backoffBaseMs * 2^(n-1))]. Defaults 250 / 10000. */
@@ -61,10 +73,15 @@ export interface ClientOptions {
   seed?: number;
   /** fetch to use (tests). Default globalThis.fetch. */
   fetch?: (url: string, init: RequestInit) => Promise<Response>;
+  /** One poll for all tabs of the origin (Web Locks + BroadcastChannel; see README "Tabs").
+   *  Default true where the browser has both; false: this client polls on its own. */
+  shareTabs?: boolean;
   /** credentials mode of the poll requests. Default 'same-origin'. */
   credentials?: RequestCredentials;
-  /** The wasm bytes (required in Node: Emscripten 3.1.6's loader cannot fetch there). */
+  /** The wasm bytes (required in Node: its fetch cannot read a file: URL). */
   wasmBinary?: ArrayBuffer | Uint8Array;
+  /** Where to fetch rt-core.wasm. Default new URL('./rt-core.wasm', import.meta.url). */
+  wasmUrl?: string | URL;
   /** Time source and timers (tests). Default performance.now / setTimeout. */
   clock?: Clock;
   /** Event sources; null disables (tests). Defaults: globalThis.window/document/navigator. */
@@ -75,13 +92,20 @@ export interface ClientOptions {
   onError?: (error: unknown) => void;
 }
 
-export interface SubscribeOptions {
-  /** Newest id the page already shows (0: none). Messages with id <= the channel's last id are never delivered. */
-  lastId?: number;
+interface SubscribeCommon {
   onMessage: MessageHandler;
-  /** Called on a reset. Without it, the newest message (if any) goes to onMessage. */
-  onReset?: ResetHandler;
 }
+/** Where to start: exactly one of lastId (resume) and from: 'now'. */
+type SubscribeStart =
+  /** Newest id the page already shows (0: everything the backlog holds). Messages with id <= the channel's last id are never delivered. */
+  | { lastId: number; from?: never }
+  /** Only messages published after the server answered the subscription's first poll. */
+  | { from: 'now'; lastId?: never };
+/** A stream channel (default): every message matters, so a reset must reach the page. */
+type StreamKind = { kind?: 'stream'; onReset: ResetHandler };
+/** A state channel: its newest message is the whole state; without onReset it goes to onMessage. */
+type StateKind = { kind: 'state'; onReset?: ResetHandler };
+export type SubscribeOptions = SubscribeCommon & SubscribeStart & (StreamKind | StateKind);
 
 export interface Subscription {
   readonly channel: string;
@@ -129,7 +153,8 @@ export interface ScrollWatch {
 }
 
 export interface RtClient {
-  /** Throws TypeError for an invalid channel name (1..128 bytes of A-Z a-z 0-9 _ . : -) or lastId. */
+  /** Throws TypeError for an invalid channel name (1..128 bytes of A-Z a-z 0-9 _ . : -) or lastId,
+   *  neither or both of lastId / from, and a stream channel without onReset. */
   subscribe(channel: string, options: SubscribeOptions): Subscription;
   /** One watcher per client: a second call stops the first. container null = the window scrolls. */
   watchScroll(container: Element | Document | null, options: WatchScrollOptions): ScrollWatch;
@@ -138,11 +163,19 @@ export interface RtClient {
   status(): Status;
   /** Last id of a channel (0 when unknown). */
   lastId(channel: string): number;
-  /** URLs of the polls in flight (debugging and tests). */
+  /** URLs of the polls in flight (debugging and tests). With shared tabs: this tab's polls,
+   *  which the leader tab merges into its real requests. */
   activePollUrls(): string[];
+  /** 'leader': this tab makes the real requests for every tab of the origin; 'follower': its
+   *  polls go through the leader; 'alone': not shared. */
+  tabRole(): 'leader' | 'follower' | 'alone' | 'closed';
   /** Drives connectivity / visibility by hand (tests, or pages without window events). */
   setOnline(online: boolean): void;
   setVisible(visible: boolean): void;
+  /** Stops polling (status 'disconnected'), keeping every subscription and last id. Idempotent. */
+  disconnect(): void;
+  /** Resumes after disconnect() from the same ids. Idempotent. */
+  connect(): void;
   /** Aborts every poll, removes every listener. The client cannot be used afterwards. */
   close(): void;
 }

@@ -1,19 +1,21 @@
 // rt-core.mjs — loads rt-core.wasm and wraps its plain C exports (bindings.cpp) as class
 // `Core`, the interface host.mjs uses: `createRtCore({wasmBinary?, locateFile?})` resolves to
 // `{Core}`; every Core method takes and returns what the same-named WasmCore method does
-// (JSON text in, JSON text out). This replaces Emscripten's generated glue and embind, which
+// (plain values in, JSON text out). This replaces Emscripten's generated glue and embind, which
 // were a quarter of what a page downloaded (see the README's "Size").
 //
-// The wasm is a standalone reactor (-sSTANDALONE_WASM --no-entry): it imports only the two
-// float conversions of wasm_shims.cpp, a memory-growth notice and two WASI calls, all below.
+// The wasm is a standalone reactor (-sSTANDALONE_WASM --no-entry): it imports only a
+// memory-growth notice and two WASI calls, all below.
 
-// Argument kinds of each method after the core pointer: s = string (passed as pointer and
-// length into a malloc'd copy), n = number, b = boolean. Every method returns JSON text,
-// except lastId (a number). One line per RT_EXPORT of bindings.cpp.
+// Each method: what it returns (j = JSON text, n = a number, v = nothing), then the kinds of
+// its arguments after the core pointer: s = string (passed as pointer and length into a
+// malloc'd copy), n = number, b = boolean. One line per RT_EXPORT of bindings.cpp.
 const SIGS = {
-  init: 's', subscribe: 'nsn', unsubscribe: 'ns', scrollBegin: 'nsnn', scrollMoved: 'n',
-  scrollMeasured: 'ns', scrollEnd: 'n', onResponse: 'nnnss', onNetworkError: 'nns', onTimer: 'n',
-  setOnline: 'nb', setVisible: 'nb', close: 'n', activePollUrls: '', lastId: 's',
+  option: 'vsnns', init: 'j', subscribe: 'jnsnb', unsubscribe: 'jns', scrollItem: 'vsnnnnn', scrollBegin: 'jnnn',
+  scrollMoved: 'jn', scrollMeasured: 'jnnnnn', scrollEnd: 'jn', bodyInvalid: 'vs', bodyNotObject: 'v',
+  entry: 'vsbnsnnnsb', msg: 'vbnnnnbn', onAnswer: 'jnns', onResponse: 'jnnnss', onNetworkError: 'jnns',
+  onProbe: 'jnnn', onTimer: 'jn', setOnline: 'jnb', setVisible: 'jnb', setPaused: 'jnb', close: 'jn',
+  activePollUrls: 'j', lastId: 'ns',
 };
 
 const encoder = new TextEncoder();
@@ -40,19 +42,7 @@ export default async function createRtCore(opts = {}) {
   // The memory's buffer is replaced whenever the wasm grows its memory.
   const heap = () => (u8 && u8.buffer === ex.memory.buffer ? u8 : (u8 = new Uint8Array(ex.memory.buffer)));
   const imports = {
-    env: {
-      // Numbers in JSON are ASCII: no UTF-8 decoding needed either way.
-      rt_js_parse_float: (p, n) => parseFloat(String.fromCharCode(...heap().subarray(p, p + n))),
-      rt_js_to_exponential: (v, digits, buf, cap) => {
-        const s = v.toExponential(digits - 1);
-        const h = heap();
-        let i = 0;
-        for (; i < s.length && i < cap - 1; i++) h[buf + i] = s.charCodeAt(i);
-        h[buf + i] = 0;
-        return s.length;
-      },
-      emscripten_notify_memory_growth: () => {},
-    },
+    env: { emscripten_notify_memory_growth: () => {} },
     wasi_snapshot_preview1: {
       clock_time_get: (id, precision, p) => {
         new DataView(ex.memory.buffer).setBigUint64(p, BigInt(Date.now()) * 1000000n, true);
@@ -75,19 +65,20 @@ export default async function createRtCore(opts = {}) {
       const args = [this.p];
       const bufs = [];
       try {
-        for (let i = 0; i < sig.length; i++) {
+        for (let i = 1; i < sig.length; i++) {
+          const v = a[i - 1];
           if (sig[i] === 's') {
-            const b = encoder.encode(String(a[i]));
+            const b = encoder.encode(String(v));
             const p = ex.malloc(b.length || 1);
             bufs.push(p);
             heap().set(b, p);
             args.push(p, b.length);
           } else {
-            args.push(sig[i] === 'b' ? (a[i] ? 1 : 0) : +a[i]);
+            args.push(sig[i] === 'b' ? (v ? 1 : 0) : +v);
           }
         }
         const r = fn(...args);
-        if (name === 'lastId') return r;
+        if (sig[0] !== 'j') return r;
         const h = heap();
         return decoder.decode(h.subarray(r, h.indexOf(0, r)));
       } finally {

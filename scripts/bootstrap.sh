@@ -7,7 +7,7 @@ what=("$@"); [ ${#what[@]} -eq 0 ] && what=(all)
 
 server_pkgs=(pkg-config libevent-dev libhiredis-dev libjansson-dev libcmocka-dev redis-server redis-tools curl
              python3-redis ruby-redis)  # the last two: the integration test of README's publishers
-client_pkgs=(emscripten dpkg-dev)
+client_pkgs=(emscripten)
 e2e_pkgs=(chromium)
 bench_pkgs=(nginx libnginx-mod-nchan wrk)
 topology_pkgs=(nginx)

@@ -15,7 +15,11 @@ SERVER_LIBS       = $(shell pkg-config --libs $(SERVER_PKGS)) -lpthread
 SERVER_TEST_LIBS  = $(shell pkg-config --libs cmocka)
 
 SERVER_MAIN      := server/src/main.cpp
-SERVER_LIB_SRCS  := $(filter-out $(SERVER_MAIN),$(sort $(wildcard server/src/*.cpp))) $(PROTO_SRCS)
+# server/src by role: http/ (evhttp, answers, routes), redis/ (connections, scripts,
+# Sentinel), channels/ (hub, mirrors, polls), endpoints/ (the handlers), support/ (config,
+# log, metrics, JSON check); main and the worker at the top.
+SERVER_DIRS      := server/src server/src/http server/src/redis server/src/channels server/src/endpoints server/src/support
+SERVER_LIB_SRCS  := $(filter-out $(SERVER_MAIN),$(sort $(foreach d,$(SERVER_DIRS),$(wildcard $(d)/*.cpp)))) $(PROTO_SRCS)
 SERVER_TEST_SRCS := $(sort $(wildcard tests/unit/server/test_*.cpp))
 
 SERVER_OBJS      := $(patsubst %.cpp,$(BUILD)/obj/%.o,$(SERVER_LIB_SRCS))
@@ -29,7 +33,7 @@ SERVER_TEST_OBJS := $(patsubst %.cpp,$(BUILD)/obj/%.o,$(SERVER_TEST_SRCS)) \
                     $(patsubst %.cpp,$(BUILD)/asan/obj/%.o,$(SERVER_TEST_SRCS))
 .SECONDARY: $(SERVER_TEST_OBJS)
 
-SERVER_CXXFLAGS   = $(CXXSTD) $(WARN) -MMD -MP -Iserver/src -Iserver -Itests/unit/server $(SERVER_CFLAGS)
+SERVER_CXXFLAGS   = $(CXXSTD) $(WARN) -MMD -MP $(addprefix -I,$(SERVER_DIRS)) -Iserver -Itests/unit/server $(SERVER_CFLAGS)
 
 .PHONY: server server-asan server-tsan test-server-unit test-server-unit-asan
 server: $(BUILD)/rt-server
@@ -75,5 +79,6 @@ test-server-unit-asan: $(SERVER_TESTS_ASAN)
 TEST_TARGETS += test-server-unit test-server-unit-asan
 
 -include $(wildcard $(BUILD)/obj/server/src/*.d $(BUILD)/asan/obj/server/src/*.d $(BUILD)/tsan/obj/server/src/*.d \
+  $(BUILD)/obj/server/src/*/*.d $(BUILD)/asan/obj/server/src/*/*.d $(BUILD)/tsan/obj/server/src/*/*.d \
   $(BUILD)/obj/server/protocol/*.d $(BUILD)/asan/obj/server/protocol/*.d \
   $(BUILD)/obj/tests/unit/server/*.d $(BUILD)/asan/obj/tests/unit/server/*.d)

@@ -7,17 +7,20 @@
 #include <string>
 #include <vector>
 
+#include "protocol.hpp"
+
 namespace rt::client {
 
 using Millis = int64_t;  // milliseconds on the host's monotonic clock
 
 // The connection status shown to the page.
 enum class ConnState {
-  connecting,  // polls started, no successful response yet
-  live,        // the latest poll of every group succeeded
+  connecting,  // polls started, no answer from the server yet (a poll's or a probe's)
+  live,        // every poll group had a real answer since its latest failure
   retrying,    // a network error, 5xx, malformed response or deadline: backing off
   offline,     // the browser says it is offline: no polls until `online`
   error,       // a 4xx: the page asked for something invalid (a bug); retried with backoff
+  disconnected,  // disconnect() or pagehide: no polls until connect() / pageshow
 };
 
 const char* conn_state_name(ConnState s) noexcept;
@@ -44,9 +47,10 @@ enum class ActionKind {
   abort_poll,      // poll_id: abort that request; the core ignores anything it reports later
   arm_timer,       // delay_ms: (re)arm the single host timer; -1 cancels it. Calls on_timer.
   status,          // status: the connection status changed
-  message,         // channel, id, payload_json, targets: hand one message to the page
-  reset,           // channel, id (resume id), has_newest/newest_id/payload_json, targets
+  message,         // channel, id, payload (payload_json / payload_ref), targets: hand one message to the page
+  reset,           // channel, id (resume id), reason, has_newest/newest_id/payload, targets
   measure_scroll,  // measure item positions now and call scroll_measured
+  probe,           // poll_id (the probe's id), url: GET url at low priority; report on_probe
 };
 
 struct Action {
@@ -56,9 +60,11 @@ struct Action {
   Millis delay_ms = -1;
   std::string channel;
   uint64_t id = 0;
+  proto::ResetReason reason = proto::ResetReason::lost;  // reset only
   bool has_newest = false;
   uint64_t newest_id = 0;
-  std::string payload_json;
+  std::string payload_json;  // the payload's JSON text (when the body was read natively)
+  uint32_t payload_ref = 0;  // the host's handle for the payload (when the host parsed the body)
   uint8_t targets = 0;
   Status status;
 };

@@ -19,6 +19,11 @@ struct ChannelInfo {
   uint64_t last_id = 0;  // newest id handed to the page (or the id of the latest reset)
   int subscribers = 0;   // explicit subscriptions (ClientCore::subscribe minus unsubscribe)
   bool scroll = false;   // picked by the scroll selector
+  // subscribe(from: 'now') on a channel not polled yet: the next poll asks with the largest
+  // id, which the server answers at once with a reset to its newest id N (L > N); that
+  // reset only sets the position and is not shown to the page.
+  bool sync_now = false;
+  uint64_t poll_from() const noexcept { return sync_now ? proto::kMaxId : last_id; }
   bool wanted() const noexcept { return subscribers > 0 || scroll; }
   uint8_t targets() const noexcept {
     return static_cast<uint8_t>((subscribers > 0 ? kToSubscribers : 0) | (scroll ? kToScroll : 0));
@@ -38,9 +43,12 @@ class ChannelTable {
 
   // Applies one response entry for a wanted channel, appending to *out what the page must
   // see: on "ok", every message with id > last id, in order (older or repeated ones are
-  // dropped), last id advancing with each; on "reset", last id := entry.id and one reset
-  // action carrying the newest message (or none). Entries of unwanted channels are ignored
-  // entirely (their last id must not advance past messages the page never got).
+  // dropped), last id advancing with each, as long as the chain holds (the first new
+  // message's prev is the last id, each later one's the id before it); at a break, a reset
+  // with reason `lost` to the list's newest message (PROTOCOL.md section 6: never pass a gap
+  // on, whatever the server did). On "reset", last id := entry.id and one reset action with
+  // the entry's reason, carrying the newest message (or none). Entries of unwanted channels
+  // are ignored entirely (their last id must not advance past messages the page never got).
   void apply(const proto::ReceivedEntry& entry, Actions* out);
 
   // Wanted channels with their last ids, in name order (deterministic poll plans).

@@ -11,6 +11,7 @@ const char* conn_state_name(ConnState s) noexcept {
     case ConnState::retrying: return "retrying";
     case ConnState::offline: return "offline";
     case ConnState::error: return "error";
+    case ConnState::disconnected: return "disconnected";
   }
   return "connecting";
 }
@@ -31,7 +32,10 @@ bool validate_config(const Config& cfg, std::string* detail) {
   if (cfg.max_channels_per_poll < 1) return fail("maxChannelsPerPoll must be at least 1");
   if (cfg.poll_timeout_ms < 1) return fail("pollTimeoutMs must be positive");
   if (cfg.deadline_margin_ms < 0) return fail("deadlineMarginMs must not be negative");
-  if (cfg.live_after_ms <= 0) return fail("liveAfterMs must be positive");
+  if (cfg.probe_after_ms < 0) return fail("probeAfterMs must not be negative");
+  if (!cfg.probe_path.empty() &&
+      (cfg.probe_path[0] != '/' || cfg.probe_path.find_first_of("?#") != std::string::npos))
+    return fail("probePath must be empty or start with '/' and contain no '?' or '#'");
   const BackoffConfig& b = cfg.backoff;
   if (b.first_retry_max_ms < 0) return fail("firstRetryMaxMs must not be negative");
   if (b.base_ms < 1) return fail("backoffBaseMs must be positive");
@@ -48,10 +52,16 @@ ClientCore::ClientCore(Config cfg) : cfg_(std::move(cfg)), rng_(cfg_.seed) {}
 
 void ClientCore::mark_dirty() { plan_dirty_ = true; }
 
-bool ClientCore::subscribe(Millis now, std::string_view channel, uint64_t last_id, Actions* out) {
+bool ClientCore::subscribe(Millis now, std::string_view channel, uint64_t last_id, bool from_now,
+                           Actions* out) {
   if (closed_ || !proto::valid_channel_name(channel) || last_id > proto::kMaxId) return false;
   ChannelInfo& info = channels_.get(channel);
-  if (last_id > info.last_id) info.last_id = last_id;
+  if (from_now) {
+    if (!info.wanted()) info.sync_now = true;  // a polled channel's position is already current
+  } else {
+    info.sync_now = false;  // an explicit position wins over a pending 'now'
+    if (last_id > info.last_id) info.last_id = last_id;
+  }
   if (info.subscribers++ == 0 && !info.scroll) mark_dirty();
   finish(now, out);
   return true;
@@ -142,7 +152,7 @@ bool ClientCore::start_slot(Millis now, Slot& slot, Actions* out) {
   group.reserve(slot.channels.size());
   for (const std::string& name : slot.channels) {
     const ChannelInfo* info = channels_.find(name);
-    group.push_back(proto::ChannelPos{name, info ? info->last_id : 0});
+    group.push_back(proto::ChannelPos{name, info ? info->poll_from() : 0});
   }
   std::string url = build_poll_url(cfg_.url, group, rng_.next());
   if (url.size() > cfg_.url_budget && slot.channels.size() > 1) return false;
@@ -151,6 +161,7 @@ bool ClientCore::start_slot(Millis now, Slot& slot, Actions* out) {
   slot.deadline = now + cfg_.poll_timeout_ms + cfg_.deadline_margin_ms;
   slot.started_at = now;
   slot.retry_at = -1;
+  slot.probed = false;
   Action a;
   a.kind = ActionKind::start_poll;
   a.poll_id = slot.poll_id;
@@ -178,6 +189,7 @@ void ClientCore::fail_slot(Millis now, Slot& slot, ConnState state, int http_sta
   slot.deadline = -1;
   slot.retry_at = now + delay;
   slot.failing = true;
+  slot.confirmed = false;
   slot.failure = Status{state, slot.backoff.failures(), delay, http_status, std::move(reason)};
 }
 
@@ -204,6 +216,7 @@ void ClientCore::replan(Millis now, bool force, Actions* out) {
   int carry_failures = 0;
   Millis carry_retry_at = -1;
   const Slot* carry = nullptr;
+  const bool confirmed = all_confirmed();  // the link was proven: new groups need no probe
   for (Slot& s : slots_) {
     if (s.failing) {
       if (!carry || s.backoff.failures() > carry_failures) carry = &s;
@@ -221,6 +234,8 @@ void ClientCore::replan(Millis now, bool force, Actions* out) {
       n.failure = carry->failure;
       n.backoff.set_failures(carry_failures);
       if (carry_retry_at > now) n.retry_at = carry_retry_at;
+    } else {
+      n.confirmed = confirmed;
     }
   }
   slots_ = std::move(fresh);
@@ -229,7 +244,7 @@ void ClientCore::replan(Millis now, bool force, Actions* out) {
 // Applies a pending plan change and starts every slot that is neither running nor waiting.
 void ClientCore::pump(Millis now, Actions* out) {
   if (plan_dirty_) replan(now, false, out);
-  if (!online_) return;
+  if (!online_ || paused_) return;
   bool overflow = false;
   for (Slot& s : slots_)
     if (s.poll_id == 0 && s.retry_at < 0 && !start_slot(now, s, out)) overflow = true;
@@ -240,30 +255,38 @@ void ClientCore::pump(Millis now, Actions* out) {
   }
 }
 
-void ClientCore::on_response(Millis now, uint64_t poll_id, int http_status, std::string_view body,
-                             Millis retry_after_ms, Actions* out) {
+void ClientCore::on_answer(Millis now, uint64_t poll_id, const std::vector<proto::ReceivedEntry>* entries,
+                           std::string_view malformed, Millis retry_after_ms, Actions* out) {
   if (closed_) return;
   Slot* slot = slot_of(poll_id);
   if (!slot) return;  // aborted or unknown: its answer no longer matters
   Actions page;
-  if (http_status == 200) {
-    std::vector<proto::ReceivedEntry> entries;
-    std::string detail;
-    if (proto::parse_response(body, &entries, &detail)) {
-      for (const proto::ReceivedEntry& e : entries)
-        if (std::find(slot->channels.begin(), slot->channels.end(), e.channel) != slot->channels.end())
-          channels_.apply(e, &page);
-      slot->poll_id = 0;
-      slot->url.clear();
-      slot->deadline = -1;
-      slot->retry_at = -1;
-      slot->failing = false;
-      slot->backoff.reset();
-      healthy_ = true;
-    } else {
-      fail_slot(now, *slot, ConnState::retrying, 200, "malformed response: " + detail, retry_after_ms, false);
-    }
-  } else if (http_status >= 400 && http_status < 500 && http_status != 408 && http_status != 429) {
+  if (entries) {
+    for (const proto::ReceivedEntry& e : *entries)
+      if (std::find(slot->channels.begin(), slot->channels.end(), e.channel) != slot->channels.end())
+        channels_.apply(e, &page);
+    slot->poll_id = 0;
+    slot->url.clear();
+    slot->deadline = -1;
+    slot->retry_at = -1;
+    slot->failing = false;
+    slot->confirmed = true;
+    slot->backoff.reset();
+  } else {
+    fail_slot(now, *slot, ConnState::retrying, 200, "malformed response: " + std::string(malformed),
+              retry_after_ms, false);
+  }
+  pump(now, out);
+  finish(now, out);
+  for (Action& a : page) out->push_back(std::move(a));
+}
+
+void ClientCore::on_response(Millis now, uint64_t poll_id, int http_status, std::string_view body,
+                             Millis retry_after_ms, Actions* out) {
+  if (closed_) return;
+  Slot* slot = slot_of(poll_id);
+  if (!slot) return;
+  if (http_status >= 400 && http_status < 500 && http_status != 408 && http_status != 429) {
     // The request itself is wrong (a page or configuration bug): say so, never spin.
     std::string reason = "HTTP " + std::to_string(http_status);
     if (!body.empty()) reason += ": " + std::string(body.substr(0, 200));
@@ -274,7 +297,6 @@ void ClientCore::on_response(Millis now, uint64_t poll_id, int http_status, std:
   }
   pump(now, out);
   finish(now, out);
-  for (Action& a : page) out->push_back(std::move(a));
 }
 
 void ClientCore::on_network_error(Millis now, uint64_t poll_id, std::string_view detail, Actions* out) {
@@ -297,15 +319,24 @@ void ClientCore::on_timer(Millis now, Actions* out) {
       fail_slot(now, s, ConnState::retrying, 0, "no answer before the deadline", -1, false);
     }
   }
-  // A poll held long enough without an error: the server has it, the link is up (its
-  // backoff streak stays until a real answer, in case the server drops held polls).
-  for (Slot& s : slots_) {
-    if (s.poll_id != 0 && s.started_at >= 0 && s.started_at + cfg_.live_after_ms <= now) {
-      s.failing = false;
-      healthy_ = true;
+  // Polls unanswered for probe_after_ms and not confirmed yet: one probe for all of them.
+  if (probe_id_ == 0 && !cfg_.probe_path.empty()) {
+    bool due = false;
+    for (const Slot& s : slots_)
+      if (s.poll_id != 0 && !s.confirmed && !s.probed && s.started_at + cfg_.probe_after_ms <= now) due = true;
+    if (due) {
+      for (Slot& s : slots_)
+        if (s.poll_id != 0 && !s.confirmed) s.probed = true;
+      probe_id_ = next_probe_id_++;
+      probe_sent_at_ = now;
+      Action a;
+      a.kind = ActionKind::probe;
+      a.poll_id = probe_id_;
+      a.url = cfg_.url.base_url + cfg_.probe_path;
+      out->push_back(std::move(a));
     }
   }
-  if (online_)
+  if (online_ && !paused_)
     for (Slot& s : slots_)
       if (s.poll_id == 0 && s.retry_at >= 0 && s.retry_at <= now) s.retry_at = -1;  // due: start
   pump(now, out);
@@ -318,13 +349,36 @@ void ClientCore::on_timer(Millis now, Actions* out) {
   finish(now, out);
 }
 
+void ClientCore::on_probe(Millis now, uint64_t probe_id, int http_status, Actions* out) {
+  if (closed_ || probe_id == 0 || probe_id != probe_id_) return;
+  probe_id_ = 0;
+  if (http_status == 200) {
+    // The server answered a request sent after these polls: they are with the server. Their
+    // backoff streaks stay until a real answer, in case the server drops held polls.
+    for (Slot& s : slots_)
+      if (s.poll_id != 0 && s.started_at <= probe_sent_at_) {
+        s.confirmed = true;
+        s.failing = false;
+      }
+  }
+  finish(now, out);
+}
+
+bool ClientCore::all_confirmed() const noexcept {
+  if (slots_.empty()) return false;
+  for (const Slot& s : slots_)
+    if (!s.confirmed) return false;
+  return true;
+}
+
 void ClientCore::set_online(Millis now, bool online, Actions* out) {
   if (closed_) return;
   if (!online) {
     if (online_) {
       online_ = false;
-      healthy_ = false;
+      probe_id_ = 0;
       for (Slot& s : slots_) {
+        s.confirmed = false;
         abort_slot(s, out);
         s.retry_at = -1;  // idle until online
         s.failing = false;
@@ -339,11 +393,26 @@ void ClientCore::set_online(Millis now, bool online, Actions* out) {
   finish(now, out);
 }
 
+void ClientCore::set_paused(Millis now, bool paused, Actions* out) {
+  if (closed_ || paused == paused_) return;
+  paused_ = paused;
+  probe_id_ = 0;
+  for (Slot& s : slots_) {
+    s.confirmed = false;
+    abort_slot(s, out);
+    s.retry_at = -1;  // paused: idle; resumed: start at once
+    s.failing = false;
+    s.backoff.reset();
+  }
+  pump(now, out);
+  finish(now, out);
+}
+
 void ClientCore::set_visible(Millis now, bool visible, Actions* out) {
   if (closed_) return;
   bool was = visible_;
   visible_ = visible;
-  if (visible && !was && online_) {
+  if (visible && !was && online_ && !paused_) {
     // Hidden tabs throttle timers: a deadline may have passed unnoticed. Restart those
     // polls at once, and skip any pending backoff wait: the user is looking now.
     for (Slot& s : slots_) {
@@ -374,6 +443,10 @@ void ClientCore::close(Millis now, Actions* out) {
 
 Status ClientCore::compute_status() const {
   Status s;
+  if (paused_) {
+    s.state = ConnState::disconnected;
+    return s;
+  }
   if (!online_) {
     s.state = ConnState::offline;
     return s;
@@ -386,7 +459,7 @@ Status ClientCore::compute_status() const {
       worst = &slot;
   }
   if (worst) return worst->failure;
-  s.state = healthy_ ? ConnState::live : ConnState::connecting;
+  s.state = all_confirmed() ? ConnState::live : ConnState::connecting;
   return s;
 }
 
@@ -398,8 +471,9 @@ Millis ClientCore::next_wake() const {
   for (const Slot& s : slots_) {
     if (s.poll_id != 0) {
       take(s.deadline);
-      if ((!healthy_ || s.failing) && s.started_at >= 0) take(s.started_at + cfg_.live_after_ms);
-    } else if (online_) {
+      if (!s.confirmed && !s.probed && probe_id_ == 0 && !cfg_.probe_path.empty())
+        take(s.started_at + cfg_.probe_after_ms);
+    } else if (online_ && !paused_) {
       take(s.retry_at);
     }
   }

@@ -41,10 +41,14 @@ struct Config {
   size_t max_channels_per_poll = 500;  // the server's default limit per request
   Millis poll_timeout_ms = 30000;      // the server's poll timeout
   Millis deadline_margin_ms = 5000;    // client-side deadline = poll timeout + this
-  // A poll the server has held this long without an error shows the link is up: the server
-  // answers errors (503, 4xx) at once, so a quiet page is "live" after this, not only after
-  // its first answer (which may take a whole poll timeout).
-  Millis live_after_ms = 2000;
+  // "live" needs a real answer from the server. A quiet channel's poll is answered only at
+  // the poll timeout, so a poll still unanswered after probe_after_ms is checked with a probe:
+  // GET probe_path (/healthz), sent after the poll and at low priority, so that a browser
+  // queueing requests behind its per-host connection limit sends it only after the poll; its
+  // 200 shows the server (and Redis) up and the poll not stuck in the browser's queue.
+  // An empty probe_path disables probes: live after the first poll answer only.
+  Millis probe_after_ms = 1000;
+  std::string probe_path = "/healthz";
   BackoffConfig backoff;
   Millis settle_ms = 1000;  // scrolling counts as stopped after this long without events
   size_t closest = 40;      // channels kept after scrolling settles
@@ -62,9 +66,11 @@ class ClientCore {
   // --- the page's channel set (applied on the next timer, batched) ---
   // Adds one explicit subscription to `channel` (counted: two subscribes need two
   // unsubscribes). `last_id` is what the page already shows; the higher of it and the id
-  // the client already delivered wins. Returns false (and changes nothing) for an invalid
-  // channel name or id.
-  bool subscribe(Millis now, std::string_view channel, uint64_t last_id, Actions* out);
+  // the client already delivered wins. With `from_now` (last_id ignored) the channel starts
+  // at its newest id on the server: only messages published after that are delivered (a
+  // channel already polled just keeps its position). Returns false (and changes nothing)
+  // for an invalid channel name or id.
+  bool subscribe(Millis now, std::string_view channel, uint64_t last_id, bool from_now, Actions* out);
   // Removes one explicit subscription. The channel's last id is kept. Returns false when
   // there was none.
   bool unsubscribe(Millis now, std::string_view channel, Actions* out);
@@ -85,17 +91,28 @@ class ClientCore {
   void scroll_end(Millis now, Actions* out);
 
   // --- network ---
-  // A poll finished with an HTTP status and body. `retry_after_ms` is -1 when absent.
-  // Reports for unknown or aborted polls are ignored.
+  // A poll got a 200. Its body was read by the host with the rules of proto::ResponseReader
+  // (natively proto::parse_response, see response_text.hpp; in the browser the host's
+  // JSON.parse walked through the reader): `entries` when it is a valid /rt response, else
+  // null and `malformed` says why. `retry_after_ms` is -1 when absent. Reports for unknown or
+  // aborted polls are ignored (also by the other network events).
+  void on_answer(Millis now, uint64_t poll_id, const std::vector<proto::ReceivedEntry>* entries,
+                 std::string_view malformed, Millis retry_after_ms, Actions* out);
+  // A poll finished with another HTTP status (not 200) and its body text.
   void on_response(Millis now, uint64_t poll_id, int http_status, std::string_view body,
                    Millis retry_after_ms, Actions* out);
   // A poll failed without an HTTP response (connection refused, reset, CORS, ...).
   void on_network_error(Millis now, uint64_t poll_id, std::string_view detail, Actions* out);
+  // The probe `probe_id` (a probe action) got HTTP `http_status` (0: no answer).
+  void on_probe(Millis now, uint64_t probe_id, int http_status, Actions* out);
 
   // --- host ---
   void on_timer(Millis now, Actions* out);  // the armed timer fired
   void set_online(Millis now, bool online, Actions* out);
   void set_visible(Millis now, bool visible, Actions* out);
+  // disconnect() / pagehide: aborts every poll and waits (status `disconnected`), keeping
+  // every channel and last id; unpausing resumes from the same ids at once.
+  void set_paused(Millis now, bool paused, Actions* out);
   // Aborts every poll and cancels the timer; later events are ignored.
   void close(Millis now, Actions* out);
 
@@ -115,6 +132,8 @@ class ClientCore {
     Millis retry_at = -1;  // not in flight: when to try again (-1: start at the next pump)
     Backoff backoff;
     bool failing = false;  // the latest attempt failed (cleared by a success)
+    bool confirmed = false;  // the server answered since the latest failure (a poll or a probe)
+    bool probed = false;     // a probe was sent for the request in flight
     Status failure;        // details of that failure
   };
 
@@ -137,8 +156,12 @@ class ClientCore {
   bool plan_dirty_ = false;
   bool online_ = true;
   bool visible_ = true;
+  bool paused_ = false;
   bool closed_ = false;
-  bool healthy_ = false;  // a poll succeeded since start / the last `online`
+  uint64_t probe_id_ = 0;       // the probe in flight, 0 when none
+  Millis probe_sent_at_ = -1;   // when it was sent: it confirms polls started before
+  uint64_t next_probe_id_ = 1;
+  bool all_confirmed() const noexcept;
   bool scroll_active_ = false;
   Millis scroll_settle_ms_ = 0;
   size_t scroll_closest_ = 0;

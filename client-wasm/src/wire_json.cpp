@@ -1,19 +1,11 @@
 #include "wire_json.hpp"
 
-#include <jansson.h>
-
 #include <cmath>
 #include <cstring>
-#include <memory>
 
 namespace rt::client {
 
 namespace {
-
-struct JsonDeleter {
-  void operator()(json_t* j) const noexcept { json_decref(j); }
-};
-using JsonPtr = std::unique_ptr<json_t, JsonDeleter>;
 
 void append_uint(std::string* out, uint64_t v) { out->append(std::to_string(v)); }
 void append_int(std::string* out, int64_t v) { out->append(std::to_string(v)); }
@@ -40,20 +32,12 @@ size_t utf8_len(std::string_view s, size_t i) {
   return n;
 }
 
-// A JSON number that is an integer (integer, or a real with an integral value) in range.
-bool json_int_in(const json_t* v, double lo, double hi, double* out) {
-  double d;
-  if (json_is_integer(v)) d = static_cast<double>(json_integer_value(v));
-  else if (json_is_real(v)) d = json_real_value(v);
-  else return false;
+// A number that is an integer (in any notation) in [lo, hi].
+bool int_in(const proto::Value& v, double lo, double hi, double* out) {
+  if (v.kind != proto::Value::Kind::number) return false;
+  double d = v.number;
   if (!std::isfinite(d) || d != std::floor(d) || d < lo || d > hi) return false;
   *out = d;
-  return true;
-}
-
-bool json_num(const json_t* v, double* out) {
-  if (!json_is_number(v)) return false;
-  *out = json_number_value(v);
   return true;
 }
 
@@ -127,7 +111,7 @@ std::string actions_to_json(const Actions& actions) {
         o.append(",\"id\":");
         append_uint(&o, a.id);
         o.append(",\"p\":");
-        o.append(a.payload_json);  // compact JSON re-serialised by jansson: safe to splice
+        append_uint(&o, a.payload_ref);
         o.append(",\"t\":");
         append_uint(&o, a.targets);
         break;
@@ -136,11 +120,14 @@ std::string actions_to_json(const Actions& actions) {
         append_json_string(&o, a.channel);
         o.append(",\"id\":");
         append_uint(&o, a.id);
+        o.append(",\"r\":\"");
+        o.append(proto::reason_name(a.reason));
+        o.push_back('"');
         if (a.has_newest) {
           o.append(",\"newest\":{\"id\":");
           append_uint(&o, a.newest_id);
           o.append(",\"payload\":");
-          o.append(a.payload_json);
+          append_uint(&o, a.payload_ref);
           o.push_back('}');
         } else {
           o.append(",\"newest\":null");
@@ -151,6 +138,12 @@ std::string actions_to_json(const Actions& actions) {
       case ActionKind::measure_scroll:
         o.append("{\"k\":\"measure\"");
         break;
+      case ActionKind::probe:
+        o.append("{\"k\":\"probe\",\"probe\":");
+        append_uint(&o, a.poll_id);
+        o.append(",\"url\":");
+        append_json_string(&o, a.url);
+        break;
     }
     o.push_back('}');
   }
@@ -158,123 +151,77 @@ std::string actions_to_json(const Actions& actions) {
   return o;
 }
 
-bool config_from_json(std::string_view json, Config* cfg, std::string* detail) {
-  json_error_t err;
-  JsonPtr root(json_loadb(json.data(), json.size(), JSON_REJECT_DUPLICATES, &err));
-  if (!root) {
-    *detail = std::string("options are not valid JSON: ") + err.text;
+bool set_option(Config* cfg, std::string_view key, const proto::Value& v, std::string* detail) {
+  std::string k(key);
+  double d = 0;
+  auto bad = [&](const char* what) {
+    *detail = "option " + k + " must be " + what;
     return false;
-  }
-  if (!json_is_object(root.get())) {
-    *detail = "options must be an object";
-    return false;
-  }
-  const char* key;
-  json_t* v;
-  json_object_foreach(root.get(), key, v) {
-    std::string k(key);
-    double d = 0;
-    auto bad = [&](const char* what) {
-      *detail = "option " + k + " must be " + what;
+  };
+  const double kMaxMs = 86400000.0 * 365;
+  if (k == "baseUrl" || k == "path" || k == "probePath") {
+    if (v.kind != proto::Value::Kind::string) return bad("a string");
+    (k == "baseUrl" ? cfg->url.base_url : k == "path" ? cfg->url.path : cfg->probe_path) = std::string(v.text);
+  } else if (k == "urlBudget") {
+    if (!int_in(v, 0, 1e9, &d)) return bad("an integer");
+    cfg->url_budget = static_cast<size_t>(d);
+  } else if (k == "maxChannelsPerPoll") {
+    if (!int_in(v, 0, 1e9, &d)) return bad("an integer");
+    cfg->max_channels_per_poll = static_cast<size_t>(d);
+  } else if (k == "closest") {
+    if (!int_in(v, 0, 1e9, &d)) return bad("an integer");
+    cfg->closest = static_cast<size_t>(d);
+  } else if (k == "seed") {
+    if (!int_in(v, 0, 9007199254740991.0, &d)) return bad("a non-negative integer");
+    cfg->seed = static_cast<uint64_t>(d);
+  } else {
+    Millis* target = nullptr;
+    if (k == "pollTimeoutMs") target = &cfg->poll_timeout_ms;
+    else if (k == "deadlineMarginMs") target = &cfg->deadline_margin_ms;
+    else if (k == "probeAfterMs") target = &cfg->probe_after_ms;
+    else if (k == "firstRetryMaxMs") target = &cfg->backoff.first_retry_max_ms;
+    else if (k == "backoffBaseMs") target = &cfg->backoff.base_ms;
+    else if (k == "backoffCapMs") target = &cfg->backoff.cap_ms;
+    else if (k == "maxRetryAfterMs") target = &cfg->backoff.max_retry_after_ms;
+    else if (k == "settleMs") target = &cfg->settle_ms;
+    if (!target) {
+      *detail = "unknown option " + k;
       return false;
-    };
-    const double kMaxMs = 86400000.0 * 365;
-    if (k == "baseUrl" || k == "path") {
-      if (!json_is_string(v)) return bad("a string");
-      (k == "baseUrl" ? cfg->url.base_url : cfg->url.path) = json_string_value(v);
-    } else if (k == "urlBudget") {
-      if (!json_int_in(v, 0, 1e9, &d)) return bad("an integer");
-      cfg->url_budget = static_cast<size_t>(d);
-    } else if (k == "maxChannelsPerPoll") {
-      if (!json_int_in(v, 0, 1e9, &d)) return bad("an integer");
-      cfg->max_channels_per_poll = static_cast<size_t>(d);
-    } else if (k == "closest") {
-      if (!json_int_in(v, 0, 1e9, &d)) return bad("an integer");
-      cfg->closest = static_cast<size_t>(d);
-    } else if (k == "seed") {
-      if (!json_int_in(v, 0, 9007199254740991.0, &d)) return bad("a non-negative integer");
-      cfg->seed = static_cast<uint64_t>(d);
-    } else {
-      Millis* target = nullptr;
-      if (k == "pollTimeoutMs") target = &cfg->poll_timeout_ms;
-      else if (k == "deadlineMarginMs") target = &cfg->deadline_margin_ms;
-      else if (k == "liveAfterMs") target = &cfg->live_after_ms;
-      else if (k == "firstRetryMaxMs") target = &cfg->backoff.first_retry_max_ms;
-      else if (k == "backoffBaseMs") target = &cfg->backoff.base_ms;
-      else if (k == "backoffCapMs") target = &cfg->backoff.cap_ms;
-      else if (k == "maxRetryAfterMs") target = &cfg->backoff.max_retry_after_ms;
-      else if (k == "settleMs") target = &cfg->settle_ms;
-      if (!target) {
-        *detail = "unknown option " + k;
-        return false;
-      }
-      if (!json_int_in(v, -kMaxMs, kMaxMs, &d)) return bad("an integer number of milliseconds");
-      *target = static_cast<Millis>(d);
     }
+    if (!int_in(v, -kMaxMs, kMaxMs, &d)) return bad("an integer number of milliseconds");
+    *target = static_cast<Millis>(d);
   }
   return true;
 }
 
-bool scroll_from_json(std::string_view json, std::vector<ScrollItem>* items, Rect* viewport,
-                      std::string* detail) {
-  items->clear();
-  json_error_t err;
-  JsonPtr root(json_loadb(json.data(), json.size(), 0, &err));
-  if (!root || !json_is_object(root.get())) {
-    *detail = "scroll data must be a JSON object";
-    return false;
-  }
-  if (const json_t* vp = json_object_get(root.get(), "viewport")) {
-    double r[4];
-    if (!json_is_array(vp) || json_array_size(vp) != 4) {
+bool scroll_viewport(const double r[4], Rect* viewport, std::string* detail) {
+  for (size_t i = 0; i < 4; i++)
+    if (!std::isfinite(r[i])) {
       *detail = "viewport must be [top,left,bottom,right]";
       return false;
     }
-    for (size_t i = 0; i < 4; i++)
-      if (!json_num(json_array_get(vp, i), &r[i])) {
-        *detail = "viewport must be [top,left,bottom,right]";
-        return false;
-      }
-    *viewport = Rect{r[0], r[1], r[2], r[3]};
-  }
-  const json_t* list = json_object_get(root.get(), "items");
-  if (!json_is_array(list)) {
-    *detail = "items must be an array";
-    return false;
-  }
-  items->reserve(json_array_size(list));
-  size_t i;
-  const json_t* it;
-  json_array_foreach(list, i, it) {
-    size_t n = json_array_size(it);
-    const char* name = json_string_value(json_array_get(it, 0));
-    if (!json_is_array(it) || !name || (n != 1 && n != 2 && n != 5 && n != 6)) {
-      *detail = "item " + std::to_string(i) + " must be [channel,top,left,bottom,right,lastId]";
-      items->clear();
+  *viewport = Rect{r[0], r[1], r[2], r[3]};
+  return true;
+}
+
+bool scroll_item(size_t index, std::string_view channel, const double r[4], double last_id, ScrollItem* item,
+                 std::string* detail) {
+  for (size_t k = 0; k < 4; k++)
+    if (!std::isfinite(r[k])) {
+      *detail = "item " + std::to_string(index) + " has a non-numeric coordinate";
       return false;
     }
-    ScrollItem item;
-    item.channel = name;
-    double r[4] = {0, 0, 0, 0};
-    if (n >= 5)
-      for (size_t k = 0; k < 4; k++)
-        if (!json_num(json_array_get(it, k + 1), &r[k])) {
-          *detail = "item " + std::to_string(i) + " has a non-numeric coordinate";
-          items->clear();
-          return false;
-        }
-    item.rect = Rect{r[0], r[1], r[2], r[3]};
-    if (n == 2 || n == 6) {
-      double d;
-      if (!json_int_in(json_array_get(it, n - 1), 0, 9007199254740991.0, &d)) {
-        *detail = "item " + std::to_string(i) + " has an invalid lastId";
-        items->clear();
-        return false;
-      }
-      item.last_id = static_cast<uint64_t>(d);
-    }
-    items->push_back(std::move(item));
+  proto::Value id;
+  id.kind = proto::Value::Kind::number;
+  id.number = last_id;
+  double d;
+  if (!int_in(id, 0, 9007199254740991.0, &d)) {
+    *detail = "item " + std::to_string(index) + " has an invalid lastId";
+    return false;
   }
+  item->channel.assign(channel.data(), channel.size());
+  item->rect = Rect{r[0], r[1], r[2], r[3]};
+  item->last_id = static_cast<uint64_t>(d);
   return true;
 }
 

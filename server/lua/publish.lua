@@ -23,7 +23,7 @@ if ttl == nil or ttl < 0 then
   return redis.error_reply('ttl must be an integer >= 0')
 end
 local n = tonumber(redis.call('GET', KEYS[1]) or '0')
-if n == nil or n < 0 or n >= 9007199254740991 then
+if n == nil or n < 0 or n >= 9007199254740991 or n ~= math.floor(n) then
   return redis.error_reply('msg_id is not an integer in 0..2^53-2')
 end
 -- Doubles hold these integers exactly (they stay below 2^53: about 1.7e15 today).
@@ -33,7 +33,9 @@ if id < n + 1 then id = n + 1 end
 -- string.format('%d') keeps large ids out of Lua's %.14g number formatting.
 local ids = string.format('%d', id)
 local msg = '{"id":' .. ids .. ',"prev":' .. string.format('%d', n) .. ',"payload":' .. ARGV[1] .. '}'
-redis.call('SET', KEYS[1], ids)
+-- KEEPTTL: SET would drop the key's expiry (INCR kept it), so that a ttl = 0 publish after
+-- ttl > 0 ones would leave msg_id forever but let the backlog expire.
+redis.call('SET', KEYS[1], ids, 'KEEPTTL')
 redis.call('ZADD', KEYS[2], ids, msg)
 -- Keep the newest `backlog` messages (by rank: ids are not dense).
 redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(backlog + 1))

@@ -1,23 +1,11 @@
 // rt wire protocol: see protocol.hpp for the contracts, ../shared/PROTOCOL.md for the rules.
 #include "protocol.hpp"
 
-#include <jansson.h>
-
 #include <memory>
 #include <unordered_set>
 
 namespace rt::proto {
 namespace {
-
-struct JsonDeleter {
-  void operator()(json_t* j) const noexcept { json_decref(j); }
-};
-using JsonPtr = std::unique_ptr<json_t, JsonDeleter>;
-
-struct FreeDeleter {
-  void operator()(char* p) const noexcept { free(p); }
-};
-using CString = std::unique_ptr<char, FreeDeleter>;
 
 size_t decimal_length(uint64_t v) noexcept {
   size_t n = 1;
@@ -28,61 +16,15 @@ size_t decimal_length(uint64_t v) noexcept {
   return n;
 }
 
-// Reads an integer member as an id in [min, kMaxId]. False when absent or out of range.
-// Accepts an integral real too: documents with integers beyond 64 bits are decoded with
-// every number as a real (see load_json), and ids up to 2^53 stay exact as doubles.
-bool json_id(const json_t* obj, const char* key, uint64_t min, uint64_t* out) noexcept {
-  const json_t* v = json_object_get(obj, key);
-  uint64_t u;
-  if (json_is_integer(v)) {
-    json_int_t i = json_integer_value(v);
-    if (i < 0) return false;
-    u = static_cast<uint64_t>(i);
-  } else if (json_is_real(v)) {
-    double d = json_real_value(v);
-    if (!(d >= 0 && d <= static_cast<double>(kMaxId)) || d != static_cast<double>(static_cast<uint64_t>(d)))
-      return false;
-    u = static_cast<uint64_t>(d);
-  } else {
-    return false;
-  }
-  if (u < min || u > kMaxId) return false;
+// An integer in [min, kMaxId], as a number of any notation (1e3 and 1000.0 are 1000).
+bool id_value(const Value& v, uint64_t min, uint64_t* out) noexcept {
+  if (v.kind != Value::Kind::number) return false;
+  double d = v.number;
+  if (!(d >= static_cast<double>(min) && d <= static_cast<double>(kMaxId))) return false;
+  uint64_t u = static_cast<uint64_t>(d);
+  if (static_cast<double>(u) != d) return false;
   *out = u;
   return true;
-}
-
-// Reads a message object's id and prev: "id" in 1..kMaxId, "prev" in 0..id-1 when present,
-// else id - 1 (a version-1 message). False when either is invalid.
-bool message_ids(const json_t* msg, uint64_t* id, uint64_t* prev) noexcept {
-  uint64_t i, p;
-  if (!json_id(msg, "id", 1, &i)) return false;
-  if (json_object_get(msg, "prev") == nullptr) {
-    p = i - 1;
-  } else if (!json_id(msg, "prev", 0, &p) || p >= i) {
-    return false;
-  }
-  *id = i;
-  *prev = p;
-  return true;
-}
-
-// Parses JSON text the way every reader in rt must: strings may hold \u0000, duplicate keys
-// are refused, and a number too large for a 64-bit integer (valid JSON, as a JavaScript page
-// would publish it) does not make the document unreadable: the document is then decoded with
-// every number as a real, the way JavaScript itself reads it. May return NULL (err filled).
-json_t* load_json(std::string_view text, json_error_t* err) noexcept {
-  const size_t flags = JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL;
-  json_error_t local;
-  json_error_t* e = err ? err : &local;
-  json_t* root = json_loadb(text.data(), text.size(), flags, e);
-  if (!root && json_error_code(e) == json_error_numeric_overflow)
-    root = json_loadb(text.data(), text.size(), flags | JSON_DECODE_INT_AS_REAL, e);
-  return root;
-}
-
-std::string dump_compact(const json_t* j) {
-  CString s(json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17)));
-  return s ? std::string(s.get()) : std::string();
 }
 
 }  // namespace
@@ -203,13 +145,6 @@ size_t query_pair_length(const ChannelPos& pos, bool first) noexcept {
   return (first ? 0 : 1) + 2 + pos.channel.size() + 3 + decimal_length(pos.last_id);
 }
 
-bool parse_message(std::string_view json, uint64_t* id, uint64_t* prev) {
-  JsonPtr root(load_json(json, nullptr));
-  if (!root || !json_is_object(root.get())) return false;
-  if (!json_object_get(root.get(), "payload")) return false;
-  return message_ids(root.get(), id, prev);
-}
-
 std::string make_message_json(uint64_t id, uint64_t prev, std::string_view payload_json) {
   std::string s;
   s.reserve(48 + payload_json.size());
@@ -294,80 +229,86 @@ std::string build_response(const std::vector<Entry>& entries) {
   return s;
 }
 
-bool parse_response(std::string_view body, std::vector<ReceivedEntry>* out, std::string* detail) {
-  out->clear();
-  auto fail = [&](std::string msg) {
-    out->clear();
-    *detail = std::move(msg);
+bool message_ids(const Value& id, const Value& prev, uint64_t* id_out, uint64_t* prev_out) noexcept {
+  uint64_t i, p;
+  if (!id_value(id, 1, &i)) return false;
+  if (prev.kind == Value::Kind::absent) {
+    p = i - 1;
+  } else if (!id_value(prev, 0, &p) || p >= i) {
     return false;
-  };
-  json_error_t err;
-  JsonPtr root(load_json(body, &err));
-  if (!root) return fail(std::string("invalid JSON: ") + err.text);
-  if (!json_is_object(root.get())) return fail("not a JSON object");
-
-  const char* name;
-  json_t* value;
-  json_object_foreach(root.get(), name, value) {
-    ReceivedEntry entry;
-    entry.channel = name;
-    if (!valid_channel_name(entry.channel)) return fail("bad channel name");
-    if (!json_is_object(value)) return fail(entry.channel + ": not an object");
-    const char* status = json_string_value(json_object_get(value, "status"));
-    if (!status) return fail(entry.channel + ": no status");
-    std::string_view st(status);
-    if (st == "ok") {
-      entry.status = EntryStatus::ok;
-    } else if (st == "reset") {
-      entry.status = EntryStatus::reset;
-      if (!json_id(value, "id", 0, &entry.id)) return fail(entry.channel + ": bad reset id");
-      // A version-1 server sends no reason; an unknown one (a newer server) is treated as
-      // the stronger `lost`, so the page reloads rather than trusting what it has.
-      const json_t* reason = json_object_get(value, "reason");
-      if (reason && !json_is_string(reason)) return fail(entry.channel + ": bad reset reason");
-      const char* rs = json_string_value(reason);
-      entry.reason = (rs && std::string_view(rs) == "behind") ? ResetReason::behind : ResetReason::lost;
-    } else {
-      return fail(entry.channel + ": bad status");
-    }
-    const json_t* msgs = json_object_get(value, "msg");
-    if (!json_is_array(msgs)) return fail(entry.channel + ": no msg array");
-    size_t i;
-    const json_t* m;
-    uint64_t prev = 0;
-    json_array_foreach(msgs, i, m) {
-      ReceivedMessage rm;
-      const json_t* payload = json_object_get(m, "payload");
-      if (!json_is_object(m) || !payload || !message_ids(m, &rm.id, &rm.prev))
-        return fail(entry.channel + ": bad message");
-      if (rm.id <= prev) return fail(entry.channel + ": ids not ascending");
-      prev = rm.id;
-      rm.payload_json = dump_compact(payload);
-      entry.msgs.push_back(std::move(rm));
-    }
-    if (entry.status == EntryStatus::ok && entry.msgs.empty())
-      return fail(entry.channel + ": empty ok");
-    out->push_back(std::move(entry));
   }
+  *id_out = i;
+  *prev_out = p;
   return true;
 }
 
-bool payload_of(std::string_view message_json, std::string* payload_json) {
-  JsonPtr root(load_json(message_json, nullptr));
-  uint64_t id, prev;
-  if (!root || !json_is_object(root.get()) || !message_ids(root.get(), &id, &prev)) return false;
-  const json_t* payload = json_object_get(root.get(), "payload");
-  if (!payload) return false;
-  *payload_json = dump_compact(payload);
-  return true;
+bool ResponseReader::reject(std::string msg) {
+  if (!failed_) {
+    failed_ = true;
+    error_ = std::move(msg);
+    entries_.clear();
+  }
+  return false;
 }
 
-std::string error_body(std::string_view message) {
-  JsonPtr obj(json_object());
-  json_t* text = json_stringn(message.data(), message.size());  // NULL when not UTF-8
-  if (!obj || !text || json_object_set_new(obj.get(), "error", text) != 0)
-    return "{\"error\":\"invalid request\"}";
-  return dump_compact(obj.get());
+bool ResponseReader::end_entry() {
+  if (!failed_ && !entries_.empty() && entries_.back().status == EntryStatus::ok && entries_.back().msgs.empty())
+    return reject(entries_.back().channel + ": empty ok");
+  return !failed_;
+}
+
+void ResponseReader::invalid_json(std::string_view message) {
+  reject("invalid JSON: " + std::string(message));
+}
+
+void ResponseReader::not_object() { reject("not a JSON object"); }
+
+void ResponseReader::entry(std::string_view channel, bool is_object, const Value& status, const Value& id,
+                           const Value& reason, bool msg_is_array) {
+  if (!end_entry()) return;
+  ReceivedEntry e;
+  e.channel.assign(channel.data(), channel.size());
+  if (!valid_channel_name(e.channel)) return void(reject("bad channel name"));
+  if (!is_object) return void(reject(e.channel + ": not an object"));
+  if (status.kind != Value::Kind::string) return void(reject(e.channel + ": no status"));
+  if (status.text == "ok") {
+    e.status = EntryStatus::ok;
+  } else if (status.text == "reset") {
+    e.status = EntryStatus::reset;
+    if (!id_value(id, 0, &e.id)) return void(reject(e.channel + ": bad reset id"));
+    // A version-1 server sends no reason; an unknown one (a newer server) is treated as
+    // the stronger `lost`, so the page reloads rather than trusting what it has.
+    if (reason.kind != Value::Kind::absent && reason.kind != Value::Kind::string)
+      return void(reject(e.channel + ": bad reset reason"));
+    e.reason = reason.kind == Value::Kind::string && reason.text == "behind" ? ResetReason::behind : ResetReason::lost;
+  } else {
+    return void(reject(e.channel + ": bad status"));
+  }
+  if (!msg_is_array) return void(reject(e.channel + ": no msg array"));
+  entries_.push_back(std::move(e));
+}
+
+void ResponseReader::message(bool is_object, const Value& id, const Value& prev, bool has_payload,
+                             uint32_t payload_ref, std::string payload_json) {
+  if (failed_ || entries_.empty()) return;
+  ReceivedEntry& e = entries_.back();
+  ReceivedMessage m;
+  if (!is_object || !has_payload || !message_ids(id, prev, &m.id, &m.prev)) return void(reject(e.channel + ": bad message"));
+  if (!e.msgs.empty() && m.id <= e.msgs.back().id) return void(reject(e.channel + ": ids not ascending"));
+  m.payload_ref = payload_ref;
+  m.payload_json = std::move(payload_json);
+  e.msgs.push_back(std::move(m));
+}
+
+bool ResponseReader::finish(std::vector<ReceivedEntry>* out, std::string* detail) {
+  out->clear();
+  bool ok = end_entry();
+  if (ok) *out = std::move(entries_);
+  else *detail = std::move(error_);
+  entries_.clear();
+  error_.clear();
+  failed_ = false;
+  return ok;
 }
 
 }  // namespace rt::proto

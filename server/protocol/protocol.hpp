@@ -5,7 +5,9 @@
 // response body. The server parses queries and builds responses; the client builds queries
 // and parses responses; the tests round-trip both through this one module.
 //
-// No I/O, no clocks, no exceptions thrown (std::bad_alloc aside). Uses jansson for parsing.
+// No I/O, no clocks, no exceptions thrown (std::bad_alloc aside). The functions that read JSON
+// text use jansson and live in protocol_json.cpp; the rest (protocol.cpp) needs no JSON
+// library, so the wasm client links only that and parses with the browser's JSON.parse.
 #pragma once
 
 #include <cstddef>
@@ -114,11 +116,16 @@ bool decide(std::string_view channel, uint64_t last, uint64_t newest, std::vecto
 // Message JSON is spliced verbatim (it was validated when read). An empty list gives "{}".
 std::string build_response(const std::vector<Entry>& entries);
 
-// One channel's entry as the client receives it: payloads as compact JSON text.
+// One channel's entry as the client receives it.
 struct ReceivedMessage {
   uint64_t id = 0;
   uint64_t prev = 0;         // the id before it ("prev" absent: id - 1, a version-1 server)
-  std::string payload_json;  // compact JSON text of the message's "payload" value
+  // The payload, opaque to the rules: its compact JSON text when parse_response read the
+  // body; when the host parsed it (the browser's JSON.parse), its handle for the value it
+  // keeps (payload_json is then empty). parse_response sets the handle to the message's
+  // index in its list.
+  std::string payload_json;
+  uint32_t payload_ref = 0;
 };
 struct ReceivedEntry {
   std::string channel;
@@ -128,12 +135,56 @@ struct ReceivedEntry {
   std::vector<ReceivedMessage> msgs;        // strictly ascending ids
 };
 
-// Parses a /rt response body (client side) with jansson. Returns false with *detail on
-// malformed input (not JSON, not an object, invalid channel name, unknown status, missing
-// or invalid id / prev / msg / payload, ids not strictly ascending, an "ok" with no
-// messages); *out is then left empty. Whether the chain is unbroken (each prev the id before)
-// is the client core's check, not a parse error: a break becomes a `lost` reset there.
-// Never crashes on truncated or hostile input.
+// A JSON value as the rules look at it, from whichever parser read the text: its kind and,
+// for a number or a string, its value. Numbers are doubles, as JavaScript reads them (every
+// id rule is about 0..2^53-1, exact in a double).
+struct Value {
+  enum class Kind : uint8_t { absent, string, number, other };  // other: null, bool, object, array
+  Kind kind = Kind::absent;
+  double number = 0;
+  std::string_view text;
+};
+
+// A message's id and prev by the rules of message JSON: "id" an integer in 1..kMaxId, "prev"
+// absent (id - 1, a version-1 message) or an integer in 0..id-1. False when either is not.
+bool message_ids(const Value& id, const Value& prev, uint64_t* id_out, uint64_t* prev_out) noexcept;
+
+// The rules of a /rt response body (client side), applied while a JSON parser walks the
+// parsed body in document order: parse_response below (jansson), or the browser host
+// (JSON.parse, through the wasm's exports). After the first broken rule the rest is ignored.
+// A body is malformed when it is not JSON, not an object, or has an invalid channel name, an
+// unknown status, a missing or invalid id / prev / msg / payload, ids not strictly ascending,
+// an "ok" with no messages. Whether the chain is unbroken (each prev the id before) is the
+// client core's check, not a rule here: a break becomes a `lost` reset there.
+class ResponseReader {
+ public:
+  void invalid_json(std::string_view parser_message);  // the text is not JSON
+  void not_object();                                   // the body is not an object
+  // One member of the body object: its name; whether its value is an object; that object's
+  // "status", "id" and "reason" members; whether its "msg" is an array (then message() for
+  // each element, in order).
+  void entry(std::string_view channel, bool is_object, const Value& status, const Value& id,
+             const Value& reason, bool msg_is_array);
+  // One element of the current entry's "msg": whether it is an object, its "id" and "prev",
+  // whether it has a "payload" member, and that payload (see ReceivedMessage).
+  void message(bool is_object, const Value& id, const Value& prev, bool has_payload, uint32_t payload_ref,
+               std::string payload_json);
+  bool failed() const noexcept { return failed_; }
+  // Ends the walk: true with *out the entries for a valid body, else false with *detail
+  // (*out empty). The reader is empty afterwards.
+  bool finish(std::vector<ReceivedEntry>* out, std::string* detail);
+
+ private:
+  bool reject(std::string msg);
+  bool end_entry();
+  std::vector<ReceivedEntry> entries_;
+  std::string error_;
+  bool failed_ = false;
+};
+
+// Parses a /rt response body (client side) with jansson and the rules of ResponseReader.
+// Returns false with *detail on malformed input; *out is then left empty. Never crashes on
+// truncated or hostile input.
 bool parse_response(std::string_view body, std::vector<ReceivedEntry>* out, std::string* detail);
 
 // Extracts the compact JSON text of the "payload" member of a message JSON.

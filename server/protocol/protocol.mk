@@ -1,8 +1,10 @@
 # The protocol module shared by rt-server and the client core (native and wasm).
 # Defines PROTO_SRCS for the other parts, and its own unit tests.
 
-PROTO_SRCS := server/protocol/protocol.cpp
-PROTO_HDRS := server/protocol/protocol.hpp
+PROTO_SRCS := server/protocol/protocol.cpp server/protocol/protocol_json.cpp
+# The rules without jansson: what the wasm client links (its host parses JSON with JSON.parse).
+PROTO_CORE_SRCS := server/protocol/protocol.cpp
+PROTO_HDRS := server/protocol/protocol.hpp server/protocol/keys.hpp
 PROTO_TEST_SRCS := tests/unit/protocol/test_protocol.cpp
 
 $(BUILD)/unit/test_protocol: $(PROTO_TEST_SRCS) $(PROTO_SRCS) $(PROTO_HDRS) | $(BOOTSTRAP_SERVER)

@@ -1,6 +1,6 @@
 // rt-server: reliable real-time updates over HTTP long polls, backed by Redis.
-// main: flags, the listening socket, N workers on N threads, clean stop on SIGINT/SIGTERM,
-// SIGHUP re-reads the publish token file.
+// main: flags, the listening socket(s), N workers (one evhttp each) on N threads, clean stop
+// on SIGINT/SIGTERM, SIGHUP re-reads the publish token file.
 #include <arpa/inet.h>
 #include <malloc.h>
 #include <netdb.h>
@@ -156,7 +156,9 @@ int main(int argc, char** argv) {
 
   std::vector<std::unique_ptr<rt::Worker>> workers;
   for (int i = 0; i < cfg.threads; i++) {
-    auto w = std::make_unique<rt::Worker>(cfg, lua_dir, i, listen_fds[size_t(i) % listen_fds.size()]);
+    // A --reuseport socket belongs to its worker, which closes it as soon as it stops (the
+    // kernel then sends new connections to the port's other sockets); a shared one is ours.
+    auto w = std::make_unique<rt::Worker>(cfg, lua_dir, i, listen_fds[size_t(i) % listen_fds.size()], cfg.reuseport);
     if (!w->init(&error)) {
       fprintf(stderr, "rt-server: %s\n", error.c_str());
       return 1;
@@ -200,7 +202,7 @@ int main(int argc, char** argv) {
   for (auto& w : workers) w->stop();
   for (auto& t : threads) t.join();
   workers.clear();
-  close_listeners();
+  if (!cfg.reuseport) close_listeners();
   RT_LOG(info, "stopped");
   return 0;
 }

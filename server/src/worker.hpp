@@ -1,4 +1,4 @@
-// A Worker is one event loop: an event_base, an HTTP server (http_server) on the shared
+// A Worker is one event loop: an event_base, an evhttp server (http_server) on the shared
 // listening socket (or its own, with --reuseport), its own Redis command connection and
 // pub/sub hub, and its own Lua script cache. N workers on N threads share nothing but the
 // listening socket, the configuration and the process-wide metrics.
@@ -13,6 +13,7 @@
 #include "http_reply.hpp"
 #include "http_server.hpp"
 #include "hub.hpp"
+#include "protocol/keys.hpp"
 #include "redis_link.hpp"
 #include "replica_wait.hpp"
 #include "scripts.hpp"
@@ -40,7 +41,9 @@ class Deferred {
 
 class Worker : private RedisLink::Listener, private http::Handler, private SentinelWatch::Listener {
  public:
-  Worker(const Config& cfg, const std::string& lua_dir, int index, int listen_fd);
+  // `listen_fd`: the listening socket; `own_fd`: it is this worker's alone (--reuseport),
+  // closed when the worker stops.
+  Worker(const Config& cfg, const std::string& lua_dir, int index, int listen_fd, bool own_fd);
   ~Worker() override;
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -48,7 +51,8 @@ class Worker : private RedisLink::Listener, private http::Handler, private Senti
   // Creates the loop, the HTTP server and the Redis links. Returns false with *error.
   bool init(std::string* error);
 
-  // Runs the loop until stop() is called; then answers what is open, and returns.
+  // Runs the loop until stop() is called; then stops accepting, answers what is open,
+  // leaves the answers up to kDrainMs to be written, and returns.
   void run() noexcept;
 
   // Asks the loop to stop. Thread-safe and async-signal-safe (writes to a pipe).
@@ -73,19 +77,20 @@ class Worker : private RedisLink::Listener, private http::Handler, private Senti
 
   // The body of a 200 /healthz: {"status":"ok"}, with "master":"host:port" under Sentinel.
   std::string healthy_body() const noexcept;
+  // Empty when every Redis link of this worker is up; else why not ("redis unavailable",
+  // with Sentinel's view of the master).
+  std::string redis_unavailable() const noexcept;
 
-  // Redis key names of a channel: <prefix>{<channel>}:<suffix>
-  std::string key(const std::string& channel, const char* suffix) const;
+  // The Redis names of channels (--key-prefix).
+  const proto::Keys& keys() const noexcept { return keys_; }
 
  private:
-  void on_request(http::Request* req) noexcept override { route(req); }
-  static void on_server_error(http::Request* req, int status, std::string_view message, void* ctx) noexcept;
+  void on_request(http::Request* req) noexcept override;
   static void on_deferred(evutil_socket_t, short, void* arg) noexcept;
   static void on_stop_pipe(evutil_socket_t fd, short, void* arg) noexcept;
-  void route(http::Request* req) noexcept;
-  void handle_healthz(http::Request* req) noexcept;
-  void handle_metrics(http::Request* req) noexcept;
+  static void on_drain(evutil_socket_t, short, void* arg) noexcept;
   void shutdown() noexcept;
+  void run_all_deferred() noexcept;
 
   void on_link_up() noexcept override;    // command link: load the scripts
   void on_link_down() noexcept override {}
@@ -97,8 +102,11 @@ class Worker : private RedisLink::Listener, private http::Handler, private Senti
   std::string lua_dir_;
   int index_;
   int listen_fd_;
+  bool own_fd_;
   int stop_pipe_[2] = {-1, -1};
+  uint64_t drain_deadline_ms_ = 0;
   ReplyOptions reply_opt_;
+  proto::Keys keys_;
   EventBasePtr base_;
   std::unique_ptr<http::Server> http_;
   std::unique_ptr<RedisLink> cmd_;
@@ -111,6 +119,7 @@ class Worker : private RedisLink::Listener, private http::Handler, private Senti
   std::vector<Deferred*> deferred_;
   EventPtr deferred_ev_;
   EventPtr stop_ev_;
+  EventPtr drain_ev_;
 };
 
 }  // namespace rt

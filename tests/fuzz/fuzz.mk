@@ -18,19 +18,19 @@ FUZZ_SMOKE_SECONDS ?= 4
 FUZZ_ARGS          ?=
 FUZZ_FLAGS         := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                       -fno-omit-frame-pointer -O1 -g
-FUZZ_INCLUDES      := -Iserver/protocol -Iserver/src -Iserver -Iclient-wasm/src
+FUZZ_INCLUDES      := -Iserver/protocol $(addprefix -I,$(SERVER_DIRS)) -Iserver -Iclient-wasm/src
 FUZZ_OUT           := $(BUILD)/fuzz
 
 FUZZ_TARGETS := fuzz_rt_query fuzz_response fuzz_publish_query fuzz_json_check fuzz_message fuzz_client_core
 
 fuzz_rt_query_SRCS      := tests/fuzz/protocol/fuzz_rt_query.cpp $(PROTO_SRCS)
 fuzz_response_SRCS      := tests/fuzz/protocol/fuzz_response.cpp $(PROTO_SRCS)
-fuzz_publish_query_SRCS := tests/fuzz/server/fuzz_publish_query.cpp server/src/publish_query.cpp $(PROTO_SRCS)
-fuzz_json_check_SRCS    := tests/fuzz/server/fuzz_json_check.cpp server/src/json_check.cpp $(PROTO_SRCS)
-fuzz_message_SRCS       := tests/fuzz/server/fuzz_message.cpp server/src/json_check.cpp $(PROTO_SRCS)
+fuzz_publish_query_SRCS := tests/fuzz/server/fuzz_publish_query.cpp server/src/endpoints/publish_query.cpp $(PROTO_SRCS)
+fuzz_json_check_SRCS    := tests/fuzz/server/fuzz_json_check.cpp server/src/support/json_check.cpp $(PROTO_SRCS)
+fuzz_message_SRCS       := tests/fuzz/server/fuzz_message.cpp server/src/support/json_check.cpp $(PROTO_SRCS)
 fuzz_client_core_SRCS   := tests/fuzz/client/fuzz_client_core.cpp $(CLIENT_CORE_SRCS) $(PROTO_SRCS)
 
-FUZZ_HDRS = tests/fuzz/fuzz_check.hpp $(PROTO_HDRS) $(wildcard server/src/*.hpp client-wasm/src/*.hpp)
+FUZZ_HDRS = tests/fuzz/fuzz_check.hpp $(PROTO_HDRS) $(wildcard server/src/*/*.hpp client-wasm/src/*.hpp)
 
 BOOTSTRAP_FUZZ := $(BUILD)/.bootstrap-fuzz
 $(BOOTSTRAP_FUZZ):

@@ -262,6 +262,26 @@ test('version-1 data keeps working: INCR ids without prev are served, and the ne
   assert.deepEqual(r3.json, { [c]: { status: 'ok', msg: [{ id: id + 1, payload: 'old writer' }] } });
 });
 
+test('publish.lua keeps msg_id and the backlog expiring together (KEEPTTL), and refuses a msg_id that is not an integer', async () => {
+  const c = uniqueChannel('ttl');
+  const k = keys(c);
+  const lua = fs.readFileSync(path.join(REPO_ROOT, 'server/lua/publish.lua'), 'utf8');
+  const run = (payload, ttl) => redis.command('EVAL', lua, '3', k.id, k.backlog, k.pubsub, JSON.stringify(payload), '100', String(ttl));
+  const a = await run('a', 600);
+  const b = await run('b', 0);  // ttl 0 adds no expiry, and must not remove one either
+  assert.ok(b > a);
+  const idTtl = await redis.command('TTL', k.id), backlogTtl = await redis.command('TTL', k.backlog);
+  assert.ok(idTtl > 0 && idTtl <= 600, `msg_id TTL ${idTtl}`);
+  assert.ok(backlogTtl > 0 && backlogTtl <= 600, `backlog TTL ${backlogTtl}`);
+  // A foreign writer's msg_id that is not an id: an error reply, nothing written.
+  const bad = uniqueChannel('badid');
+  const kb = keys(bad);
+  await redis.command('SET', kb.id, '12.5');
+  await assert.rejects(redis.command('EVAL', lua, '3', kb.id, kb.backlog, kb.pubsub, '1', '100', '0'), /msg_id is not an integer/);
+  assert.equal(await redis.command('GET', kb.id), '12.5');
+  assert.equal(await redis.command('ZCARD', kb.backlog), 0);
+});
+
 // README's publishers, run as README shows them (the code blocks are taken from README.md:
 // one place for them), against this file's Redis; rt-server must serve what they publish.
 function readmeBlock(lang) {

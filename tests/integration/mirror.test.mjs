@@ -1,4 +1,4 @@
-// The in-process mirror of each subscribed channel's head (server/src/mirror.hpp): polls it
+// The in-process mirror of each subscribed channel's head (server/src/channels/mirror.hpp): polls it
 // decides get exactly the answers a Redis read would give; it survives pub/sub reconnects
 // without losing or repeating a message; history lost without a publish still ends in a
 // reset; and it really spares Redis (catch-up polls make no backlog read).

@@ -165,7 +165,8 @@ test('--max-body sets the body limit', async () => {
     const okr = await publish(small.base, c, at);
     assert.equal(okr.status, 200);
     const over = await publish(small.base, c, JSON.stringify('b'.repeat(1023)));
-    assertError(over, 413, '1025 bytes with --max-body 1024');
+    // evhttp's own 413 (an HTML page): the body never reaches rt's handler.
+    assert.equal(over.status, 413, `1025 bytes with --max-body 1024: ${over.body}`);
     assert.equal(await redis.command('GET', keys(c).id), String(okr.json.id));
   });
 });

@@ -7,8 +7,9 @@ import path from 'node:path';
 import { before, after } from 'node:test';
 import {
   test, startRedis, startServer, withServer, assertCleanShutdown, poll, publish, publishOk, rawHttp, get,
-  uniqueChannel, assertStillServes,
+  uniqueChannel, assertStillServes, request, RT_SERVER_BIN,
 } from './lib/harness.mjs';
+import { spawnSync } from 'node:child_process';
 
 const ORIGIN = 'https://pages.example.test';
 let redis, server, base, webDir, secretFile;
@@ -82,6 +83,62 @@ test('--cors-origin: Access-Control-Allow-Origin on /rt and /publish answers', a
   assert.equal(bad.status, 400);
   assert.equal(bad.headers.get('access-control-allow-origin'), ORIGIN, 'also on errors, so pages can read them');
   assert.ok(Number.isSafeInteger(id) && id > 0, `publish id ${id}`);
+  // A page may read Retry-After (of a 503) on another origin; no credentials unless asked.
+  for (const res of [pub, r, bad]) {
+    assert.match(res.headers.get('access-control-expose-headers') || '', /(^|,\s*)Retry-After(\s*,|$)/i);
+    assert.equal(res.headers.get('access-control-allow-credentials'), null);
+  }
+});
+
+test('--cors-credentials: Access-Control-Allow-Credentials with the explicit origin, preflights too', async () => {
+  await withServer({ redisUrl: redis.url, pollTimeout: 2, args: ['--cors-origin', ORIGIN, '--cors-credentials'] }, async (s) => {
+    const c = uniqueChannel('credentials');
+    const pub = await publish(s.base, c, '"x"');
+    assert.equal(pub.status, 200);
+    const r = await get(s.base, `/rt?c=${c}&m=0`, { headers: { Origin: ORIGIN, Cookie: 'session=abc' } });
+    const bad = await get(s.base, '/rt?c=a');
+    const pre = await request(s.base, '/publish?c=x', {
+      method: 'OPTIONS',
+      headers: { Origin: ORIGIN, 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'authorization' },
+    });
+    assert.equal(pre.status, 204);
+    for (const res of [pub, r, bad, pre]) {
+      assert.equal(res.headers.get('access-control-allow-credentials'), 'true');
+      assert.equal(res.headers.get('access-control-allow-origin'), ORIGIN, 'never *');
+      assert.match(res.headers.get('access-control-expose-headers') || '', /Retry-After/i);
+    }
+    assert.equal(r.status, 200);
+  });
+});
+
+test('--cors-credentials without an explicit --cors-origin is refused at start-up', async () => {
+  for (const args of [['--cors-credentials'], ['--cors-origin', '*', '--cors-credentials']]) {
+    const out = spawnSync(RT_SERVER_BIN, ['--listen', '127.0.0.1:1', '--redis', redis.url, ...args], { encoding: 'utf8', timeout: 10000 });
+    assert.notEqual(out.status, 0, `${args.join(' ')}: exit status`);
+    assert.match(out.stderr + out.stdout, /--cors-credentials.*explicit origin/);
+  }
+});
+
+test('--cors-origin: OPTIONS preflights of the JSON endpoints get 204 with the methods; others 405', async () => {
+  const pre = (p) => rawHttp(server.port, `OPTIONS ${p} HTTP/1.1\r\nHost: x\r\nOrigin: ${ORIGIN}\r\n` +
+    'Access-Control-Request-Method: POST\r\nConnection: close\r\n\r\n');
+  const pub = await pre('/publish?c=a');
+  assert.equal(pub.status, 204, pub.raw);
+  assert.equal(pub.headers['access-control-allow-origin'], ORIGIN);
+  assert.equal(pub.headers['access-control-allow-methods'], 'POST');
+  assert.equal(pub.headers['access-control-allow-headers'], 'Authorization, Content-Type');
+  assert.equal(pub.headers['access-control-max-age'], '86400');
+  assert.equal(pub.headers['content-length'], undefined, pub.raw);
+  const rt = await pre('/rt?c=a&m=0');
+  assert.equal(rt.status, 204, rt.raw);
+  assert.equal(rt.headers['access-control-allow-methods'], 'GET');
+  assert.equal(rt.headers['access-control-allow-headers'], undefined);
+  for (const p of ['/metrics', '/index.html']) {
+    const r = await pre(p);
+    assert.equal(r.status, 405, `${p}: ${r.raw}`);
+    assert.equal(r.headers.allow, 'GET', p);
+    assert.ok(r.json && typeof r.json.error === 'string', `${p}: ${r.body}`);
+  }
 });
 
 test('without --cors-origin no Access-Control-Allow-Origin is sent', async () => {

@@ -10,9 +10,17 @@
 // prev = id - 1): each message once, in order, each naming its predecessor, or a `lost` /
 // `behind` reset; nobody stuck (every poller reaches the new master's newest id). With
 // --publish-min-replicas 1: every acknowledged message is on the new master, and none is
-// missing at a poller that got no reset after it. Without it, a message acknowledged and
-// lost in the failover may be missing, but (version 2) never silently: the poller gets a
-// reset.
+// missing at a poller that got no reset after it. Without it, an acknowledged message that
+// the failover lost before a poller saw it is gone for that poller (nothing is left to tell
+// of it: that is what --publish-min-replicas is for); every message the new master has is
+// at every poller that got no reset after it.
+//
+// On a version-2 server the failover loses writes the pollers have seen, on purpose: the
+// replication is cut (replicas frozen, their links closed on the master), the master goes
+// on alone until pollers have messages the replicas never got, then it is killed and the
+// replicas thawed. Every poller that delivered a message the new master's history lacks
+// must get a `lost` reset from it (never an `ok` continuing it), and at least one must
+// have delivered one.
 import assert from 'node:assert/strict';
 import { after } from 'node:test';
 import {
@@ -20,6 +28,7 @@ import {
 } from '../integration/lib/harness.mjs';
 import {
   startReplicated, startSentinels, sentinelMaster, startNginx, Poller, Publisher, msgId, backlog, waitCaughtUp,
+  cutReplication,
 } from './lib/topology.mjs';
 
 const PASSWORD = 'failover-secret';
@@ -74,9 +83,9 @@ async function speaksV2(base) {
 async function failover({ minReplicas }) {
   const { rep, sen, servers, nginx } = await startStack({ minReplicas });
   // With version 2 ids (never issued twice) the failover can also lose writes and still
-  // keep the promise: the replicas are frozen for a moment before the master dies, so that
-  // the new master lacks the last messages the pollers already have. A version-1 server
-  // would issue those ids again (a silent gap by design): there the replicas keep up.
+  // keep the promise: the replication is cut before the master dies, so that the new
+  // master lacks the last messages the pollers already have. A version-1 server would
+  // issue those ids again (a silent gap by design): there the replicas keep up.
   const loseWrites = await speaksV2(nginx.base);
   const channels = Array.from({ length: 4 }, (_, i) => uniqueChannel(`fo${minReplicas}-${i}`));
   const pollers = Array.from({ length: 24 }, (_, i) => new Poller(nginx.base,
@@ -93,18 +102,31 @@ async function failover({ minReplicas }) {
     }
   })();
 
-  let killedAt, newMaster;
+  let killedAt, newMaster, cut, aloneMs;
   try {
     await sleep(2000);
     const beforeKill = publishers.reduce((n, p) => n + p.acked.length, 0);
     assert.ok(beforeKill > 20, `publishes acknowledged before the kill: ${beforeKill}`);
     if (loseWrites) {
-      for (const r of rep.replicas) r.freeze();
-      await sleep(300);
+      // The master alone: at least 300 ms, and until a poller has a message published after
+      // the cut (with --publish-min-replicas 1 each publisher's next one waits ~1 s for a
+      // WAIT that cannot succeed, but its PUBLISH went out before).
+      try {
+        cut = await cutReplication(rep, channels);
+        const cutAt = Date.now();
+        await sleep(300);
+        await waitFor(() => pollers.some((p) => p.channels.some((c) => p.last.get(c) > cut.get(c))),
+          { timeout: 5000, interval: 20, what: 'a poller has a message published after the cut' }).catch(() => {});
+        aloneMs = Date.now() - cutAt;
+        killedAt = Date.now();
+        await rep.master.kill();
+      } finally {
+        for (const r of rep.replicas) r.thaw();
+      }
+    } else {
+      killedAt = Date.now();
+      await rep.master.kill();
     }
-    killedAt = Date.now();
-    await rep.master.kill();
-    if (loseWrites) for (const r of rep.replicas) r.thaw();
     newMaster = await waitFor(async () => {
       const p = await sentinelMaster(sen.sentinels, sen.name, PASSWORD);
       return p && p !== rep.master.port && p;
@@ -155,10 +177,55 @@ async function failover({ minReplicas }) {
   const healthyAgain = health.find((h) => h.at > killedAt && h.status === 200 && h.body.includes(`:${newMaster}`));
   assert.ok(healthyAgain, `/healthz 200 naming the new master ${newMaster}`);
 
+  // --- the new master's history of each channel ---------------------------------------------
+  // Its whole backlog (backlog=1000, never reached here: the first message, prev 0, is still
+  // in it), each message naming the one before, ending at msg_id.
+  const kept = new Map();
+  for (const c of channels) {
+    const b = (await backlog(newMaster, PASSWORD, c)).map((m) => ({ ...m, prev: m.prev ?? m.id - 1 }));
+    assert.ok(b.length > 0 && b.length < 1000 && b[0].prev === 0, `${c}: the new master has the whole history (${b.length} messages, first prev ${b[0]?.prev})`);
+    for (let i = 1; i < b.length; i++) assert.equal(b[i].prev, b[i - 1].id, `${c}: the new master's history is a chain`);
+    assert.equal(b.at(-1).id, await msgId(newMaster, PASSWORD, c), `${c}: the new master's msg_id is its newest message`);
+    kept.set(c, new Set(b.map((m) => m.id)));
+  }
+
   // --- every poller's history ------------------------------------------------------------
   const violations = pollers.flatMap((p) => p.violations);
   assert.deepEqual(violations, [], 'each message once, in order, with its predecessor named');
-  let resets = 0, lostResets = 0, missingExcused = 0, missingSilent = [];
+  // Writes the failover lost that pollers had: a message the new master lacks is followed at
+  // its poller by the next lost one or by a `lost` reset from it, never by anything else;
+  // every reset is such a one (nothing else here gives a poller a reason for one).
+  const lostSeen = new Set(), lostBadEnd = [], afterCutSeen = new Set(), afterCutKept = [];
+  let lostAtPollers = 0, lostResetsOwed = 0, badResets = [];
+  if (loseWrites) {
+    for (const c of channels) {
+      // Published on the old master after the cut (ids are Redis TIME in µs, one clock here;
+      // the new master was named after the kill): none may be on the new master.
+      for (const id of kept.get(c)) if (id > cut.get(c) && id < killedAt * 1000) afterCutKept.push(`${c}:${id}`);
+    }
+    for (const p of pollers) {
+      for (const c of p.channels) {
+        const h = p.history.get(c), has = kept.get(c);
+        for (let i = 0; i < h.length; i++) {
+          const x = h[i], next = h[i + 1];
+          if (x.reset) {
+            if (x.reason !== 'lost' || has.has(x.from)) badResets.push(`${p.name} ${c}: ${JSON.stringify(x)}`);
+            continue;
+          }
+          if (has.has(x.id)) continue;
+          lostAtPollers++;
+          lostSeen.add(`${c}:${x.id}`);
+          if (x.id > cut.get(c) && x.id < killedAt * 1000) afterCutSeen.add(`${c}:${x.id}`);
+          if (next && !next.reset && !has.has(next.id)) continue;  // the old master's chain goes on
+          lostResetsOwed++;
+          if (!next || !next.reset || next.reason !== 'lost' || next.from !== x.id) {
+            lostBadEnd.push(`${p.name} ${c}: delivered ${x.id}, which the new master lacks, then ${JSON.stringify(next ?? 'nothing')}`);
+          }
+        }
+      }
+    }
+  }
+  let resets = 0, lostResets = 0, missingExcused = 0, missingLost = 0, missingSilent = [];
   const prevSeen = pollers.some((p) => [...p.history.values()].some((h) => h.some((x) => !x.reset && x.prev !== x.id - 1)));
   for (const p of pollers) {
     assert.equal(p.stuck, 0, `${p.name}: polls that hit the client-side deadline`);
@@ -175,8 +242,10 @@ async function failover({ minReplicas }) {
       assert.ok(got.size >= ackedHere / 2, `${p.name} ${c}: ${got.size} messages delivered of ${ackedHere} acknowledged`);
       for (const a of acked) {
         if (a.channel !== c || got.has(a.id)) continue;
-        // Excused only by a reset that came while the poller was still before it.
+        // Excused only by a reset that came while the poller was still before it, or (without
+        // --publish-min-replicas; asserted below for with it) by the failover losing it.
         if (rs.some((r) => r.from < a.id)) missingExcused++;
+        else if (minReplicas === 0 && !kept.get(c).has(a.id)) missingLost++;
         else missingSilent.push(`${p.name} ${c}: acknowledged ${a.id} (at +${a.at - killedAt} ms) never delivered, no reset`);
       }
     }
@@ -200,11 +269,18 @@ async function failover({ minReplicas }) {
     `${unconfirmed.length} stored but not confirmed; publish latency p50 ${quantile(lat, 0.5)} ms p99 ` +
     `${quantile(lat, 0.99)} ms; ${pollers.length} pollers, ${totalPolls} polls ${JSON.stringify(pollStatuses)}, ` +
     `${resets} resets (${lostResets} lost), acknowledged messages missing at pollers: ${missingExcused} after a reset, ` +
-    `${missingSilent.length} silently; messages carry prev: ${prevSeen}; writes lost on purpose: ${loseWrites}`);
+    `${missingLost} lost by the failover before that poller saw them, ${missingSilent.length} silently; ` +
+    `messages carry prev: ${prevSeen}; writes lost on purpose: ${loseWrites}` +
+    (loseWrites ? `: master alone for ${aloneMs} ms after the cut, ${afterCutSeen.size} messages published after ` +
+      `the cut seen by pollers (${lostSeen.size} seen in all that the new master lacks, ${lostAtPollers} deliveries), ` +
+      `${lostResetsOwed} lost resets owed, ${lostBadEnd.length} missing` : ''));
 
   if (loseWrites) {
-    // The new master lacks messages the pollers have: they hear of it as `lost` resets.
-    assert.ok(lostResets > 0, 'pollers got lost resets for the writes the failover lost');
+    assert.deepEqual(afterCutKept, [], 'no message published after the cut reached the new master');
+    assert.ok(afterCutSeen.size > 0, 'pollers delivered messages published after the cut (lost by the failover)');
+    assert.deepEqual(lostBadEnd, [], 'every poller that delivered a lost message got a lost reset from it');
+    assert.deepEqual(badResets, [], 'every reset is a lost one, from a message the new master lacks');
+    assert.equal(lostResets, lostResetsOwed, 'lost resets: exactly the ones owed');
   }
   if (minReplicas > 0) {
     assert.deepEqual(missingOnMaster, [], 'acknowledged (replicated) messages on the new master');

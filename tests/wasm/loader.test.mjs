@@ -11,18 +11,24 @@ const { default: createRtCore } = await import(pathToFileURL(path.join(clientDir
 
 test('Core: every method answers JSON text; lastId a number; bad input is an error, not a crash', async () => {
   const { Core } = await createRtCore({ wasmBinary });
-  const core = new Core();
-  assert.match(core.init('not json'), /options are not valid JSON/);
-  assert.equal(core.init(JSON.stringify({ baseUrl: 'http://127.0.0.1:1', seed: 1 })), '');
-  const sub = JSON.parse(core.subscribe(1000, 'thread.1', 5));
+  let core = new Core();
+  // Options are values (kind 1 string, 2 number, 3 other), checked by the core.
+  core.option('urlBudget', 1, 0, '4096');
+  assert.match(core.init(), /option urlBudget must be an integer/);
+  core.delete();
+  core = new Core();
+  core.option('baseUrl', 1, 0, 'http://127.0.0.1:1');
+  core.option('seed', 2, 1, '');
+  assert.equal(core.init(), '');
+  const sub = JSON.parse(core.subscribe(1000, 'thread.1', 5, false));
   assert.equal(sub.ok, true);
   assert.equal(core.lastId('thread.1'), 5);
   assert.equal(core.lastId('unknown'), 0);
-  const bad = JSON.parse(core.subscribe(1000, 'bad name', 0));
+  const bad = JSON.parse(core.subscribe(1000, 'bad name', 0, false));
   assert.equal(bad.ok, false);
   assert.match(bad.error, /invalid channel name/);
   // A channel name with UTF-8 bytes is measured in bytes and rejected, never misread.
-  assert.equal(JSON.parse(core.subscribe(1000, 'é'.repeat(10), 0)).ok, false);
+  assert.equal(JSON.parse(core.subscribe(1000, 'é'.repeat(10), 0, false)).ok, false);
   const urls = JSON.parse(core.activePollUrls());
   assert.equal(JSON.parse(core.onTimer(1001)).ok, true);
   assert.ok(Array.isArray(urls));
@@ -33,7 +39,7 @@ test('Core: every method answers JSON text; lastId a number; bad input is an err
 test('large responses grow the wasm memory; UTF-8 payloads arrive intact, in order', async () => {
   const { rt, clock, ff, statuses } = await newClient();
   const got = [];
-  rt.subscribe('big', { onMessage: (p, id) => got.push([id, p]), onReset: () => assert.fail('reset') });
+  rt.subscribe('big', { lastId: 0, onMessage: (p, id) => got.push([id, p]), onReset: () => assert.fail('reset') });
   await clock.advance(0);
   // Two responses of ~7 MB each: far more than the module's initial 16 MiB once parsed.
   const text = (k) => `${k}: é😀ß漢字 `.repeat(400);

@@ -107,7 +107,7 @@ test('smoke: real rt-server + redis; restart; no duplicate, no loss', { skip: !h
   rt = await createClient({ baseUrl: base, wasmBinary, pollTimeoutMs: 2000, deadlineMarginMs: 2000,
     window: null, document: null, navigator: null });
   rt.onStatus((s) => statuses.push(s.state));
-  rt.subscribe('smoke.1', { onMessage: (p, id) => got.push([id, p.n]), onReset: () => assert.fail('unexpected reset') });
+  rt.subscribe('smoke.1', { lastId: 0, onMessage: (p, id) => got.push([id, p.n]), onReset: () => assert.fail('unexpected reset') });
   await waitFor('live', () => statuses.includes('live'));
 
   // Version-2 ids: max(N + 1, Redis TIME in µs), increasing, not dense.

@@ -148,6 +148,31 @@ export function sentinelUrl(sentinels, name, password, { db } = {}) {
   return `redis+sentinel://${auth}${sentinels.map((s) => `127.0.0.1:${s.port}`).join(',')}/${name}${db ? `?db=${db}` : ''}`;
 }
 
+// Cuts the replication of `rep` (from startReplicated) for good: the replicas are frozen
+// (SIGSTOP), so that they cannot reconnect, and their links are closed on the master
+// (CLIENT KILL TYPE replica). Freezing alone loses nothing: a stopped process's sockets
+// still receive, and a thawed replica reads the stream the kernel kept for it. From the cut
+// on, the master takes writes that no replica gets, as long as the replicas stay frozen
+// until the master is gone (thaw them after killing it). Resolves with the newest id of
+// each of `channels` on the master, read on the same connection right after the cut: an
+// upper bound of what any replica has, so a message with a higher id exists on the master
+// only. Throws (replicas still frozen: thaw them) when not every link was closed.
+export async function cutReplication(rep, channels) {
+  for (const r of rep.replicas) r.freeze();
+  const c = await RedisClient.connect(rep.master.port);
+  try {
+    if (rep.password) await c.command('AUTH', rep.password);
+    const closed = await c.command('CLIENT', 'KILL', 'TYPE', 'replica');
+    if (closed !== rep.replicas.length) {
+      throw new Error(`CLIENT KILL TYPE replica closed ${closed} replication links, not ${rep.replicas.length}`);
+    }
+    const ids = await Promise.all(channels.map((ch) => c.command('GET', channelKey(ch, 'msg_id'))));
+    return new Map(channels.map((ch, i) => [ch, Number(ids[i] ?? 0)]));
+  } finally {
+    c.close();
+  }
+}
+
 // The master's port by the sentinels' word (the first that answers).
 export async function sentinelMaster(sentinels, name, password) {
   for (const s of sentinels) {
@@ -339,14 +364,19 @@ export class Publisher {
   }
 }
 
+// A channel's Redis key (PROTOCOL.md section 2, default prefix): `what` is msg_id or msg_backlog.
+export function channelKey(channel, what) {
+  return `channel:{${channel}}:${what}`;
+}
+
 // The channel's newest id in Redis (0 when absent).
 export async function msgId(port, password, channel) {
-  return Number((await redisCommand(port, password, 'GET', `channel:{${channel}}:msg_id`)) ?? 0);
+  return Number((await redisCommand(port, password, 'GET', channelKey(channel, 'msg_id'))) ?? 0);
 }
 
 // Every message JSON in the channel's backlog, ascending.
 export async function backlog(port, password, channel) {
-  return (await redisCommand(port, password, 'ZRANGE', `channel:{${channel}}:msg_backlog`, '0', '-1')).map((j) => JSON.parse(j));
+  return (await redisCommand(port, password, 'ZRANGE', channelKey(channel, 'msg_backlog'), '0', '-1')).map((j) => JSON.parse(j));
 }
 
 // Waits until every poller's last id of every channel it polls equals the channel's msg_id

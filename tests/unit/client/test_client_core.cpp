@@ -76,6 +76,83 @@ static void test_reset_moves_last_id(void** state) {
   assert_true(contains(h.url_of(h.only_poll()), "c=s&m=0&"));
 }
 
+// Contract v2 through the whole core: sparse ids linked by prev are delivered; a response
+// whose chain is broken (a server bug or a rolled-back Redis the server did not notice)
+// becomes a `lost` reset to its newest message, and the next poll resumes from there; the
+// server's own reasons reach the page.
+static void test_chain_check_and_reasons(void** state) {
+  (void)state;
+  SimHost h(test_config());
+  h.subscribe("s", 1764612345678901);
+  h.settle();
+  h.respond(h.only_poll(), 200,
+            "{\"s\":{\"status\":\"ok\",\"msg\":[{\"id\":1764612345678950,\"prev\":1764612345678901,\"payload\":1},"
+            "{\"id\":1764612345679000,\"prev\":1764612345678950,\"payload\":2}]}}");
+  assert_int_equal(h.page.size(), 2);
+  assert_int_equal(h.page[1].id, 1764612345679000);
+  // The next message names a predecessor the client never got.
+  h.respond(h.only_poll(), 200,
+            "{\"s\":{\"status\":\"ok\",\"msg\":[{\"id\":1764612345679500,\"prev\":1764612345679400,\"payload\":3}]}}");
+  assert_int_equal(h.page.size(), 3);
+  assert_int_equal(static_cast<int>(h.page[2].kind), static_cast<int>(ActionKind::reset));
+  assert_int_equal(static_cast<int>(h.page[2].reason), static_cast<int>(rt::proto::ResetReason::lost));
+  assert_int_equal(h.page[2].id, 1764612345679500);
+  assert_string_equal(h.page[2].payload_json.c_str(), "3");
+  assert_true(contains(h.url_of(h.only_poll()), "c=s&m=1764612345679500&"));
+  h.respond(h.only_poll(), 200, "{\"s\":{\"status\":\"reset\",\"id\":1764612345679900,\"reason\":\"behind\",\"msg\":[]}}");
+  assert_int_equal(static_cast<int>(h.page.back().reason), static_cast<int>(rt::proto::ResetReason::behind));
+  assert_int_equal(h.core.last_id("s"), 1764612345679900);
+}
+
+// subscribe(from: 'now'): the first poll asks with the largest id, the server's reset to its
+// newest id only sets the position (the page sees nothing of what was published before);
+// later messages arrive. A channel already polled keeps its position.
+static void test_from_now(void** state) {
+  (void)state;
+  SimHost h(test_config());
+  h.subscribe("s", 0, true);
+  h.settle();
+  assert_true(contains(h.url_of(h.only_poll()), "c=s&m=9007199254740991&"));
+  h.respond(h.only_poll(), 200,
+            "{\"s\":{\"status\":\"reset\",\"id\":500,\"reason\":\"lost\",\"msg\":[{\"id\":500,\"prev\":400,\"payload\":1}]}}");
+  assert_true(h.page.empty());
+  assert_int_equal(h.core.last_id("s"), 500);
+  assert_true(contains(h.url_of(h.only_poll()), "c=s&m=500&"));
+  h.respond(h.only_poll(), 200, "{\"s\":{\"status\":\"ok\",\"msg\":[{\"id\":600,\"prev\":500,\"payload\":2}]}}");
+  assert_int_equal(h.page.size(), 1);
+  assert_int_equal(h.page[0].id, 600);
+  h.subscribe("s", 0, true);  // a second 'now' subscriber joins at the current position
+  h.settle();
+  assert_true(contains(h.url_of(h.only_poll()), "c=s&m=600&"));
+  // An explicit lastId given while a 'now' is pending wins.
+  h.subscribe("t", 0, true);
+  h.subscribe("t", 42, false);
+  h.settle();
+  assert_true(contains(h.url_of(h.only_poll()), "c=t&m=42"));
+}
+
+// disconnect(): every poll aborted, status disconnected, nothing scheduled; connect()
+// resumes at once from the same ids.
+static void test_pause_resume(void** state) {
+  (void)state;
+  SimHost h(test_config());
+  h.subscribe("s", 7);
+  h.settle();
+  h.respond(h.only_poll(), 200, "{\"s\":{\"status\":\"ok\",\"msg\":[{\"id\":8,\"prev\":7,\"payload\":1}]}}");
+  uint64_t held = h.only_poll();
+  h.paused(true);
+  assert_true(h.in_flight.empty());
+  assert_int_equal(h.aborted.back(), held);
+  assert_int_equal(static_cast<int>(h.status().state), static_cast<int>(ConnState::disconnected));
+  h.advance(120000);
+  assert_true(h.in_flight.empty());
+  h.net_error(held);  // a late report of the aborted poll changes nothing
+  assert_true(h.in_flight.empty());
+  h.paused(false);
+  assert_true(contains(h.url_of(h.only_poll()), "c=s&m=8&"));
+  assert_int_equal(static_cast<int>(h.status().state), static_cast<int>(ConnState::connecting));
+}
+
 // Fails the only poll `n` times with a network error, returning each retry delay.
 static std::vector<Millis> fail_n(SimHost& h, int n) {
   std::vector<Millis> delays;
@@ -153,10 +230,10 @@ static void test_deadline(void** state) {
   assert_int_equal(h.page.size(), before);
 }
 
-// A quiet page is live once the server has held its poll for liveAfterMs without an error,
-// not only after the first answer (a whole poll timeout later); a server that fails at
-// once never looks live; a held retry turns "retrying" into "live".
-static void test_held_poll_counts_as_live(void** state) {
+// "live" only after a real answer: a held poll is not enough (it may wait in the browser's
+// queue behind the per-host connection limit). After probe_after_ms unanswered, one probe
+// (GET /healthz) goes out; its 200 confirms the polls started before it.
+static void test_live_needs_a_real_answer(void** state) {
   (void)state;
   Config cfg = test_config();
   cfg.poll_timeout_ms = 25000;
@@ -164,18 +241,46 @@ static void test_held_poll_counts_as_live(void** state) {
   h.subscribe("a");
   h.settle();
   assert_int_equal(static_cast<int>(h.status().state), static_cast<int>(ConnState::connecting));
-  h.advance(cfg.live_after_ms - 1);
-  assert_int_equal(static_cast<int>(h.status().state), static_cast<int>(ConnState::connecting));
+  h.advance(cfg.probe_after_ms - 1);
+  assert_true(h.probes.empty());
   h.advance(1);
+  assert_int_equal(h.probes.size(), 1);
+  assert_string_equal(h.probe_urls[0].c_str(), "http://127.0.0.1:8080/healthz");
+  h.advance(20000);  // held, probe unanswered (queued behind other polls): still connecting
+  assert_int_equal(static_cast<int>(h.status().state), static_cast<int>(ConnState::connecting));
+  assert_int_equal(h.probes.size(), 1);  // one probe per request, no spin
+  h.probe_answer(h.probes[0], 200);
   assert_int_equal(static_cast<int>(h.status().state), static_cast<int>(ConnState::live));
 
-  // The server starts failing: retrying; a retry it holds again: live again.
+  // The server starts failing: retrying; the retry needs its own confirmation.
   h.respond(h.only_poll(), 503, "{\"error\":\"redis down\"}");
   assert_int_equal(static_cast<int>(h.status().state), static_cast<int>(ConnState::retrying));
   h.advance(200);
   assert_int_equal(h.in_flight.size(), 1);
-  h.advance(cfg.live_after_ms);
+  h.advance(cfg.probe_after_ms);
+  assert_int_equal(h.probes.size(), 2);
+  assert_int_equal(static_cast<int>(h.status().state), static_cast<int>(ConnState::retrying));
+  h.probe_answer(h.probes[1], 503);  // Redis still down: not live
+  assert_int_equal(static_cast<int>(h.status().state), static_cast<int>(ConnState::retrying));
+  h.probe_answer(h.probes[1], 200);  // a stale report: ignored
+  assert_int_equal(static_cast<int>(h.status().state), static_cast<int>(ConnState::retrying));
+  // A real answer makes it live without a probe; re-polls after it stay live.
+  h.respond(h.only_poll(), 200, "{}");
   assert_int_equal(static_cast<int>(h.status().state), static_cast<int>(ConnState::live));
+  h.advance(5000);
+  assert_int_equal(h.probes.size(), 2);
+  assert_int_equal(static_cast<int>(h.status().state), static_cast<int>(ConnState::live));
+
+  // A probe confirms only polls started before it was sent.
+  SimHost g(cfg);
+  g.subscribe("a");
+  g.settle();
+  g.advance(cfg.probe_after_ms);
+  uint64_t first = g.only_poll();
+  g.net_error(first);
+  while (g.in_flight.empty()) g.advance(10);
+  g.probe_answer(g.probes[0], 200);  // sent before the retry started
+  assert_int_equal(static_cast<int>(g.status().state), static_cast<int>(ConnState::retrying));
 
   // Failing at once, every time: never live.
   SimHost f(cfg);
@@ -186,6 +291,18 @@ static void test_held_poll_counts_as_live(void** state) {
     assert_int_equal(static_cast<int>(f.status().state), static_cast<int>(ConnState::retrying));
     while (f.in_flight.empty()) f.advance(50);
   }
+
+  // probePath "" disables probes: live after the first poll answer only.
+  Config np = cfg;
+  np.probe_path.clear();
+  SimHost n(np);
+  n.subscribe("a");
+  n.settle();
+  n.advance(20000);
+  assert_true(n.probes.empty());
+  assert_int_equal(static_cast<int>(n.status().state), static_cast<int>(ConnState::connecting));
+  n.respond(n.only_poll(), 200, "{}");
+  assert_int_equal(static_cast<int>(n.status().state), static_cast<int>(ConnState::live));
 }
 
 static void test_4xx_is_an_error_status_without_spinning(void** state) {
@@ -543,10 +660,13 @@ int main(void) {
       cmocka_unit_test(test_subscribe_starts_one_poll_with_last_id),
       cmocka_unit_test(test_repoll_at_once_dedupe_and_order),
       cmocka_unit_test(test_reset_moves_last_id),
+      cmocka_unit_test(test_chain_check_and_reasons),
+      cmocka_unit_test(test_from_now),
+      cmocka_unit_test(test_pause_resume),
       cmocka_unit_test(test_backoff_sequence_and_reset_after_success),
       cmocka_unit_test(test_5xx_and_retry_after),
       cmocka_unit_test(test_deadline),
-      cmocka_unit_test(test_held_poll_counts_as_live),
+      cmocka_unit_test(test_live_needs_a_real_answer),
       cmocka_unit_test(test_4xx_is_an_error_status_without_spinning),
       cmocka_unit_test(test_offline_online),
       cmocka_unit_test(test_visible_after_deadline_retries_at_once),

@@ -16,6 +16,7 @@ extern "C" {
 #include <vector>
 
 #include "client_core.hpp"
+#include "response_text.hpp"
 
 namespace rt::client::test {
 
@@ -36,6 +37,8 @@ struct SimHost {
   std::vector<Action> page;           // message and reset actions, in order
   std::vector<Status> statuses;
   int measures = 0;
+  std::vector<uint64_t> probes;          // every probe action, in order
+  std::vector<std::string> probe_urls;
   Actions last;                       // the actions of the latest event
 
   void take(Actions&& actions) {
@@ -63,6 +66,10 @@ struct SimHost {
         case ActionKind::measure_scroll:
           measures++;
           break;
+        case ActionKind::probe:
+          probes.push_back(a.poll_id);
+          probe_urls.push_back(a.url);
+          break;
       }
     }
   }
@@ -82,9 +89,9 @@ struct SimHost {
   // Fires a zero-delay timer (the batched channel-set change) if one is armed now.
   void settle() { advance(0); }
 
-  bool subscribe(const std::string& c, uint64_t last_id = 0) {
+  bool subscribe(const std::string& c, uint64_t last_id = 0, bool from_now = false) {
     Actions out;
-    bool ok = core.subscribe(now, c, last_id, &out);
+    bool ok = core.subscribe(now, c, last_id, from_now, &out);
     take(std::move(out));
     return ok;
   }
@@ -97,7 +104,12 @@ struct SimHost {
   void respond(uint64_t poll, int status, const std::string& body, Millis retry_after_ms = -1) {
     Actions out;
     in_flight.erase(poll);
-    core.on_response(now, poll, status, body, retry_after_ms, &out);
+    on_http_response(core, now, poll, status, body, retry_after_ms, &out);
+    take(std::move(out));
+  }
+  void probe_answer(uint64_t probe, int status) {
+    Actions out;
+    core.on_probe(now, probe, status, &out);
     take(std::move(out));
   }
   void net_error(uint64_t poll) {
@@ -109,6 +121,11 @@ struct SimHost {
   void online(bool on) {
     Actions out;
     core.set_online(now, on, &out);
+    take(std::move(out));
+  }
+  void paused(bool on) {
+    Actions out;
+    core.set_paused(now, on, &out);
     take(std::move(out));
   }
   void visible(bool on) {

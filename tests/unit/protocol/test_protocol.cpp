@@ -11,6 +11,7 @@ extern "C" {
 #include <string>
 #include <vector>
 
+#include "keys.hpp"
 #include "protocol.hpp"
 
 using namespace rt::proto;
@@ -417,6 +418,34 @@ static void test_error_body(void**) {
   assert_string_equal(error_body(std::string("bad \xff utf8")).c_str(), "{\"error\":\"invalid request\"}");
 }
 
+// The Redis names of a channel (PROTOCOL.md section 2) and back from a pub/sub name.
+static void test_keys(void**) {
+  Keys k;  // the default prefix
+  assert_string_equal(k.msg_id("127").c_str(), "channel:{127}:msg_id");
+  assert_string_equal(k.backlog("127").c_str(), "channel:{127}:msg_backlog");
+  assert_string_equal(k.pubsub("127").c_str(), "channel:{127}:pubsub");
+  Keys app("app:x:");
+  assert_string_equal(app.msg_id("thread.42").c_str(), "app:x:{thread.42}:msg_id");
+  std::string c;
+  assert_true(app.channel_of_pubsub(app.pubsub("thread.42"), &c));
+  assert_string_equal(c.c_str(), "thread.42");
+  assert_true(app.channel_of_pubsub("app:x:{a}:pubsub", &c));
+  assert_string_equal(c.c_str(), "a");
+  // Not a pub/sub name of this prefix: another prefix, another key, no braces, too short.
+  for (const char* bad : {"channel:{a}:pubsub", "app:x:{a}:msg_id", "app:x:a:pubsub", "app:x:{a:pubsub",
+                          "app:x:a}:pubsub", "app:x:{}:pubsub", "app:x:", ""}) {
+    std::string out = "untouched";
+    bool ok = app.channel_of_pubsub(bad, &out);
+    if (std::string(bad) == "app:x:{}:pubsub") {
+      // An empty name parses (the hub then finds no such channel).
+      assert_true(ok);
+      continue;
+    }
+    if (ok) fail_msg("accepted %s as %s", bad, out.c_str());
+    assert_string_equal(out.c_str(), "untouched");
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_channel_names),         cmocka_unit_test(test_ids),
@@ -427,7 +456,7 @@ int main(void) {
       cmocka_unit_test(test_decide_reset_behind),   cmocka_unit_test(test_decide_reset_lost),
       cmocka_unit_test(test_build_response),
       cmocka_unit_test(test_parse_response_malformed),  cmocka_unit_test(test_parse_response_odd_payloads),
-      cmocka_unit_test(test_error_body),
+      cmocka_unit_test(test_error_body),            cmocka_unit_test(test_keys),
   };
   return cmocka_run_group_tests_name("protocol", tests, nullptr, nullptr);
 }

@@ -124,6 +124,25 @@ static void test_bad_flags(void**) {
   assert_non_null(strstr(err.c_str(), "--reuseport"));
 }
 
+// --cors-credentials: only with an explicit origin (browsers reject credentials with '*').
+static void test_cors_credentials(void**) {
+  Config c;
+  std::string err;
+  assert_int_equal(int(parse({"--cors-origin", "https://a.example", "--cors-credentials"}, &c, &err)),
+                   int(ParseResult::ok));
+  assert_true(c.cors_credentials);
+  for (std::vector<const char*> args : std::vector<std::vector<const char*>>{
+           {"--cors-credentials"}, {"--cors-origin", "*", "--cors-credentials"}, {"--cors-credentials=1"}}) {
+    Config d;
+    err.clear();
+    assert_int_equal(int(parse(args, &d, &err)), int(ParseResult::error));
+    assert_non_null(strstr(err.c_str(), "--cors-credentials"));
+  }
+  Config d;
+  assert_int_equal(int(parse({}, &d, &err)), int(ParseResult::ok));
+  assert_false(d.cors_credentials);
+}
+
 static void test_help(void**) {
   Config c;
   std::string err;
@@ -132,7 +151,7 @@ static void test_help(void**) {
   for (const char* flag : {"--listen", "--redis", "--publish-token-file", "--poll-timeout", "--backlog", "--ttl",
                            "--max-channels", "--max-url", "--max-body", "--web", "--max-held", "--key-prefix",
                            "--cors-origin", "--log-level", "--threads", "--lua-dir", "--redis-timeout", "--reuseport",
-                           "--idle-timeout", "--request-timeout"})
+                           "--idle-timeout", "--request-timeout", "--cors-credentials"})
     assert_non_null(strstr(u.c_str(), flag));
 }
 
@@ -283,7 +302,7 @@ static void test_token(void**) {
 
 int main() {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_defaults),  cmocka_unit_test(test_every_flag), cmocka_unit_test(test_bad_flags),
+      cmocka_unit_test(test_defaults),  cmocka_unit_test(test_every_flag), cmocka_unit_test(test_bad_flags), cmocka_unit_test(test_cors_credentials),
       cmocka_unit_test(test_help),      cmocka_unit_test(test_redis_urls), cmocka_unit_test(test_token),
       cmocka_unit_test(test_sentinel_urls), cmocka_unit_test(test_publish_min_replicas),
   };
