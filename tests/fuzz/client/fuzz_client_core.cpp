@@ -12,17 +12,14 @@
 //   - a timer is armed whenever work is pending (a poll in flight, or, online, a wanted
 //     channel without a poll), and no poll outlives its deadline once the timer fired;
 //   - reports about aborted or unknown polls change nothing.
-// The model server also sends "ok" lists with a gap (a buggy or mixed server) when the core
-// checks chains itself (PROTOCOL.md section 6: a break becomes a `lost` reset). That check
-// came with reset reasons in the core's actions, so it is on when Action has a `reason`;
-// RT_FUZZ_CHAIN_BREAKS=0/1 overrides.
+// The model server also sends "ok" lists with a gap (a buggy or mixed server): the core
+// checks chains itself (PROTOCOL.md section 6: a break becomes a `lost` reset).
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <algorithm>
 #include <map>
 #include <set>
 #include <string>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -30,20 +27,11 @@
 #include "client_core.hpp"
 #include "poll_planner.hpp"
 #include "protocol.hpp"
+#include "response_text.hpp"
 #include "scroll_selector.hpp"
 
 using namespace rt::client;
 namespace proto = rt::proto;
-
-template <class A, class = void>
-struct reports_reasons : std::false_type {};
-template <class A>
-struct reports_reasons<A, std::void_t<decltype(std::declval<A&>().reason)>> : std::true_type {};
-#ifdef RT_FUZZ_CHAIN_BREAKS
-constexpr bool kChainBreaks = RT_FUZZ_CHAIN_BREAKS;
-#else
-constexpr bool kChainBreaks = reports_reasons<Action>::value;
-#endif
 
 namespace {
 
@@ -219,7 +207,7 @@ struct Harness {
         if (msg.id > last) after.push_back(msg);
       proto::Entry e;
       if (!proto::decide(ch, last, m.n, after, m.backlog.empty() ? nullptr : &m.backlog.back(), &e)) continue;
-      if (kChainBreaks && e.status == proto::EntryStatus::ok && e.msgs.size() >= 2 &&
+      if (e.status == proto::EntryStatus::ok && e.msgs.size() >= 2 &&
           fdp.ConsumeIntegralInRange<int>(0, 3) == 0)
         e.msgs.erase(e.msgs.begin() + long(fdp.ConsumeIntegralInRange<size_t>(0, e.msgs.size() - 2)));
       for (const proto::Message& msg : e.msgs) prev_of[ch][msg.id] = msg.prev;
@@ -239,23 +227,6 @@ struct Harness {
   }
 };
 
-// The core's API is growing (subscribe with from_now, live_after_ms renamed): these adapt
-// at compile time so that the target builds against either version.
-template <class C>
-auto set_live_after(C& c, Millis v, int) -> decltype(c.live_after_ms = v, void()) { c.live_after_ms = v; }
-template <class C>
-void set_live_after(C&, Millis, long) {}
-
-template <class Core>
-auto subscribe_to(Core& core, Millis now, const std::string& ch, uint64_t last, Actions* out, int)
-    -> decltype(core.subscribe(now, ch, last, false, out)) {
-  return core.subscribe(now, ch, last, false, out);
-}
-template <class Core>
-bool subscribe_to(Core& core, Millis now, const std::string& ch, uint64_t last, Actions* out, long) {
-  return core.subscribe(now, ch, last, out);
-}
-
 Config make_config(FuzzedDataProvider& fdp) {
   Config c;
   c.url = UrlShape{"http://127.0.0.1:8080", "/rt"};
@@ -268,7 +239,7 @@ Config make_config(FuzzedDataProvider& fdp) {
   if (fdp.ConsumeBool()) c.max_channels_per_poll = 500;
   c.poll_timeout_ms = fdp.ConsumeIntegralInRange<Millis>(1, 30000);
   c.deadline_margin_ms = fdp.ConsumeIntegralInRange<Millis>(0, 5000);
-  set_live_after(c, fdp.ConsumeIntegralInRange<Millis>(1, 3000), 0);
+  c.probe_after_ms = fdp.ConsumeIntegralInRange<Millis>(1, 3000);
   c.settle_ms = fdp.ConsumeIntegralInRange<Millis>(0, 2000);
   c.closest = fdp.ConsumeIntegralInRange<size_t>(1, 5);
   c.seed = fdp.ConsumeIntegral<uint64_t>();
@@ -316,7 +287,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 0:
       case 1: {
         uint64_t last = fdp.ConsumeIntegralInRange<int>(0, 3) == 0 ? fdp.ConsumeIntegralInRange<uint64_t>(0, 30) : 0;
-        if (subscribe_to(h.core, h.now, ch, last, &acts, 0)) h.subs[ch]++;
+        if (h.core.subscribe(h.now, ch, last, false, &acts)) h.subs[ch]++;
         reanchor = true;
         break;
       }
@@ -348,7 +319,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         std::string body = h.answer(p, fdp);
         h.in_flight.erase(id);
         h.finished.insert(id);
-        h.core.on_response(h.now, id, 200, body, -1, &acts);
+        on_http_response(h.core, h.now, id, 200, body, -1, &acts);
         break;
       }
       case 10: {  // an error status, a malformed 200, a network error
@@ -367,7 +338,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           // Only malformed bodies here: a well-formed one could carry messages never published.
           if (st == 200 && proto::parse_response(body, &parsed, &detail) && !parsed.empty()) body = "{\"x\":";
           Millis retry_after = fdp.ConsumeBool() ? -1 : fdp.ConsumeIntegralInRange<Millis>(0, 600000);
-          h.core.on_response(h.now, id, st, body, retry_after, &acts);
+          on_http_response(h.core, h.now, id, st, body, retry_after, &acts);
         }
         break;
       }
@@ -376,7 +347,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         auto it = h.finished.begin();
         std::advance(it, long(fdp.ConsumeIntegralInRange<size_t>(0, h.finished.size() - 1)));
         if (fdp.ConsumeBool())
-          h.core.on_response(h.now, *it, 200, "{}", -1, &acts);
+          on_http_response(h.core, h.now, *it, 200, "{}", -1, &acts);
         else
           h.core.on_network_error(h.now, *it, "late", &acts);
         FUZZ_CHECK(acts.empty());
