@@ -5,7 +5,8 @@
 #   make bench   benchmarks side by side with Nchan (not part of make test)
 #
 # Each part owns a fragment: server/server.mk, client-wasm/client.mk, tests/tests.mk,
-# e2e/e2e.mk, bench/bench.mk, tests/fuzz/fuzz.mk. Fragments add their test targets to TEST_TARGETS.
+# e2e/e2e.mk, bench/bench.mk, tests/fuzz/fuzz.mk, tests/soak/soak.mk. Fragments add their
+# test targets to TEST_TARGETS.
 
 SHELL      := /bin/bash
 BUILD      := build
@@ -43,6 +44,7 @@ bootstrap: $(BOOTSTRAP_ALL)
 -include e2e/e2e.mk
 -include bench/bench.mk
 -include tests/fuzz/fuzz.mk
+-include tests/soak/soak.mk
 
 # make test: everything, in order, failing on the first failing suite.
 test: $(BOOTSTRAP_ALL)

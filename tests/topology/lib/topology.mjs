@@ -278,14 +278,14 @@ export class Poller {
           const prev = m.prev ?? m.id - 1;
           if (m.id <= last) this.violations.push(`${this.name} ${c}: message ${m.id} after ${last} (repeated or out of order)`);
           else if (prev !== last) this.violations.push(`${this.name} ${c}: message ${m.id} (prev ${prev}) after ${last}: a silent gap`);
-          h.push({ id: m.id, prev, payload: m.payload });
+          h.push({ id: m.id, prev, payload: m.payload, at: Date.now() });
           this.last.set(c, m.id);
         }
       } else if (e.status === 'reset') {
         if (e.reason !== undefined && e.reason !== 'lost' && e.reason !== 'behind') {
           this.violations.push(`${this.name} ${c}: reset with reason ${JSON.stringify(e.reason)}`);
         }
-        h.push({ reset: true, from: this.last.get(c), id: e.id, reason: e.reason });
+        h.push({ reset: true, from: this.last.get(c), id: e.id, reason: e.reason, at: Date.now() });
         this.last.set(c, e.id);
       } else {
         this.violations.push(`${this.name} ${c}: entry with status ${JSON.stringify(e.status)}`);
@@ -308,8 +308,8 @@ export class Poller {
 // next attempt of the same seq). Records the acknowledged ones (200 {"id"}) with their time,
 // and every failure with its time and status.
 export class Publisher {
-  constructor(base, channels, { name = 'pub', intervalMs = 20, retryMs = 100, token = TOKEN, timeoutMs = 15000 } = {}) {
-    Object.assign(this, { base, channels, name, intervalMs, retryMs, token, timeoutMs });
+  constructor(base, channels, { name = 'pub', intervalMs = 20, retryMs = 100, token = TOKEN, timeoutMs = 15000, backlog = 1000 } = {}) {
+    Object.assign(this, { base, channels, name, intervalMs, retryMs, token, timeoutMs, backlog });
     this.acked = [];       // { channel, id, seq, at }
     this.failures = [];    // { channel, seq, status, body, at }
     this.unconfirmed = []; // 503 with an id: stored on the master, not confirmed on replicas
@@ -336,10 +336,10 @@ export class Publisher {
         const t0 = Date.now();
         let status = 0, text = '';
         try {
-          const r = await fetch(`${this.base}/publish?c=${encodeURIComponent(channel)}&backlog=1000`, {
+          const r = await fetch(`${this.base}/publish?c=${encodeURIComponent(channel)}&backlog=${this.backlog}`, {
             method: 'POST',
             headers: { Authorization: `Bearer ${this.token}`, 'Content-Type': 'application/json' },
-            body: JSON.stringify({ p: this.name, seq, attempt }),
+            body: JSON.stringify({ p: this.name, seq, attempt, t: Date.now() }),
             signal: AbortSignal.timeout(this.timeoutMs),
           });
           status = r.status;
