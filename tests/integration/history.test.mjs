@@ -15,7 +15,7 @@ import path from 'node:path';
 import { before, after } from 'node:test';
 import {
   test, startStack, startRedis, withServer, assertCleanShutdown, poll, publishOk, keys, uniqueChannel,
-  heldPolls, waitHeld, waitFor, sleep, RedisClient, msg, chain, assertTimeId, assertChain, PUBLISH_LUA_V1,
+  heldPoll, heldPolls, waitHeld, waitFor, sleep, RedisClient, msg, chain, assertTimeId, assertChain, PUBLISH_LUA_V1,
   assertStillServes, REPO_ROOT,
 } from './lib/harness.mjs';
 
@@ -28,14 +28,6 @@ before(async () => {
   redis = stack.client;
 });
 after(async () => { await stack?.stop(); });
-
-async function heldPoll(srvBase, pairs) {
-  const n0 = await heldPolls(srvBase);
-  const response = poll(srvBase, pairs);
-  response.catch(() => {});
-  await waitHeld(srvBase, (n) => n >= n0 + 1, { what: 'the poll to be held' });
-  return { response };
-}
 
 async function publishAll(srvBase, c, payloads, opts) {
   const ids = [];

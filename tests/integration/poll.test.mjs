@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { before, after } from 'node:test';
 import {
-  test, startStack, assertCleanShutdown, poll, publishOk, waitHeld, heldPolls, keys,
+  test, startStack, assertCleanShutdown, poll, publishOk, waitHeld, heldPoll, heldPolls, keys,
   uniqueChannel, metricsText, metricValue, get, assertStillServes, msg, chain, assertTimeId,
 } from './lib/harness.mjs';
 
@@ -20,15 +20,6 @@ after(async () => { await stack?.stop(); });
 function assertJsonHeaders(r) {
   assert.match(r.headers.get('content-type') || '', /^application\/json\b/i, 'Content-Type');
   assert.match(r.headers.get('cache-control') || '', /\bno-store\b/i, 'Cache-Control');
-}
-
-// Starts a poll that the server must hold (nothing new), and waits until it is held.
-async function heldPoll(pairs) {
-  const before = await heldPolls(base);
-  const response = poll(base, pairs);
-  response.catch(() => {}); // awaited by the caller; avoid an unhandled rejection meanwhile
-  await waitHeld(base, (n) => n >= before + 1, { what: 'the poll to be held' });
-  return { response }; // wrapped: returning the promise itself would wait for the answer
 }
 
 test('publish then catch-up poll returns the message', async () => {
@@ -67,7 +58,7 @@ test('poll with nothing new times out with 200 {}', async () => {
 test('held long poll is woken by a publish (< 500 ms)', async () => {
   const c = uniqueChannel();
   const last = await publishOk(base, c, 'old');
-  const pending = await heldPoll([[c, last]]);
+  const pending = await heldPoll(base, [[c, last]]);
   const t0 = Date.now();
   const id = await publishOk(base, c, { fresh: true });
   const r = await pending.response;
@@ -80,7 +71,7 @@ test('held long poll is woken by a publish (< 500 ms)', async () => {
 
 test('a poll on a never-published channel is woken by its first message', async () => {
   const c = uniqueChannel();
-  const pending = await heldPoll([[c, 0]]);
+  const pending = await heldPoll(base, [[c, 0]]);
   const id = await publishOk(base, c, 'first');
   const r = await pending.response;
   assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [msg(id, 0, 'first')] } });
@@ -98,7 +89,7 @@ test('multi-channel poll answers only the channels with news', async () => {
   assert.deepEqual(r.json, { [a]: { status: 'ok', msg: [msg(a2, a1, 'a2')] } });
 
   // Held on all three; a publish on b wakes it with b only.
-  const pending = await heldPoll([[a, a2], [b, b1], [c, 0]]);
+  const pending = await heldPoll(base, [[a, a2], [b, b1], [c, 0]]);
   const b2 = await publishOk(base, b, 'b2');
   const r2 = await pending.response;
   assert.deepEqual(r2.json, { [b]: { status: 'ok', msg: [msg(b2, b1, 'b2')] } });
@@ -116,12 +107,12 @@ test('multi-channel poll answers only the channels with news', async () => {
 test('a poll held on 500 channels is woken by a publish on the last one, answered for it alone', async () => {
   const prefix = uniqueChannel('many');
   const pairs = Array.from({ length: 500 }, (_, i) => [`${prefix}-${i}`, 0]);
-  const pending = await heldPoll(pairs);
+  const pending = await heldPoll(base, pairs);
   const id = await publishOk(base, `${prefix}-499`, 'last');
   const r = await pending.response;
   assert.deepEqual(r.json, { [`${prefix}-499`]: { status: 'ok', msg: [msg(id, 0, 'last')] } });
   // and again on the first one
-  const pending2 = await heldPoll(pairs.map(([c]) => [c, c.endsWith('-499') ? id : 0]));
+  const pending2 = await heldPoll(base, pairs.map(([c]) => [c, c.endsWith('-499') ? id : 0]));
   const id0 = await publishOk(base, `${prefix}-0`, 'first');
   assert.deepEqual((await pending2.response).json, { [`${prefix}-0`]: { status: 'ok', msg: [msg(id0, 0, 'first')] } });
 });
@@ -170,7 +161,7 @@ test('held poll whose keys were deleted gets a reset, at the latest on the next 
   const c = uniqueChannel();
   let id4;
   for (let i = 1; i <= 4; i++) id4 = await publishOk(base, c, i);
-  const pending = await heldPoll([[c, id4]]);
+  const pending = await heldPoll(base, [[c, id4]]);
   const k = keys(c);
   await redis.command('DEL', k.id, k.backlog);
   const id = await publishOk(base, c, 'after-del');
@@ -226,7 +217,7 @@ test('state channel (backlog=1): a burst collapses to the newest message', async
   assert.deepEqual(r.json, { [c]: { status: 'ok', msg: newest } });
 
   // A held state-channel poll is woken by the next count.
-  const pending = await heldPoll([[c, ids[10]]]);
+  const pending = await heldPoll(base, [[c, ids[10]]]);
   const id11 = await publishOk(base, c, { count: 11 }, { backlog: 1 });
   const r2 = await pending.response;
   assert.deepEqual(r2.json, { [c]: { status: 'ok', msg: [msg(id11, ids[10], { count: 11 })] } });
@@ -261,7 +252,7 @@ test('/metrics counts publishes, deliveries, resets, requests by status; gauges 
   await poll(base, [[c, ids[2] - 1]]); // reset, lost (never issued)
   await get(base, '/rt?c=bad%20name&m=0'); // 400
   const held = uniqueChannel('sub');
-  const pending = await heldPoll([[held, 0]]);
+  const pending = await heldPoll(base, [[held, 0]]);
   const after = await metricsText(base);
   await publishOk(base, held, 'release');
   await pending.response;

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { before, after } from 'node:test';
 import {
   test, startStack, withServer, startRedis, assertCleanShutdown, poll, publish, publishOk, waitHeld,
-  heldPolls, keys, uniqueChannel, redisCli, request, RedisClient, PUBLISH_LUA, TOKEN, assertStillServes,
+  heldPoll, heldPolls, keys, uniqueChannel, redisCli, request, RedisClient, PUBLISH_LUA, TOKEN, assertStillServes,
   assertTimeId, assertChain, msg, chain,
 } from './lib/harness.mjs';
 
@@ -24,14 +24,6 @@ function assertError(r, status, what) {
   assert.match(r.headers.get('content-type') || '', /^application\/json\b/i, `${what}: Content-Type`);
   assert.ok(r.json && typeof r.json.error === 'string' && r.json.error.length > 0,
     `${what}: body must be {"error": "..."}, got ${JSON.stringify(r.body)}`);
-}
-
-async function heldPoll(pairs) {
-  const n0 = await heldPolls(base);
-  const response = poll(base, pairs);
-  response.catch(() => {});
-  await waitHeld(base, (n) => n >= n0 + 1, { what: 'the poll to be held' });
-  return { response };
 }
 
 test('publish answers 200 {"id":N} with increasing ids per channel, each message naming its prev', async () => {
@@ -244,7 +236,7 @@ test('message written straight into Redis (MULTI/EXEC) is served and wakes held 
   const r = await poll(base, [[c, 0]]);
   assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [msg(id1, 0, { from: 'python', n: 1 })] } });
 
-  const pending = await heldPoll([[c, id1]]);
+  const pending = await heldPoll(base, [[c, id1]]);
   const t0 = Date.now();
   const id2 = await publishViaMulti(redis, c, ['woken']);
   const r2 = await pending.response;
@@ -279,7 +271,7 @@ test('server/lua/publish.lua run by another backend via EVAL is served and wakes
   const ttlB = await redis.command('TTL', k.backlog);
   assert.ok(ttlB > 0 && ttlB <= 600, `msg_backlog TTL ${ttlB}`);
 
-  const pending = await heldPoll([[c, id1]]);
+  const pending = await heldPoll(base, [[c, id1]]);
   const id2 = await evalPublish('[1,2,3]', 3, 600);
   const r2 = await pending.response;
   assert.deepEqual(r2.json, { [c]: { status: 'ok', msg: [msg(id2, id1, [1, 2, 3])] } });
@@ -366,7 +358,7 @@ test('corrupt data from another backend does not crash the server', async () => 
   // Garbage on the pub/sub channel while a poll is held.
   const c2 = uniqueChannel('garbage');
   const first = await publishOk(base, c2, 'ok');
-  const pending = await heldPoll([[c2, first]]);
+  const pending = await heldPoll(base, [[c2, first]]);
   for (const junk of ['', 'garbage', '{"id":999}', '{"id":-1,"payload":0}', '[]']) {
     await redis.command('PUBLISH', keys(c2).pubsub, junk);
   }

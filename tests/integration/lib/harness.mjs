@@ -536,6 +536,16 @@ export async function waitHeld(base, pred, { timeout = 5000, what } = {}) {
   return last;
 }
 
+// Starts a poll that the server must hold (nothing new) and waits until it is held.
+// Returns { response }: wrapped, since returning the promise itself would wait for the answer.
+export async function heldPoll(base, pairs) {
+  const n0 = await heldPolls(base);
+  const response = poll(base, pairs);
+  response.catch(() => {}); // awaited by the caller; avoid an unhandled rejection meanwhile
+  await waitHeld(base, (n) => n >= n0 + 1, { what: 'the poll to be held' });
+  return { response };
+}
+
 // ---------------------------------------------------------------------------------------
 // A tiny RESP client (one connection, pipelined commands answered in order).
 

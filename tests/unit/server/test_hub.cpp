@@ -4,15 +4,6 @@
 // invalid messages, and the loss of the connection.
 #include "cmocka_wrap.hpp"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <functional>
 
 #include "hub.hpp"
@@ -20,41 +11,13 @@
 #include "metrics.hpp"
 #include "protocol/protocol.hpp"
 #include "redis_link.hpp"
-
-extern char** environ;
+#include "redis_process.hpp"
 
 namespace {
 
-int free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-pid_t start_redis(int port) {
-  std::string p = std::to_string(port);
-  const char* argv[] = {"redis-server", "--port", p.c_str(), "--bind", "127.0.0.1", "--save", "",
-                        "--appendonly", "no", "--loglevel", "warning", nullptr};
-  pid_t pid = 0;
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);  // quiet start-up banner
-  int rc = posix_spawnp(&pid, "redis-server", &fa, nullptr, const_cast<char**>(argv), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  return rc == 0 ? pid : -1;
-}
-
-void stop_redis(pid_t pid) {
-  if (pid <= 0) return;
-  kill(pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
-}
+using rt_test::free_port;
+using rt_test::start_redis;
+using rt_test::stop_redis;
 
 struct Fixture {
   int port = 0;
@@ -63,15 +26,8 @@ struct Fixture {
   std::unique_ptr<rt::RedisLink> sub, cmd;
   std::unique_ptr<rt::Hub> hub;
 
-  // Runs the loop until pred() holds (checked after every loop iteration) or `ms` passed.
   bool wait_for(const std::function<bool()>& pred, uint64_t ms = 5000) {
-    uint64_t end = rt::now_ms() + ms;
-    while (!pred()) {
-      if (rt::now_ms() > end) return false;
-      event_base_loop(base.get(), EVLOOP_ONCE | EVLOOP_NONBLOCK);
-      usleep(200);
-    }
-    return true;
+    return rt_test::run_until(base.get(), pred, ms);
   }
 
   void publish(const std::string& channel, const std::string& msg) {
