@@ -6,9 +6,11 @@
 // of its node.
 #include "cmocka_wrap.hpp"
 
+#include <algorithm>
 #include <memory>
 
 #include "cluster_links.hpp"
+#include "cluster_pubsub.hpp"
 #include "cluster_process.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
@@ -51,8 +53,27 @@ struct Events final : rt::ShardSubscriber::Listener {
   }
 };
 
-struct World {
+struct PubSubEvents final : rt::ClusterPubSub::Sink, rt::ClusterPubSub::Waiter {
+  std::vector<std::string> subscribed, lost_channels, messages;
+  int lost = 0, fences_ok = 0, fences_failed = 0;
+  void on_subscribed(const std::string& ch) noexcept override { subscribed.push_back(ch); }
+  void on_message(const std::string& ch, const char* d, size_t n) noexcept override {
+    messages.push_back(ch + " " + std::string(d, n));
+  }
+  void on_channel_lost(const std::string& ch) noexcept override { lost_channels.push_back(ch); }
+  void on_lost() noexcept override { lost++; }
+  void on_fence(bool ok) noexcept override { (ok ? fences_ok : fences_failed)++; }
+  size_t count(const std::vector<std::string>& v, const std::string& x) const {
+    return size_t(std::count(v.begin(), v.end(), x));
+  }
+};
+
+struct World : rt::ClusterLinks::Listener {
   rt_test::Cluster cluster;
+  std::unique_ptr<rt::ClusterPubSub> pubsub;
+  void on_cluster_map() noexcept override {
+    if (pubsub) pubsub->on_cluster_map();
+  }
   rt::EventBasePtr base{event_base_new()};
   rt::ScriptSet scripts;
   std::unique_ptr<rt::ClusterLinks> links;
@@ -94,13 +115,17 @@ int group_setup(void**) {
   rt::RedisAddress a;
   a.cluster_seeds.push_back({"127.0.0.1", world->cluster.ports[1]});
   world->links = std::make_unique<rt::ClusterLinks>(world->base.get(), a, 2000, "t", &world->scripts);
+  world->links->set_listener(world);
+  world->pubsub = std::make_unique<rt::ClusterPubSub>(world->base.get(), *world->links, a, rt::proto::Keys(), 2000, "t");
   world->links->start();
-  if (!world->wait([] { return world->links->ready(); })) return -1;
+  if (!world->wait([] { return world->links->ready() && world->pubsub->up(); })) return -1;
   return 0;
 }
 
 int group_teardown(void**) {
+  if (world && world->pubsub) world->pubsub->shut_down();
   if (world && world->links) world->links->shut_down();
+  if (world) world->pubsub.reset();
   delete world;
   world = nullptr;
   return 0;
@@ -246,6 +271,64 @@ void test_subscriber_wrong_node_and_slot_moved(void**) {
   sub.s->shut_down();
 }
 
+void test_cluster_pubsub(void**) {
+  World& w = *world;
+  rt::proto::Keys keys;
+  PubSubEvents ev;
+  w.pubsub->set_sink(&ev);
+  assert_int_equal(w.pubsub->shard_count(), 3);
+  // One channel on every master, plus one that will move.
+  std::vector<std::string> chans;
+  for (int port : w.cluster.ports) chans.push_back(w.key_on(port, "ps" + std::to_string(port) + "-"));
+  std::string mover = w.key_on(w.cluster.ports[0], "psmove-");
+  chans.push_back(mover);
+  for (const auto& ch : chans) assert_true(w.pubsub->subscribe(ch));
+  assert_true(ev.subscribed.empty());  // never from inside subscribe()
+  assert_true(w.wait([&] { return ev.subscribed.size() == chans.size(); }));
+  // publish.lua with SPUBLISH reaches each on its own shard; a fence comes back after them.
+  for (const auto& ch : chans) {
+    Reply r;
+    std::vector<std::string> k{keys.msg_id(ch), keys.backlog(ch), keys.pubsub(ch)};
+    assert_true(w.links->run_script(w.scripts.publish, k, {"\"" + ch + "\"", "10", "0", "sharded"}, Reply::fn, &r));
+    assert_true(w.wait([&] { return r.called; }));
+  }
+  assert_true(w.pubsub->fence(&ev));
+  assert_true(w.wait([&] { return ev.fences_ok == 1; }));
+  assert_int_equal(ev.messages.size(), chans.size());  // all of them before the fence passed
+  for (size_t i = 0; i < chans.size(); i++)
+    assert_int_equal(ev.messages[i].compare(0, chans[i].size() + 1, chans[i] + " "), 0);
+
+  // Unsubscribe, then subscribe again at once (while the SUNSUBSCRIBE is in flight).
+  assert_true(w.pubsub->unsubscribe(chans[1]));
+  assert_true(w.pubsub->subscribe(chans[1]));
+  assert_true(w.wait([&] { return ev.count(ev.subscribed, chans[1]) == 2; }));
+  assert_string_equal(rt_test::command(w.cluster.ports[1], {"SPUBLISH", keys.pubsub(chans[1]), "again"}).c_str(), "1");
+  assert_true(w.wait([&] { return ev.count(ev.messages, chans[1] + " again") == 1; }));
+
+  // The mover's slot goes to another master: only that channel is lost; then it can be
+  // subscribed again, on its new master.
+  uint16_t slot = key_slot(mover);
+  int from = w.cluster.ports[0], to = w.cluster.ports[1];
+  std::vector<std::string> mk{keys.msg_id(mover), keys.backlog(mover)};
+  assert_true(w.cluster.move_slot(slot, from, to, mk));
+  assert_true(w.wait([&] { return ev.lost_channels.size() == 1; }));
+  assert_string_equal(ev.lost_channels[0].c_str(), mover.c_str());
+  assert_true(w.wait([&] { return w.links->link_for_slot(slot) && w.links->link_for_slot(slot)->port() == to; }));
+  assert_true(w.pubsub->subscribe(mover));
+  assert_true(w.wait([&] { return ev.count(ev.subscribed, mover) == 2; }));
+  assert_string_equal(rt_test::command(to, {"SPUBLISH", keys.pubsub(mover), "moved"}).c_str(), "1");
+  assert_true(w.wait([&] { return ev.count(ev.messages, mover + " moved") == 1; }));
+  assert_true(w.wait([&] { return w.pubsub->up(); }));
+  assert_int_equal(ev.lost_channels.size(), 1);
+  assert_int_equal(ev.lost, 0);
+  assert_true(w.cluster.move_slot(slot, to, from, mk));
+  assert_true(w.wait([&] { return ev.lost_channels.size() == 2; }));
+  for (const auto& ch : chans)
+    if (ch != mover) assert_true(w.pubsub->unsubscribe(ch));
+  assert_true(w.wait([&] { return w.pubsub->wire_count() == 0; }));
+  w.pubsub->set_sink(nullptr);
+}
+
 // Last: a node is lost (SIGKILL).
 void test_subscriber_and_router_when_a_node_dies(void**) {
   World& w = *world;
@@ -253,10 +336,22 @@ void test_subscriber_and_router_when_a_node_dies(void**) {
   Sub sub(w.base.get(), port);
   assert_true(w.wait([&] { return sub.s->up(); }));
   std::string key = w.key_on(port, "dead-");
+  PubSubEvents ev;
+  w.pubsub->set_sink(&ev);
+  std::string doomed = w.key_on(port, "doomed-"), spared = w.key_on(w.cluster.ports[1], "spared-");
+  assert_true(w.pubsub->subscribe(doomed));
+  assert_true(w.pubsub->subscribe(spared));
+  assert_true(w.wait([&] { return ev.subscribed.size() == 2; }));
   rt_test::stop_redis(w.cluster.pids[2]);
   w.cluster.pids[2] = -1;
   assert_true(w.wait([&] { return sub.ev.down == 1; }));
   assert_false(sub.s->up());
+  // Only the channel of the dead master is lost; the pub/sub is no longer up (health).
+  assert_true(w.wait([&] { return ev.lost_channels.size() == 1; }));
+  assert_string_equal(ev.lost_channels[0].c_str(), doomed.c_str());
+  assert_false(w.pubsub->up());
+  assert_false(w.pubsub->fence(&ev));
+  assert_false(w.pubsub->subscribe(doomed));  // no master to subscribe on
   // A command for its slots waits for a master until its deadline (2 s here), then NULL.
   uint64_t t0 = rt::now_ms();
   Reply r = w.run({"GET", key});
@@ -268,6 +363,7 @@ void test_subscriber_and_router_when_a_node_dies(void**) {
   std::string alive = w.key_on(w.cluster.ports[0], "alive-");
   assert_string_equal(w.run({"SET", alive, "1"}).text.c_str(), "OK");
   sub.s->shut_down();
+  w.pubsub->set_sink(nullptr);
 }
 
 }  // namespace
@@ -279,6 +375,7 @@ int main() {
       cmocka_unit_test(test_ask_while_a_slot_moves),
       cmocka_unit_test(test_publish_script_spublishes_and_noscript),
       cmocka_unit_test(test_subscriber_wrong_node_and_slot_moved),
+      cmocka_unit_test(test_cluster_pubsub),
       cmocka_unit_test(test_subscriber_and_router_when_a_node_dies),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);

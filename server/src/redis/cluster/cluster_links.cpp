@@ -268,18 +268,7 @@ void ClusterLinks::on_reply(redisReply* r, void* priv) noexcept {
       if (self->stopped_ || ++c->redirects > kMaxRedirects) break;
       if (rd.kind == cluster::ErrorKind::moved) {
         metrics::get().cluster_moved.fetch_add(1, std::memory_order_relaxed);
-        // The slot is served there from now on; the rest of the map follows.
-        Node* n = self->ensure_node(rd.to);
-        if (n != nullptr) {
-          try {
-            uint16_t i = self->map_.master_index(rd.to);
-            self->map_.owner[rd.slot] = i;
-            if (self->slot_node_.size() <= i) self->slot_node_.resize(size_t(i) + 1, nullptr);
-            self->slot_node_[i] = n;
-          } catch (...) {
-          }
-        }
-        self->refresh();
+        self->learn_moved(rd.slot, rd.to);
         c->asking = false;
         c->slot = rd.slot;
       } else {
@@ -306,6 +295,22 @@ void ClusterLinks::on_reply(redisReply* r, void* priv) noexcept {
 }
 
 // --- the slot map ---------------------------------------------------------------------------
+
+void ClusterLinks::learn_moved(uint16_t slot, const cluster::NodeAddr& to) noexcept {
+  if (stopped_) return;
+  // The slot is served there from now on; the rest of the map follows.
+  Node* n = ensure_node(to);
+  if (n != nullptr) {
+    try {
+      uint16_t i = map_.master_index(to);
+      map_.owner[slot & (cluster::kSlots - 1)] = i;
+      if (slot_node_.size() <= i) slot_node_.resize(size_t(i) + 1, nullptr);
+      slot_node_[i] = n;
+    } catch (...) {
+    }
+  }
+  refresh();
+}
 
 void ClusterLinks::refresh() noexcept {
   if (stopped_) return;

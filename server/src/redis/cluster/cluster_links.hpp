@@ -72,6 +72,9 @@ class ClusterLinks {
 
   // Asks for a new slot map (coalesced, rate limited).
   void refresh() noexcept;
+  // A node answered MOVED: `slot` is served by `to` from now on (its link is made when
+  // new), and a new map is asked for.
+  void learn_moved(uint16_t slot, const cluster::NodeAddr& to) noexcept;
 
   // The slot map as last taken (masters() empty until the first one).
   const cluster::SlotMap& map() const noexcept { return map_; }
