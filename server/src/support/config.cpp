@@ -429,6 +429,10 @@ ParseResult parse_args(int argc, const char* const* argv, Config* out, std::stri
       return ParseResult::error;
     }
   }
+  if (c.redis.via_cluster() && c.publish_min_replicas > 0) {
+    *error = "--publish-min-replicas: not supported with a redis+cluster:// Redis (yet)";
+    return ParseResult::error;
+  }
   // Browsers refuse credentialed answers with a wildcard origin: say so at start-up rather
   // than send headers no page can use.
   if (c.cors_credentials && (c.cors_origin.empty() || c.cors_origin == "*")) {
