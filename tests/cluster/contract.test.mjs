@@ -7,10 +7,12 @@
 // /metrics, and the keys landing on the master of their slot.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
 import { before, after } from 'node:test';
 import {
   test, startServer, poll, publishOk, heldPoll, msg, chain, assertTimeId, metricsText, metricValue, get,
-  assertCleanShutdown, PUBLISH_LUA,
+  assertCleanShutdown, PUBLISH_LUA, REPO_ROOT, assertChain,
 } from '../integration/lib/harness.mjs';
 import { startCluster, channelsPerMaster, cmd, channelSlot } from './lib/cluster.mjs';
 
@@ -131,6 +133,41 @@ test('another backend publishing with publish.lua and "sharded" wakes held polls
     const r = await response;
     assert.deepEqual(r.json, { [c]: { status: 'ok', msg: [msg(Number(id), id0, { from: 'backend' })] } });
   }
+});
+
+// README's cluster publisher (the Python block with RedisCluster), run as README shows it.
+test('README\'s cluster publisher (redis-py RedisCluster, "sharded") publishes what rt-server serves', async () => {
+  const text = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
+  const block = [...text.matchAll(/```python\n([\s\S]*?)```/g)].map((m) => m[1]).find((b) => b.includes('RedisCluster'));
+  assert.ok(block, 'README.md has a Python block with RedisCluster');
+  assert.ok(block.includes('host="10.0.0.1", port=7000'), 'the seed in the snippet');
+  const code = block.replace('host="10.0.0.1", port=7000', `host="127.0.0.1", port=${masters[1].port}`);
+  const cs = masters.map((_, i) => next(i));
+  const ids0 = [];
+  for (const c of cs) ids0.push(await publishOk(base, c, 0));
+  const { response } = await heldPoll(base, cs.map((c, k) => [c, ids0[k]]));
+  const more = cs.map((c) => `print(publish(${JSON.stringify(c)}, {"py": ${JSON.stringify(c)}}))\n`).join('');
+  const python = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+  const out = await new Promise((resolve, reject) => {
+    const child = spawn(python, ['-'], { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    child.on('error', reject);
+    child.on('exit', (c) => resolve({ code: c, stdout, stderr }));
+    child.stdin.end(code + '\n' + more);
+  });
+  assert.equal(out.code, 0, `python3 failed: ${out.stderr}`);
+  const ids = out.stdout.trim().split('\n').map(Number);
+  assert.equal(ids.length, cs.length);
+  const first = await response;  // woken by the first of them (SPUBLISH reached rt)
+  assert.equal(first.status, 200);
+  assert.deepEqual(first.json, { [cs[0]]: { status: 'ok', msg: [msg(ids[0], ids0[0], { py: cs[0] })] } });
+  const r = await poll(base, cs.map((c, k) => [c, ids0[k]]));
+  cs.forEach((c, k) => {
+    assert.deepEqual(r.json[c], { status: 'ok', msg: [msg(ids[k], ids0[k], { py: c })] });
+    assertChain(r.json[c].msg, ids0[k], c);
+  });
 });
 
 test('a chain over many publishes across masters, polled from 0', async () => {
