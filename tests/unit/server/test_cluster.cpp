@@ -184,6 +184,43 @@ void test_ask_while_a_slot_moves(void**) {
   assert_true(w.cluster.move_slot(slot, to, from, {k1, k2}));
 }
 
+void test_tryagain_until_the_keys_are_together(void**) {
+  World& w = *world;
+  int from = w.cluster.ports[1], to = w.cluster.ports[2];
+  std::string tag = w.key_on(from, "try-");
+  std::string k1 = "{" + tag + "}:a", k2 = "{" + tag + "}:b";
+  uint16_t slot = key_slot(tag);
+  assert_string_equal(w.run({"SET", k1, "one"}).text.c_str(), "OK");
+  assert_string_equal(w.run({"SET", k2, "two"}).text.c_str(), "OK");
+  assert_true(w.cluster.begin_move(slot, from, to));
+  assert_true(w.cluster.migrate_key(k1, from, to));
+  // A two-key command while its keys are split: TRYAGAIN, waited out (not failed) until the
+  // second key follows; then ASK takes it to `to`.
+  const char* argv[] = {"MGET", k1.c_str(), k2.c_str()};
+  size_t lens[] = {4, k1.size(), k2.size()};
+  struct Arr {
+    bool called = false;
+    std::vector<std::string> vals;
+    static void fn(redisReply* r, void* priv) noexcept {
+      auto* self = static_cast<Arr*>(priv);
+      self->called = true;
+      if (r && r->type == REDIS_REPLY_ARRAY)
+        for (size_t i = 0; i < r->elements; i++) self->vals.emplace_back(r->element[i]->str ? r->element[i]->str : "");
+      else if (r && r->str)
+        self->vals.emplace_back(r->str);
+    }
+  } a;
+  assert_true(w.links->command_for_key(k1, Arr::fn, &a, 3, argv, lens));
+  assert_false(w.wait([&] { return a.called; }, 300));  // parked, retrying
+  assert_true(w.cluster.migrate_key(k2, from, to));
+  assert_true(w.wait([&] { return a.called; }));
+  assert_int_equal(a.vals.size(), 2);
+  assert_string_equal(a.vals[0].c_str(), "one");
+  assert_string_equal(a.vals[1].c_str(), "two");
+  assert_true(w.cluster.end_move(slot, from, to));
+  assert_true(w.cluster.move_slot(slot, to, from, {k1, k2}));
+}
+
 struct Sub {
   Events ev;
   std::unique_ptr<rt::ShardSubscriber> s;
@@ -373,6 +410,7 @@ int main() {
       cmocka_unit_test(test_routes_to_every_master),
       cmocka_unit_test(test_moved_after_a_slot_moved),
       cmocka_unit_test(test_ask_while_a_slot_moves),
+      cmocka_unit_test(test_tryagain_until_the_keys_are_together),
       cmocka_unit_test(test_publish_script_spublishes_and_noscript),
       cmocka_unit_test(test_subscriber_wrong_node_and_slot_moved),
       cmocka_unit_test(test_cluster_pubsub),
