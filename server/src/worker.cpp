@@ -28,8 +28,10 @@ Worker::~Worker() {
   // callbacks may still reach the hub and the replica wait), then the hub, then the HTTP
   // server, then the loop.
   sentinel_.reset();
-  cluster_pubsub_.reset();
+  // Cluster: the links first (their last callbacks, NULL replies, may reach the sharded
+  // pub/sub's fences), then the sharded pub/sub (it calls nothing on the links when it goes).
   cluster_.reset();
+  cluster_pubsub_.reset();
   cmd_.reset();
   sub_.reset();
   pub_.reset();
@@ -125,6 +127,10 @@ bool Worker::init(std::string* error) {
 
 void Worker::on_cluster_map() noexcept {
   if (cluster_pubsub_) cluster_pubsub_->on_cluster_map();
+}
+
+void Worker::on_cluster_ask(uint16_t slot, const cluster::NodeAddr&) noexcept {
+  if (cluster_pubsub_) cluster_pubsub_->on_cluster_ask(slot);
 }
 
 bool Worker::ping(RedisLink::ReplyFn fn, void* priv) noexcept {

@@ -109,6 +109,7 @@ class Worker : private RedisLink::Listener, private http::Handler, private Senti
   static void on_link_trouble(void* arg, RedisLink& link, bool not_master) noexcept;
   // Cluster: a new slot map; the sharded pub/sub follows it.
   void on_cluster_map() noexcept override;
+  void on_cluster_ask(uint16_t slot, const cluster::NodeAddr& to) noexcept override;
 
   const Config& cfg_;
   std::string lua_dir_;

@@ -147,13 +147,22 @@ struct Cluster {
   bool migrate_key(const std::string& key, int from, int to) const {
     return command(from, {"MIGRATE", "127.0.0.1", std::to_string(to), key, "0", "5000"}) == "OK";
   }
-  // The last step: the slot is `to`'s on every node.
+  // The last step: the slot is `to`'s on every node (waits until every live node says so:
+  // their config epochs settle by gossip).
   bool end_move(uint16_t slot, int from, int to) const {
     std::string s = std::to_string(slot), to_id = id(to);
     bool ok = command(to, {"CLUSTER", "SETSLOT", s, "NODE", to_id}) == "OK" &&
               command(from, {"CLUSTER", "SETSLOT", s, "NODE", to_id}) == "OK";
-    for (int p : ports)
-      if (p != to && p != from) ok = command(p, {"CLUSTER", "SETSLOT", s, "NODE", to_id}) == "OK" && ok;
+    for (size_t i = 0; i < ports.size(); i++)
+      if (ports[i] != to && ports[i] != from && pids[i] > 0)
+        ok = command(ports[i], {"CLUSTER", "SETSLOT", s, "NODE", to_id}) == "OK" && ok;
+    uint64_t end = rt::now_ms() + 10000;
+    for (size_t i = 0; ok && i < ports.size(); i++) {
+      while (pids[i] > 0 && owner(slot, ports[i]) != to) {
+        if (rt::now_ms() > end) return false;
+        usleep(20000);
+      }
+    }
     return ok;
   }
   // A whole move of `slot` with the keys in `keys`.

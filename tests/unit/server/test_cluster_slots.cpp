@@ -77,6 +77,24 @@ void test_shards_map(void**) {
   assert_int_equal(m.uncovered(), 1);
 }
 
+void test_same_map_whichever_node_answers(void**) {
+  // Nodes list the shards in their own order: the maps must compare equal.
+  std::string a = shard({0, 99}, {node("127.0.0.1", 7001, "master", "online")}),
+              b = shard({100, 16383}, {node("127.0.0.1", 7000, "master", "online")});
+  SlotMap m1, m2;
+  std::string err;
+  redisReply* r = parse(arr(2) + a + b);
+  assert_true(parse_cluster_shards(r, "h", &m1, &err));
+  freeReplyObject(r);
+  r = parse(arr(2) + b + a);
+  assert_true(parse_cluster_shards(r, "h", &m2, &err));
+  freeReplyObject(r);
+  assert_true(m1.masters == m2.masters);
+  assert_true(m1.owner == m2.owner);
+  assert_int_equal(m1.masters[0].port, 7000);
+  assert_int_equal(m1.master_of(5)->port, 7001);
+}
+
 void test_shards_failed_master_and_errors(void**) {
   // A failed master whose replica has not taken over: its slots have no master.
   std::string resp = arr(2) + shard({0, 8191}, {node("127.0.0.1", 7000, "master", "failed"),
@@ -169,6 +187,7 @@ int main() {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_crc16_and_slots),
       cmocka_unit_test(test_shards_map),
+      cmocka_unit_test(test_same_map_whichever_node_answers),
       cmocka_unit_test(test_shards_failed_master_and_errors),
       cmocka_unit_test(test_slots_map),
       cmocka_unit_test(test_redirects),

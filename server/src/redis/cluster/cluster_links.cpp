@@ -275,6 +275,7 @@ void ClusterLinks::on_reply(redisReply* r, void* priv) noexcept {
         metrics::get().cluster_ask.fetch_add(1, std::memory_order_relaxed);
         c->asking = true;
         c->ask_to = rd.to;
+        if (self->listener_) self->listener_->on_cluster_ask(rd.slot, rd.to);
       }
       self->dispatch(c);
       return;

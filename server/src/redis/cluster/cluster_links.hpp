@@ -44,6 +44,12 @@ class ClusterLinks {
     virtual void on_cluster_map() noexcept = 0;
     // The command link of master `addr` came up (e.g. seed sharded subscriptions again).
     virtual void on_cluster_link_up(const cluster::NodeAddr& addr) noexcept { (void)addr; }
+    // A command met ASK: keys of `slot` are being migrated to `to` (publishes of the moved
+    // keys run there from now on). From a link's reply callback.
+    virtual void on_cluster_ask(uint16_t slot, const cluster::NodeAddr& to) noexcept {
+      (void)slot;
+      (void)to;
+    }
   };
 
   // `addr` holds the seeds and the credentials; `scripts` (may be NULL) is loaded into

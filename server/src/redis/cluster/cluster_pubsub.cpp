@@ -129,6 +129,12 @@ void ClusterPubSub::on_cluster_map() noexcept {
     if (live && old->sub->up()) old->sub->sunsubscribe(keys_.pubsub(ch));
     lose(ch);
   }
+  // A migration that ended (the map names another owner): its channels subscribe there.
+  for (auto it = migrating_.begin(); it != migrating_.end();) {
+    const cluster::NodeAddr* m = map.master_of(it->first);
+    if (m != nullptr && !(*m == it->second.owner)) it = migrating_.erase(it);
+    else ++it;
+  }
   // Sentinels whose slot moved away.
   for (auto& sh : shards_) {
     const cluster::NodeAddr* m = sh->sentinel.empty() ? nullptr : map.master_of(sh->sentinel_slot);
@@ -223,8 +229,38 @@ bool ClusterPubSub::send_sub(Shard& sh, const std::string& channel) noexcept {
   }
 }
 
+void ClusterPubSub::on_cluster_ask(uint16_t slot) noexcept {
+  if (stopped_) return;
+  uint64_t now = now_ms();
+  bool was_marked = false;
+  try {
+    const cluster::NodeAddr* owner = links_.map().master_of(slot);
+    auto it = migrating_.find(slot);
+    was_marked = it != migrating_.end() && it->second.until_ms > now;
+    migrating_[slot] = Migrating{now + kMigratingMs, owner ? *owner : cluster::NodeAddr()};
+  } catch (...) {
+  }
+  if (was_marked) return;  // its channels are gone already
+  std::vector<std::string> gone;
+  try {
+    for (auto& kv : wire_)
+      if (kv.second.state != Wire::leaving && cluster::key_slot(keys_.pubsub(kv.first)) == slot) gone.push_back(kv.first);
+  } catch (...) {
+  }
+  if (!gone.empty())
+    RT_LOG(info, "slot migrating (ASK): its channels must subscribe again").kv("slot", slot).kv("channels", gone.size());
+  for (const auto& ch : gone) lose(ch);
+}
+
 bool ClusterPubSub::subscribe(const std::string& channel) noexcept {
   if (stopped_) return false;
+  if (!migrating_.empty()) {
+    auto m = migrating_.find(cluster::key_slot(keys_.pubsub(channel)));
+    if (m != migrating_.end()) {
+      if (m->second.until_ms > now_ms()) return false;  // being migrated: publishes may run elsewhere
+      migrating_.erase(m);
+    }
+  }
   auto it = wire_.find(channel);
   if (it != wire_.end()) {
     // Still leaving: subscribe again once the SUNSUBSCRIBE is answered (never both in flight).
@@ -301,11 +337,13 @@ void ClusterPubSub::on_ssubscribe_failed(ShardSubscriber& s, std::string_view wi
   if (!keys_.channel_of_pubsub(wire, &channel)) return;
   auto it = wire_.find(channel);
   if (it == wire_.end() || it->second.shard != sh) return;
-  // Once more on the master the map names now, if it is another one and connected.
+  // Once more on the master the map names now, if it is another one and connected; only
+  // once (nodes that disagree for a moment would send it back and forth).
   Shard* now = owner_shard(channel);
-  if (now != nullptr && now != sh && it->second.state == Wire::subscribing && now->sub->up() &&
-      send_sub(*now, channel)) {
+  if (!it->second.redirected && now != nullptr && now != sh && it->second.state == Wire::subscribing &&
+      now->sub->up() && send_sub(*now, channel)) {
     it->second.shard = now;
+    it->second.redirected = true;
     return;
   }
   lose(channel);
@@ -342,6 +380,7 @@ void ClusterPubSub::on_sunsubscribed(ShardSubscriber& s, std::string_view wire, 
     if (now != nullptr && now->sub->up() && send_sub(*now, channel)) {
       it->second.shard = now;
       it->second.state = Wire::subscribing;
+      it->second.redirected = false;
     } else {
       lose(channel);
     }

@@ -14,6 +14,13 @@
 //    master), its master's connection was lost, or its SSUBSCRIBE was refused (MOVED:
 //    the map is updated at once). The sink forgets the channel (its polls answer 503 and
 //    the clients retry: the next poll subscribes on the new owner).
+//    A slot being migrated is the one case Redis does not tell subscribers about: once a
+//    channel's keys moved, its publishes run on the importing node (ASK) and SPUBLISH there,
+//    where no subscription of ours is (a connection in pub/sub mode cannot send ASKING).
+//    So an ASK seen by any command of this worker (a publish, a poll's read, a mirror's
+//    verification) marks the slot as migrating for kMigratingMs: its channels are lost, and
+//    subscribe() refuses channels of the slot while it is marked (their polls answer 503
+//    and retry) until the new map names the new owner.
 //  - Sink::on_lost(): every subscription is gone (drop(), shutdown).
 //  - fence(w): w->on_fence(ok) once every message published before the call, on any shard,
 //    has been delivered: a sequence number SPUBLISHed to a sentinel channel of every shard
@@ -76,6 +83,9 @@ class ClusterPubSub final : private ShardSubscriber::Listener {
   // From the ClusterLinks listener: a new slot map (connections follow the masters,
   // channels whose slot moved are lost), a master's command link is up (fences can go).
   void on_cluster_map() noexcept;
+  // From the ClusterLinks listener: a command met ASK for `slot` (see above).
+  void on_cluster_ask(uint16_t slot) noexcept;
+  static constexpr uint64_t kMigratingMs = 1000;
 
   size_t shard_count() const noexcept { return shards_.size(); }
   size_t wire_count() const noexcept { return wire_.size(); }
@@ -87,6 +97,7 @@ class ClusterPubSub final : private ShardSubscriber::Listener {
   struct WireChan {
     Shard* shard;
     Wire state;
+    bool redirected = false;  // its SSUBSCRIBE was refused once and sent elsewhere
   };
   struct FenceCall;
 
@@ -120,7 +131,11 @@ class ClusterPubSub final : private ShardSubscriber::Listener {
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<std::unique_ptr<Shard>> retired_;  // freed from the next loop turn
   std::unordered_map<std::string, WireChan> wire_;  // by rt channel name
-  std::vector<std::string> lost_soon_;             // channels to report lost from the next turn
+  struct Migrating {
+    uint64_t until_ms;
+    cluster::NodeAddr owner;  // the slot's master in the map when it was marked
+  };
+  std::unordered_map<uint16_t, Migrating> migrating_;  // slots marked migrating (see above)
   const char* drop_reason_ = nullptr;
   EventPtr deferred_ev_;
   // Fences.

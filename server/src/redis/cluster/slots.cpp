@@ -1,5 +1,6 @@
 #include "slots.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 namespace rt::cluster {
@@ -66,6 +67,27 @@ bool assign(SlotMap* m, long long start, long long end, const NodeAddr& master, 
   uint16_t idx = m->master_index(master);
   for (long long s = start; s <= end; s++) m->owner[size_t(s)] = idx;
   return true;
+}
+
+// Masters in address order, so that the same cluster gives the same map whichever node
+// was asked (each lists its shards in its own order).
+void normalize(SlotMap* m) {
+  std::vector<size_t> order(m->masters.size());
+  for (size_t i = 0; i < order.size(); i++) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    const NodeAddr &x = m->masters[a], &y = m->masters[b];
+    return x.host != y.host ? x.host < y.host : x.port < y.port;
+  });
+  std::vector<uint16_t> new_index(order.size());
+  std::vector<NodeAddr> sorted;
+  sorted.reserve(order.size());
+  for (size_t k = 0; k < order.size(); k++) {
+    new_index[order[k]] = uint16_t(k);
+    sorted.push_back(std::move(m->masters[order[k]]));
+  }
+  m->masters = std::move(sorted);
+  for (uint16_t& o : m->owner)
+    if (o != kNoMaster) o = new_index[o];
 }
 
 }  // namespace
@@ -155,6 +177,7 @@ bool parse_cluster_shards(const redisReply* r, const std::string& seed_host, Slo
       if (!assign(&m, start, end, master, error)) return false;
     }
   }
+  normalize(&m);
   *out = std::move(m);
   return true;
 }
@@ -177,6 +200,7 @@ bool parse_cluster_slots(const redisReply* r, const std::string& seed_host, Slot
     NodeAddr master{host_or_seed(str_of(range->element[2]->element[0]), seed_host), int(port)};
     if (!assign(&m, start, end, master, error)) return false;
   }
+  normalize(&m);
   *out = std::move(m);
   return true;
 }
