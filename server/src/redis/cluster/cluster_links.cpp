@@ -337,6 +337,7 @@ void ClusterLinks::on_timer(evutil_socket_t, short, void* arg) noexcept {
 }
 
 void ClusterLinks::start_refresh() noexcept {
+  RT_LOG(debug, "asking for the cluster slot map").kv("worker", tag_).kv("nodes", nodes_.size());
   asking_ = true;
   again_ = false;
   round_++;
@@ -392,6 +393,7 @@ void ClusterLinks::on_map_reply(redisReply* r, void* priv) noexcept {
     }
     return;
   }
+  if (r == nullptr) RT_LOG(debug, "slot map question failed (connection)").kv("from", mc.host);
   if (r != nullptr)
     RT_LOG(warn, "cluster node gave no usable slot map").kv("from", mc.host).kv("error", ok ? "no masters" : error);
   if (self->ask_next()) return;
@@ -405,7 +407,10 @@ void ClusterLinks::take_map(cluster::SlotMap&& m, const std::string& from) noexc
   if (m.masters == map_.masters && m.owner == map_.owner) {
     bool complete = slot_node_.size() == map_.masters.size();
     for (size_t i = 0; complete && i < slot_node_.size(); i++) complete = slot_node_[i] != nullptr;
-    if (complete) return;
+    if (complete) {
+      RT_LOG(debug, "cluster slot map unchanged").kv("from", from).kv("worker", tag_);
+      return;
+    }
   }
   bool first = map_.masters.empty();
   try {
