@@ -78,11 +78,8 @@ int setup(void** state) {
   f->port = free_port();
   f->redis = start_redis(f->port);
   if (f->redis <= 0) return -1;
-  rt::RedisAddress addr;
-  addr.host = "127.0.0.1";
-  addr.port = f->port;
-  f->sub = std::make_unique<rt::RedisLink>(f->base.get(), addr, 2000, "test/pubsub");
-  f->cmd = std::make_unique<rt::RedisLink>(f->base.get(), addr, 2000, "test/command");
+  f->sub = rt_test::make_link(f->base.get(), f->port, 2000, "test/pubsub");
+  f->cmd = rt_test::make_link(f->base.get(), f->port, 2000, "test/command");
   f->conn = std::make_unique<rt::StandalonePubSub>(f->base.get(), *f->sub, f->cmd.get(), f->keys, 2000, "test");
   f->reg = std::make_unique<rt::ChannelRegistry>(f->base.get(), *f->conn);
   f->sub->start();

@@ -49,11 +49,8 @@ Fixture* start(bool pluggable) {
   f->port = free_port();
   f->redis = start_redis(f->port);
   if (f->redis <= 0 || !rt_test::wait_ready(f->port)) return nullptr;
-  rt::RedisAddress addr;
-  addr.host = "127.0.0.1";
-  addr.port = f->port;
-  f->sub = std::make_unique<rt::RedisLink>(f->base.get(), addr, 2000, "test/pubsub");
-  f->cmd = std::make_unique<rt::RedisLink>(f->base.get(), addr, 2000, "test/command");
+  f->sub = rt_test::make_link(f->base.get(), f->port, 2000, "test/pubsub");
+  f->cmd = rt_test::make_link(f->base.get(), f->port, 2000, "test/command");
   if (pluggable) {
     rt::proto::Keys keys("channel:");
     f->hub = std::make_unique<rt::Hub>(
