@@ -58,9 +58,11 @@ bool StandalonePubSub::subscribe(const std::string& channel) noexcept {
       if (it->second == Wire::leaving) it->second = Wire::resubscribe;
       return it->second == Wire::resubscribe;
     }
-    if (!send("SUBSCRIBE", keys_.pubsub(channel))) return false;
-    wire_.emplace(channel, Wire::subscribing);
-    return true;
+    std::string name = keys_.pubsub(channel);
+    it = wire_.emplace(channel, Wire::subscribing).first;
+    if (send("SUBSCRIBE", name)) return true;
+    wire_.erase(it);
+    return false;
   } catch (...) {
     return false;
   }
