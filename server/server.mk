@@ -16,8 +16,8 @@ SERVER_TEST_LIBS  = $(shell pkg-config --libs cmocka)
 
 SERVER_MAIN      := server/src/main.cpp
 # server/src by role: http/ (evhttp, answers, routes), redis/ (connections, scripts,
-# Sentinel; cluster/: Redis Cluster routing and sharded pub/sub), channels/ (hub, mirrors,
-# polls), endpoints/ (the handlers), support/ (config,
+# Sentinel; cluster/: Redis Cluster routing and sharded pub/sub), channels/ (hub, channel
+# registry, mirrors, polls), endpoints/ (the handlers), support/ (config,
 # log, metrics, JSON check); main and the worker at the top.
 SERVER_DIRS      := server/src server/src/http server/src/redis server/src/redis/cluster server/src/channels server/src/endpoints server/src/support
 SERVER_LIB_SRCS  := $(filter-out $(SERVER_MAIN),$(sort $(foreach d,$(SERVER_DIRS),$(wildcard $(d)/*.cpp)))) $(PROTO_SRCS)

@@ -9,6 +9,7 @@
 #include "log.hpp"
 #include "metrics.hpp"
 #include "protocol/protocol.hpp"
+#include "cluster_commands.hpp"
 #include "router.hpp"
 
 namespace rt {
@@ -28,10 +29,9 @@ Worker::~Worker() {
   // callbacks may still reach the hub and the replica wait), then the hub, then the HTTP
   // server, then the loop.
   sentinel_.reset();
-  // Cluster: the links first (their last callbacks, NULL replies, may reach the sharded
-  // pub/sub's fences), then the sharded pub/sub (it calls nothing on the links when it goes).
+  // Cluster: the links first (their last callbacks, NULL replies, may reach the hub's
+  // sharded pub/sub and mirrors).
   cluster_.reset();
-  cluster_pubsub_.reset();
   cmd_.reset();
   sub_.reset();
   pub_.reset();
@@ -87,10 +87,20 @@ bool Worker::init(std::string* error) {
   std::string tag = "w" + std::to_string(index_);
   cmd_ = std::make_unique<RedisLink>(base_.get(), cfg_.redis, timeout_ms, tag + "/command");
   sub_ = std::make_unique<RedisLink>(base_.get(), cfg_.redis, timeout_ms, tag + "/pubsub");
-  hub_ = std::make_unique<Hub>(base_.get(), *sub_, cmd_.get(), &scripts_, cfg_.key_prefix, timeout_ms,
-                               std::to_string(getpid()) + "." + std::to_string(index_));
+  std::string hub_tag = std::to_string(getpid()) + "." + std::to_string(index_);
+  if (cfg_.redis.via_cluster()) {
+    // The per-master links come from the slot map (the standalone links above have no
+    // address and stay down): the hub on the sharded pub/sub, its mirrors' commands
+    // routed by slot.
+    cluster_ = std::make_unique<ClusterLinks>(base_.get(), cfg_.redis, timeout_ms, tag, &scripts_);
+    auto ps = std::make_unique<ClusterPubSub>(base_.get(), *cluster_, cfg_.redis, keys_, timeout_ms, hub_tag);
+    cluster_pubsub_ = ps.get();
+    hub_ = std::make_unique<Hub>(base_.get(), std::move(ps), std::make_unique<ClusterCommands>(*cluster_),
+                                 &scripts_, cfg_.key_prefix);
+  } else {
+    hub_ = std::make_unique<Hub>(base_.get(), *sub_, cmd_.get(), &scripts_, cfg_.key_prefix, timeout_ms, hub_tag);
+  }
   cmd_->set_listener(this);
-  sub_->set_listener(hub_.get());
   if (cfg_.publish_min_replicas > 0) {
     pub_ = std::make_unique<RedisLink>(base_.get(), cfg_.redis, timeout_ms, tag + "/publish");
     // WAIT must answer before the link's command timeout drops the connection.
@@ -109,12 +119,7 @@ bool Worker::init(std::string* error) {
                                                 static_cast<SentinelWatch::Listener*>(this));
     sentinel_->start();
   }
-  if (cfg_.redis.via_cluster()) {
-    // The per-master links come from the slot map; the standalone links above have no
-    // address and stay down.
-    cluster_ = std::make_unique<ClusterLinks>(base_.get(), cfg_.redis, timeout_ms, tag, &scripts_);
-    cluster_pubsub_ = std::make_unique<ClusterPubSub>(base_.get(), *cluster_, cfg_.redis, keys_, timeout_ms,
-                                                      std::to_string(getpid()) + "." + std::to_string(index_));
+  if (cluster_) {
     cluster_->set_listener(static_cast<ClusterLinks::Listener*>(this));
     cluster_->start();
     return true;

@@ -73,7 +73,7 @@ class Worker : private RedisLink::Listener, private http::Handler, private Senti
   // redis+cluster:// only (else NULL): the command links per master, routed by slot, and
   // the sharded pub/sub (one SSUBSCRIBE connection per master).
   ClusterLinks* cluster() noexcept { return cluster_.get(); }
-  ClusterPubSub* cluster_pubsub() noexcept { return cluster_pubsub_.get(); }
+  ClusterPubSub* cluster_pubsub() noexcept { return cluster_pubsub_; }
   // Sends PING to Redis (a cluster: to one master, in turn), for /healthz. The contract of
   // RedisLink::command.
   bool ping(RedisLink::ReplyFn fn, void* priv) noexcept;
@@ -128,7 +128,7 @@ class Worker : private RedisLink::Listener, private http::Handler, private Senti
   std::unique_ptr<ReplicaWait> replica_wait_;   // --publish-min-replicas only
   std::unique_ptr<SentinelWatch> sentinel_;     // redis+sentinel:// only
   std::unique_ptr<ClusterLinks> cluster_;       // redis+cluster:// only
-  std::unique_ptr<ClusterPubSub> cluster_pubsub_;  // redis+cluster:// only
+  ClusterPubSub* cluster_pubsub_ = nullptr;     // redis+cluster:// only (owned by the hub)
   size_t ping_rotor_ = 0;
   std::unique_ptr<Hub> hub_;
   ScriptSet scripts_;

@@ -291,7 +291,10 @@ void Poll::start_round() noexcept {
       keys[0] = w_.keys().msg_id(name_of(c));
       keys[1] = w_.keys().backlog(name_of(c));
       args[0] = std::to_string(c.last);
-      if (!run_script(w_.cmd(), w_.scripts().read, keys, args, on_read_reply, &rr)) {
+      // A cluster reads each channel on its own master (all in flight at once).
+      bool sent = w_.cluster() ? w_.cluster()->run_script(w_.scripts().read, keys, args, on_read_reply, &rr)
+                               : run_script(w_.cmd(), w_.scripts().read, keys, args, on_read_reply, &rr);
+      if (!sent) {
         read_failed_ = true;
         read_error_ = "redis unavailable";
         break;

@@ -53,7 +53,7 @@ struct Events final : rt::ShardSubscriber::Listener {
   }
 };
 
-struct PubSubEvents final : rt::ClusterPubSub::Sink, rt::ClusterPubSub::Waiter {
+struct PubSubEvents final : rt::PubSubConnection::Sink, rt::FenceWaiter {
   std::vector<std::string> subscribed, lost_channels, messages;
   int lost = 0, fences_ok = 0, fences_failed = 0;
   void on_subscribed(const std::string& ch) noexcept override { subscribed.push_back(ch); }

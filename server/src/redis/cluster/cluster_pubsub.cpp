@@ -419,7 +419,7 @@ void ClusterPubSub::shut_down() noexcept {
 
 // --- fences -----------------------------------------------------------------------------------
 
-bool ClusterPubSub::fence(Waiter* w) {
+bool ClusterPubSub::fence(FenceWaiter* w) {
   if (stopped_ || !up()) return false;
   if (!fence_scheduled_) {
     fence_scheduled_ = true;
@@ -430,7 +430,7 @@ bool ClusterPubSub::fence(Waiter* w) {
   return true;
 }
 
-void ClusterPubSub::cancel_fence(Waiter* w) noexcept {
+void ClusterPubSub::cancel_fence(FenceWaiter* w) noexcept {
   for (size_t i = 0; i < fence_waiters_.size();) {
     if (fence_waiters_[i].first == w) {
       fence_waiters_[i] = fence_waiters_.back();
@@ -480,7 +480,7 @@ void ClusterPubSub::fence_progress() noexcept {
 }
 
 void ClusterPubSub::fences_done(uint64_t up_to_seq, bool ok) noexcept {
-  std::vector<Waiter*> done;
+  std::vector<FenceWaiter*> done;
   for (size_t i = 0; i < fence_waiters_.size();) {
     if (fence_waiters_[i].second <= up_to_seq) {
       done.push_back(fence_waiters_[i].first);
@@ -490,7 +490,7 @@ void ClusterPubSub::fences_done(uint64_t up_to_seq, bool ok) noexcept {
       i++;
     }
   }
-  for (Waiter* w : done) w->on_fence(ok);
+  for (FenceWaiter* w : done) w->on_fence(ok);
 }
 
 }  // namespace rt

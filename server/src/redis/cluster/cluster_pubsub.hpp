@@ -4,7 +4,7 @@
 // It speaks in rt channel names like the standalone pub/sub connection; the wire names
 // come from protocol/keys.hpp.
 //
-// Contract (the one of the pub/sub connection interface, with channel-wise loss):
+// Contract: PubSubConnection's (redis/pubsub_connection.hpp), with channel-wise loss:
 //  - subscribe(ch): `ch` is not subscribed, or unsubscribe(ch) was called since. false when
 //    it cannot be sent (no master known or connected for its slot). Otherwise exactly one
 //    of Sink::on_subscribed(ch) / Sink::on_channel_lost(ch) / Sink::on_lost() follows.
@@ -37,47 +37,34 @@
 
 #include "cluster_links.hpp"
 #include "protocol/keys.hpp"
+#include "pubsub_connection.hpp"
 #include "shard_subscriber.hpp"
 #include "util.hpp"
 
 namespace rt {
 
-class ClusterPubSub final : private ShardSubscriber::Listener {
+class ClusterPubSub final : public PubSubConnection, private ShardSubscriber::Listener {
  public:
-  class Sink {
-   public:
-    virtual void on_subscribed(const std::string& channel) noexcept = 0;
-    virtual void on_message(const std::string& channel, const char* data, size_t len) noexcept = 0;
-    virtual void on_channel_lost(const std::string& channel) noexcept = 0;
-    virtual void on_lost() noexcept = 0;
+  using Sink = PubSubConnection::Sink;
 
-   protected:
-    ~Sink() = default;
-  };
-  class Waiter {
-   public:
-    virtual void on_fence(bool ok) noexcept = 0;
-
-   protected:
-    ~Waiter() = default;
-  };
-
-  // `links` (the worker's command side) must outlive this object; call on_cluster_map()
-  // and on_cluster_link_up() from its listener.
+  // `links` is the worker's command side: its pending callbacks (fences) reach this object,
+  // so it is destroyed or shut down first. Call on_cluster_map() and on_cluster_ask() from
+  // its listener.
   ClusterPubSub(event_base* base, ClusterLinks& links, const RedisAddress& addr, const proto::Keys& keys,
                 uint64_t timeout_ms, std::string tag);
-  ~ClusterPubSub();
+  ~ClusterPubSub() override;
 
-  void set_sink(Sink* sink) noexcept { sink_ = sink; }
+  void set_sink(Sink* sink) noexcept override { sink_ = sink; }
   // Some shard can take subscriptions.
-  bool connected() const noexcept;
+  bool connected() const noexcept override;
   // Every master's connection is up with its sentinel confirmed (the health check).
-  bool up() const noexcept;
-  bool subscribe(const std::string& channel) noexcept;
-  bool unsubscribe(const std::string& channel) noexcept;
-  bool fence(Waiter* w);
-  void cancel_fence(Waiter* w) noexcept;
-  void drop(const char* reason) noexcept;
+  bool up() const noexcept override;
+  bool subscribe(const std::string& channel) noexcept override;
+  bool unsubscribe(const std::string& channel) noexcept override;
+  bool fence(FenceWaiter* w) override;
+  void cancel_fence(FenceWaiter* w) noexcept override;
+  void drop(const char* reason) noexcept override;
+  // Closes every connection for good (worker shutdown): every channel is lost.
   void shut_down() noexcept;
 
   // From the ClusterLinks listener: a new slot map (connections follow the masters,
@@ -139,7 +126,7 @@ class ClusterPubSub final : private ShardSubscriber::Listener {
   const char* drop_reason_ = nullptr;
   EventPtr deferred_ev_;
   // Fences.
-  std::vector<std::pair<Waiter*, uint64_t>> fence_waiters_;
+  std::vector<std::pair<FenceWaiter*, uint64_t>> fence_waiters_;
   uint64_t fence_seq_ = 0;
   bool fence_scheduled_ = false;
   EventPtr fence_ev_;
