@@ -67,4 +67,4 @@ NODE_TEST_CLUSTER := node --test --test-concurrency=1 --test-reporter=tap tests/
 test-cluster: server | $(BOOTSTRAP_SERVER)
 	RT_SERVER_BIN=$(BUILD)/rt-server $(NODE_TEST_CLUSTER)
 
-TEST_TARGETS += test-integration test-integration-asan test-integration-tsan test-topology
+TEST_TARGETS += test-integration test-integration-asan test-integration-tsan test-topology test-cluster
