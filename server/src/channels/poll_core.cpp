@@ -62,7 +62,7 @@ bool PollCore::answer_from_mirrors(const std::vector<proto::ChannelPos>& chans, 
 
 // --- events: record facts, ask for a step ---------------------------------------------------
 
-void PollCore::start(Actions& out) {
+void PollCore::start(Actions& out) noexcept {
   push(out, ActionKind::subscribe);
   push(out, ActionKind::arm_timer);
   if (!out.empty()) out.back().delay_ms = timeout_ms_;

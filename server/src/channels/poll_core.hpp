@@ -95,7 +95,7 @@ class PollCore {
   PollCore(const std::vector<proto::ChannelPos>& chans, ChannelView& view, uint64_t timeout_ms);
 
   // --- events: each appends the actions to carry out to `out` --------------------------------
-  void start(Actions& out);                         // subscribe, arm the timer, wake
+  void start(Actions& out) noexcept;                // subscribe, arm the timer, wake
   void run(Actions& out) noexcept;                  // the deferred step (after a wake)
   void on_subscribed(size_t idx, Actions& out) noexcept;       // confirmed (at add or later)
   void on_hub_unavailable(Actions& out) noexcept;   // an add found the hub down
