@@ -57,6 +57,7 @@ class PollCore {
   };
 
   enum class ActionKind {
+    // subscribe / unsubscribe are about the poll's whole channel set (it never changes)
     subscribe,      // add every channel to the hub; report on_subscribed / on_hub_unavailable
     unsubscribe,    // remove every channel from the hub (also those never confirmed)
     read,           // read `channels` from Redis (read_channels); report on_read_result each
@@ -95,6 +96,9 @@ class PollCore {
   PollCore(const std::vector<proto::ChannelPos>& chans, ChannelView& view, uint64_t timeout_ms);
 
   // --- events: each appends the actions to carry out to `out` --------------------------------
+  // Events come from hub, Redis and HTTP callbacks: they only record facts and ask for a wake
+  // (or, once the last read is in, free). Decisions happen in run(), called from the next loop
+  // turn, and in on_fence_refused(), which the driver calls while carrying out `fence`.
   void start(Actions& out) noexcept;                // subscribe, arm the timer, wake
   void run(Actions& out) noexcept;                  // the deferred step (after a wake)
   void on_subscribed(size_t idx, Actions& out) noexcept;       // confirmed (at add or later)
