@@ -2,6 +2,7 @@
 
 #include <memory>
 
+#include "channel_commands.hpp"
 #include "json_check.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
@@ -93,10 +94,10 @@ void on_read_reply(redisReply* reply, void* priv) noexcept {
 
 }  // namespace
 
-void read_channels(Worker& w, const std::vector<ChannelRead>& reads, ChannelReadSink* sink) noexcept {
+void read_channels(ChannelCommands& cmds, Script& read, const proto::Keys& key_names, const std::vector<ChannelRead>& reads,
+                   ChannelReadSink* sink) noexcept {
   std::unique_ptr<Batch> b(new (std::nothrow) Batch);
   size_t sent = 0;
-  const char* why = "redis unavailable";
   try {
     if (!b) throw std::bad_alloc();
     b->sink = sink;
@@ -109,22 +110,25 @@ void read_channels(Worker& w, const std::vector<ChannelRead>& reads, ChannelRead
       s.tag = rd.tag;
       s.last = rd.last;
       s.channel.assign(rd.channel);
-      keys[0] = w.keys().msg_id(rd.channel);
-      keys[1] = w.keys().backlog(rd.channel);
+      keys[0] = key_names.msg_id(rd.channel);
+      keys[1] = key_names.backlog(rd.channel);
       args[0] = std::to_string(rd.last);
       b->outstanding++;
-      if (!run_script(w.cmd(), w.scripts().read, keys, args, on_read_reply, &s)) {
-        b->outstanding--;
-        break;  // the link is down: the rest fail below
+      if (!cmds.script_for(s.channel, read, keys, args, on_read_reply, &s)) {
+        b->outstanding--;  // not sent (its connection is down): fails now, the others go on
+        sink->on_channel_read(rd.tag, failed("redis unavailable"));
       }
     }
   } catch (...) {
-    why = "out of memory";
   }
-  // What did not go out fails now (the link is down or memory ran out).
-  for (size_t i = sent; i < reads.size(); i++)
-    sink->on_channel_read(reads[i].tag, failed(why));
+  // What memory did not suffice for fails now.
+  for (size_t i = sent; i < reads.size(); i++) sink->on_channel_read(reads[i].tag, failed("out of memory"));
   if (b && b->outstanding > 0) b.release();  // freed by the last reply
+}
+
+void read_channels(Worker& w, const std::vector<ChannelRead>& reads, ChannelReadSink* sink) noexcept {
+  LinkCommands cmds(w.cmd());  // standalone / Sentinel: every channel on the command link
+  read_channels(cmds, w.scripts().read, w.keys(), reads, sink);
 }
 
 }  // namespace rt

@@ -1,8 +1,9 @@
 // The seam between a poll and Redis for reading channels: "read channels {i, j, ...}, each
-// after its last id". How the reads go out is this module's business alone: today one
-// read.lua EVALSHA per channel, pipelined on the worker's command link; a Redis Cluster
-// driver sends each channel's read to that channel's node, all in parallel. Replace
-// read_channels() and nothing else changes.
+// after its last id". How the reads go out is this module's business alone: one read.lua
+// call per channel through ChannelCommands::script_for (redis/channel_commands.hpp), which
+// routes it: today every channel on the worker's command link, pipelined; in Redis Cluster
+// mode each on its channel's node, all in parallel, results back in any order. A cluster
+// worker changes only which ChannelCommands read_channels(Worker&, ...) uses.
 //
 // The types here are plain data (no hiredis, no libevent): PollCore consumes them in tests.
 #pragma once
@@ -17,7 +18,12 @@
 
 namespace rt {
 
+class ChannelCommands;
 class Worker;
+struct Script;
+namespace proto {
+class Keys;
+}
 
 // The most backlog messages one channel read returns (read.lua's ARGV[2]); the rest comes
 // with the client's next poll (PROTOCOL.md: at most 1000 messages per channel).
@@ -54,10 +60,16 @@ class ChannelReadSink {
   virtual void on_channel_read(uint32_t tag, ChannelReadResult&& result) noexcept = 0;
 };
 
-// Reads every channel of `reads` for worker `w`, each with one atomic read (N, the backlog
-// after L, the newest member). `sink` gets one on_channel_read per entry of `reads` and must
-// stay alive until the last has come (a lost connection still calls back, with !ok).
+// Reads every channel of `reads`, each with one atomic read (`read` = read.lua: N, the
+// backlog after L, the newest member) sent with cmds.script_for(channel, ...). `sink` gets
+// one on_channel_read per entry of `reads` and must stay alive until the last has come (a
+// lost connection still calls back, with !ok; a read that could not be sent fails at once
+// with "redis unavailable"). The replies come from `cmds`' connections, each exactly once
+// (ChannelCommands' contract); read_channels keeps no reference to `cmds` itself.
 // Never throws; out of memory fails the affected reads.
+void read_channels(ChannelCommands& cmds, Script& read, const proto::Keys& keys, const std::vector<ChannelRead>& reads,
+                   ChannelReadSink* sink) noexcept;
+// The same for a poll of worker `w`: its channels' commands, its read.lua, its key names.
 void read_channels(Worker& w, const std::vector<ChannelRead>& reads, ChannelReadSink* sink) noexcept;
 
 }  // namespace rt
