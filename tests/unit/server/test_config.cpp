@@ -217,6 +217,15 @@ static void test_cluster_urls(void**) {
     assert_false(err.empty());
   }
   assert_non_null(strstr(rt::usage().c_str(), "redis+cluster://"));
+  // WAIT on a cluster is not supported: refused at start, naming the flag.
+  rt::Config c;
+  const char* argv[] = {"rt-server", "--redis", "redis+cluster://n1:7000", "--publish-min-replicas", "1"};
+  assert_int_equal(int(rt::parse_args(5, argv, &c, &err)), int(rt::ParseResult::error));
+  assert_non_null(strstr(err.c_str(), "--publish-min-replicas"));
+  const char* ok_argv[] = {"rt-server", "--redis", "redis+cluster://n1:7000", "--publish-min-replicas", "0"};
+  rt::Config c2;
+  assert_int_equal(int(rt::parse_args(5, ok_argv, &c2, &err)), int(rt::ParseResult::ok));
+  assert_true(c2.redis.via_cluster());
 }
 
 static void test_sentinel_urls(void**) {
