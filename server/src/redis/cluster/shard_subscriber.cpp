@@ -118,6 +118,8 @@ void ShardSubscriber::on_event(bufferevent*, short what, void* arg) noexcept {
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     self->state_ = State::up;
     self->up_since_ms_ = self->last_rx_ms_ = self->last_ping_ms_ = now_ms();
+    if (self->ever_up_) metrics::get().redis_reconnects.fetch_add(1, std::memory_order_relaxed);
+    self->ever_up_ = true;
     RT_LOG(info, "sharded pub/sub connected").kv("link", self->name_).kv("addr", self->addr_.text());
     if (self->listener_) self->listener_->on_shard_up(*self);
     return;

@@ -103,6 +103,7 @@ class ShardSubscriber {
   Listener* listener_;
   State state_ = State::down;
   bool stopped_ = false;
+  bool ever_up_ = false;  // a later connect counts as a reconnect (rt_redis_reconnects_total)
   std::unique_ptr<bufferevent, BevDeleter> bev_;
   std::unique_ptr<redisReader, ReaderDeleter> reader_;
   std::deque<InFlight> in_flight_;
