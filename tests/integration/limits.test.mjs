@@ -133,10 +133,12 @@ test('the automatic bound stays below the file limit: no failed accept, and Redi
   }
 });
 
-test(`slowloris: ${SCALE.tricklers} connections trickling a header byte a second neither exhaust the server nor delay held polls`, { timeout: 180000 }, async (t) => {
-  const BOUND = SCALE.trickleBound;
+// Slowloris against a server with `bound` (0: the automatic one, far above the attack).
+async function slowlorisRun(t, bound, seconds) {
   const HELD = 50;
-  await withServer({ redisUrl: redis.url, pollTimeout: 60, args: ['--max-connections', String(BOUND), '--request-timeout', '3'] }, async (srv) => {
+  const args = ['--request-timeout', '3', ...(bound ? ['--max-connections', String(bound)] : [])];
+  await withServer({ redisUrl: redis.url, pollTimeout: 60, args }, async (srv) => {
+    const BOUND = m(await metricsText(srv.base), 'rt_connections_limit');
     // Legitimate clients first: held polls on keep-alive connections that re-poll at once.
     const chans = Array.from({ length: HELD }, () => uniqueChannel('loris'));
     const pollers = [];
@@ -173,7 +175,7 @@ test(`slowloris: ${SCALE.tricklers} connections trickling a header byte a second
     let peak = { conns: 0, queue: 0, rss: 0, fds: 0 };
     try {
       let round = 0;
-      while (Date.now() - t0 < SCALE.trickleSeconds * 1000) {
+      while (Date.now() - t0 < seconds * 1000) {
         await sleep(500);
         // A message for a few held polls (straight into Redis: no connection needed).
         for (let i = 0; i < 5; i++) {
@@ -209,7 +211,7 @@ test(`slowloris: ${SCALE.tricklers} connections trickling a header byte a second
     const text = await metricsText(srv.base);
     const afterMem = { ...memKb(srv.pid), fds: fdCount(srv.pid) };
     const lifeMax = Math.max(...loris.lifetimes);
-    t.diagnostic(`tricklers ${SCALE.tricklers} (bound ${BOUND}, request timeout 3 s, ${SCALE.trickleSeconds} s): ` +
+    t.diagnostic(`tricklers ${SCALE.tricklers} (bound ${BOUND}, request timeout 3 s, ${seconds} s): ` +
       `opened ${loris.opened}, cut by the server ${loris.cut} (lifetime p50 ${percentile(loris.lifetimes, 50)} ms, max ${lifeMax} ms), ` +
       `request timeouts ${m(text, 'rt_request_timeouts_total')}, shed slow ${m(text, 'rt_connections_shed_total', { reason: 'slow' })}, ` +
       `shed idle ${m(text, 'rt_connections_shed_total', { reason: 'idle' })}, accept pauses ${m(text, 'rt_accept_pauses_total')}`);
@@ -226,8 +228,23 @@ test(`slowloris: ${SCALE.tricklers} connections trickling a header byte a second
     assert.ok(peak.conns <= BOUND, `connections within the bound (${peak.conns})`);
     assert.ok(Math.max(...latencies) < 10000, `held polls are not starved (max ${Math.max(...latencies)} ms)`);
     assert.ok(afterMem.fds <= before.fds + 5, `descriptors back (${before.fds} -> ${afterMem.fds})`);
+    if (bound === 0) {
+      // Below the bound nothing is shed: the request timeout (from the accept) cuts them.
+      assert.ok(m(text, 'rt_request_timeouts_total') >= SCALE.tricklers / 2, 'cut by the request timeout');
+      assert.ok(percentile(loris.lifetimes, 50) >= 2500, `cut at the request timeout (p50 ${percentile(loris.lifetimes, 50)} ms)`);
+    } else {
+      assert.ok(m(text, 'rt_connections_shed_total', { reason: 'slow' }) >= 1, 'slow connections shed at the bound');
+    }
     await assertStillServes(srv.base);
   });
+}
+
+test(`slowloris: ${SCALE.tricklers} connections trickling a header byte a second are cut by the request timeout; held polls are not delayed`, { timeout: 180000 }, async (t) => {
+  await slowlorisRun(t, 0, Math.max(8, SCALE.trickleSeconds - 4));
+});
+
+test(`slowloris at --max-connections ${SCALE.trickleBound}: ${SCALE.tricklers} tricklers cannot hold every slot; newcomers and held polls are served`, { timeout: 180000 }, async (t) => {
+  await slowlorisRun(t, SCALE.trickleBound, SCALE.trickleSeconds);
 });
 
 test(`a 1 MiB message (the --max-body limit) reaches ${SCALE.fanout} held polls intact, its body shared`, { timeout: 180000 }, async (t) => {

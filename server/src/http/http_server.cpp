@@ -92,8 +92,10 @@ void Server::on_limit_tick(evutil_socket_t, short, void* arg) noexcept {
   auto* s = static_cast<Server*>(arg);
   if (s->stopping_) return;
   if (s->conns_ >= s->opt_.max_connections) {
-    int64_t waiting = metrics::accept_queue(s->listen_fd_);
-    if (waiting > 0) s->shed(size_t(waiting));
+    // A shared socket's queue is seen by every worker on it: each makes room for its part.
+    size_t waiting = size_t(metrics::accept_queue(s->listen_fd_));
+    size_t sharers = s->opt_.listener_sharers > 0 ? s->opt_.listener_sharers : 1;
+    if (waiting > 0) s->shed((waiting + sharers - 1) / sharers);
   }
   s->update_accepting();
 }

@@ -134,6 +134,7 @@ struct ServerOptions {
   uint32_t idle_timeout_s = 85;     // keep-alive connection with no request in progress
   uint32_t request_timeout_s = 30;  // a request head/body from its first byte; an unread answer
   size_t max_connections = 0;       // open connections of this server; 0: no bound
+  size_t listener_sharers = 1;      // servers accepting from the same listening socket
 };
 
 class Server {
