@@ -6,6 +6,10 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 
+// A sanitizer build: its allocator keeps freed memory in quarantine (ASan: 256 MiB), so
+// RSS says nothing about rt's own memory there; the RSS bounds are checked without it.
+export const SANITIZED = /[at]san/.test(process.env.RT_SERVER_BIN || '') || !!process.env.ASAN_OPTIONS || !!process.env.TSAN_OPTIONS;
+
 // Scale of the scenarios: the defaults keep `make test` short; bench/limits.sh raises them.
 export const SCALE = {
   tricklers: Number(process.env.RT_LIMITS_TRICKLERS || 2000),
@@ -15,6 +19,7 @@ export const SCALE = {
   stormChannels: Number(process.env.RT_LIMITS_STORM_CHANNELS || 10000),
   stormRounds: Number(process.env.RT_LIMITS_STORM_ROUNDS || 3),
   stormConcurrency: Number(process.env.RT_LIMITS_STORM_CONCURRENCY || 32),
+  repeatAttacks: Number(process.env.RT_LIMITS_REPEAT_ATTACKS || 0),  // bench only: RSS over repeated attacks
 };
 
 // VmRSS / VmHWM (peak) of a process, in KiB.
