@@ -8,7 +8,8 @@
 # Environment: BENCH_TARGETS (default "rt nchan-r nchan-m"), BENCH_SCENARIOS (default
 # "held fanout catchup publish multi"; the floors come with catchup and publish), BENCH_THREADS (rt's --threads and
 # nginx's worker_processes, default 2), BENCH_DURATION (s per closed-loop figure, default 10),
-# BENCH_HELD (held polls, default min(50000, file limit - 500)), BENCH_PIN=1 (pin servers and
+# BENCH_HELD (held polls, default min(50000, file limit - 500)), BENCH_PAIR_ROUNDS (interleaved
+# pairs behind the ratio goals, default 4), BENCH_PIN=1 (pin servers and
 # generator to separate CPUs; needs >= 2 CPUs), BENCH_DIR (run directory, default
 # build/bench/run), RT_SERVER (the rt-server binary to measure, default build/rt-server).
 #
@@ -33,7 +34,7 @@ SCENARIOS=${BENCH_SCENARIOS:-held fanout catchup publish multi}
 if [ "$SMOKE" = 1 ]; then
   DUR=${BENCH_DURATION:-1}; WARM=0.2; HELD=${BENCH_HELD:-200}; FANOUT_NS="100"
   CATCHUP_CONNS=8; PUB_CONNS=8; MULTI_CONNS=2; REDIS_N=2000; FANOUT_ROUNDS=1; GEN_PROCS=1
-  CATCHUP_MANY=""; MULTI_HELD=20
+  CATCHUP_MANY=""; MULTI_HELD=20; PAIR_ROUNDS=${BENCH_PAIR_ROUNDS:-1}; PAIR_DUR=$DUR
 else
   DUR=${BENCH_DURATION:-10}; WARM=1
   HELD=${BENCH_HELD:-50000}
@@ -43,6 +44,9 @@ else
   # loops: on a machine shared with other work the scheduler's share goes by thread.
   GEN_PROCS=${BENCH_GEN_PROCS:-2}
   CATCHUP_MANY=1000; MULTI_HELD=1000
+  # Interleaved pairs behind the two ratio goals measured against a sibling figure
+  # (catch-up vs rt's HTTP floor, 200-channel poll vs Nchan): rounds of half length.
+  PAIR_ROUNDS=${BENCH_PAIR_ROUNDS:-4}; PAIR_DUR=$(( DUR > 3 ? DUR / 2 : DUR ))
 fi
 
 for f in "$LOADGEN" "$RT_SERVER"; do
@@ -151,6 +155,18 @@ if want catchup; then
     lg rt-http plain --target plain --port "$RT_PORT" --path '/rt?c=a' --pids "$RT_PID" \
       --conns "$CATCHUP_CONNS" --procs "$GEN_PROCS" --duration "$DUR" --warmup "$WARM"
   fi
+  # Interleaved pairs for the goal "catch-up vs rt's own HTTP floor": on a machine shared
+  # with other work the load drifts between two closed loops run a minute apart, so the
+  # goal takes the median of PAIR_ROUNDS pairs run back to back, the order flipped every
+  # round (ABBA) so that a steady drift hits both sides alike.
+  if [ -n "$RT_PID" ]; then
+    for r in $(seq 1 "$PAIR_ROUNDS"); do
+      pair_catchup() { LG_TAG=pair$r lg rt catchup --conns "$CATCHUP_CONNS" --procs "$GEN_PROCS" --duration "$PAIR_DUR" --warmup "$WARM" --channel "$(ch "rt-cup$r")"; }
+      pair_floor() { LG_TAG=pair$r lg rt-http plain --target plain --port "$RT_PORT" --path '/rt?c=a' --pids "$RT_PID" \
+        --conns "$CATCHUP_CONNS" --procs "$GEN_PROCS" --duration "$PAIR_DUR" --warmup "$WARM"; }
+      if [ $((r % 2)) = 1 ]; then pair_catchup; pair_floor; else pair_floor; pair_catchup; fi
+    done
+  fi
   # Many connections: the same with 10x the connections (tagged "many" in the results).
   if [ -n "$CATCHUP_MANY" ]; then
     for t in $TARGETS floor; do
@@ -201,6 +217,15 @@ if want multi; then
   for t in $TARGETS; do
     lg "$t" multi --channels 200 --conns "$MULTI_CONNS" --procs "$GEN_PROCS" --duration "$DUR" --warmup "$WARM" --channel "$(ch "$t-mu")"
   done
+  # Interleaved pairs for the goal "200-channel poll vs Nchan" (see the catch-up pairs).
+  case " $TARGETS " in *" rt "*" nchan-r "*|*" nchan-r "*" rt "*)
+    for r in $(seq 1 "$PAIR_ROUNDS"); do
+      pair_order="rt nchan-r"; [ $((r % 2)) = 0 ] && pair_order="nchan-r rt"
+      for t in $pair_order; do
+        LG_TAG=pair$r lg "$t" multi --channels 200 --conns "$MULTI_CONNS" --procs "$GEN_PROCS" --duration "$PAIR_DUR" --warmup "$WARM" --channel "$(ch "$t-mup$r")"
+      done
+    done ;;
+  esac
   # Held 200-channel polls (pages waiting for a sticker count), one publish to one channel.
   for r in $(seq 1 "$FANOUT_ROUNDS"); do
     for t in $TARGETS; do

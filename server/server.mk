@@ -16,7 +16,7 @@ SERVER_TEST_LIBS  = $(shell pkg-config --libs cmocka)
 
 SERVER_MAIN      := server/src/main.cpp
 # server/src by role: http/ (evhttp, answers, routes), redis/ (connections, scripts,
-# Sentinel), channels/ (hub, mirrors, polls), endpoints/ (the handlers), support/ (config,
+# Sentinel), channels/ (hub, channel registry, mirrors, polls), endpoints/ (the handlers), support/ (config,
 # log, metrics, JSON check); main and the worker at the top.
 SERVER_DIRS      := server/src server/src/http server/src/redis server/src/channels server/src/endpoints server/src/support
 SERVER_LIB_SRCS  := $(filter-out $(SERVER_MAIN),$(sort $(foreach d,$(SERVER_DIRS),$(wildcard $(d)/*.cpp)))) $(PROTO_SRCS)

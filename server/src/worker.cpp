@@ -88,7 +88,6 @@ bool Worker::init(std::string* error) {
   hub_ = std::make_unique<Hub>(base_.get(), *sub_, cmd_.get(), &scripts_, cfg_.key_prefix, timeout_ms,
                                std::to_string(getpid()) + "." + std::to_string(index_));
   cmd_->set_listener(this);
-  sub_->set_listener(hub_.get());
   if (cfg_.publish_min_replicas > 0) {
     pub_ = std::make_unique<RedisLink>(base_.get(), cfg_.redis, timeout_ms, tag + "/publish");
     // WAIT must answer before the link's command timeout drops the connection.
