@@ -5,6 +5,7 @@
 #   make bench         the full run (bench/run.sh): prints the table of docs/PERFORMANCE.md
 #   make bench-smoke   tiny loads, a couple of seconds each; asserts only that figures came out
 #   make bench-replicas  publish latency/rate with and without --publish-min-replicas
+#   make bench-limits  limits under load, bigger than in make test (bench/limits.sh)
 
 BENCH_BUILD   := $(BUILD)/bench
 LOADGEN       := $(BENCH_BUILD)/rt-loadgen
@@ -21,7 +22,7 @@ $(LOADGEN): $(LOADGEN_SRCS) $(LOADGEN_HDRS) | $(BOOTSTRAP_BENCH)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXSTD) $(WARN) -O2 -g $(LOADGEN_SRCS) -o $@ $$(pkg-config --cflags --libs libevent)
 
-.PHONY: bench-build bench bench-smoke bench-replicas
+.PHONY: bench-build bench bench-smoke bench-replicas bench-limits
 bench-build: $(LOADGEN)
 
 bench: $(BOOTSTRAP_BENCH) server bench-build
@@ -32,5 +33,8 @@ bench-smoke: $(BOOTSTRAP_BENCH) server bench-build
 
 bench-replicas: $(BOOTSTRAP_BENCH) server bench-build
 	bench/replicas.sh
+
+bench-limits: server | $(BOOTSTRAP_SERVER)
+	RT_SERVER_BIN=$(BUILD)/rt-server bench/limits.sh
 
 TEST_TARGETS += bench-smoke
