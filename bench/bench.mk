@@ -6,6 +6,7 @@
 #   make bench-smoke   tiny loads, a couple of seconds each; asserts only that figures came out
 #   make bench-replicas  publish latency/rate with and without --publish-min-replicas
 #   make bench-cluster   publishes/s and catch-up polls/s on a 3-master Redis Cluster vs 1 Redis
+#   make bench-limits  limits under load, bigger than in make test (bench/limits.sh)
 
 BENCH_BUILD   := $(BUILD)/bench
 LOADGEN       := $(BENCH_BUILD)/rt-loadgen
@@ -22,7 +23,7 @@ $(LOADGEN): $(LOADGEN_SRCS) $(LOADGEN_HDRS) | $(BOOTSTRAP_BENCH)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXSTD) $(WARN) -O2 -g $(LOADGEN_SRCS) -o $@ $$(pkg-config --cflags --libs libevent)
 
-.PHONY: bench-build bench bench-smoke bench-replicas bench-cluster
+.PHONY: bench-build bench bench-smoke bench-replicas bench-cluster bench-limits
 bench-build: $(LOADGEN)
 
 bench: $(BOOTSTRAP_BENCH) server bench-build
@@ -37,5 +38,8 @@ bench-replicas: $(BOOTSTRAP_BENCH) server bench-build
 
 bench-cluster: $(BOOTSTRAP_BENCH) server bench-build
 	bench/cluster.sh
+
+bench-limits: server | $(BOOTSTRAP_SERVER)
+	RT_SERVER_BIN=$(BUILD)/rt-server bench/limits.sh
 
 TEST_TARGETS += bench-smoke

@@ -69,6 +69,8 @@ bool Worker::init(std::string* error) {
   // requests, so a client's next poll never races the close.
   ho.idle_timeout_s = cfg_.idle_timeout_s ? cfg_.idle_timeout_s : uint32_t(cfg_.poll_timeout_s) + 60;
   ho.request_timeout_s = cfg_.request_timeout_s;
+  ho.max_connections = connection_share(cfg_.max_connections, cfg_.threads, index_);
+  ho.listener_sharers = own_fd_ ? 1 : size_t(cfg_.threads);
   http_ = std::make_unique<http::Server>(base_.get(), listen_fd_, own_fd_, ho, static_cast<http::Handler*>(this));
   if (!http_->start()) {
     *error = "cannot start the HTTP server (evhttp)";

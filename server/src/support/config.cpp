@@ -382,6 +382,10 @@ ParseResult parse_args(int argc, const char* const* argv, Config* out, std::stri
       if (!need_value()) return ParseResult::error;
       if (!parse_uint(value, 10000000, &u) || u < 1) return bad("expected an integer in 1..10000000");
       c.max_held = size_t(u);
+    } else if (name == "--max-connections") {
+      if (!need_value()) return ParseResult::error;
+      if (!parse_uint(value, 10000000, &u)) return bad("expected an integer in 0..10000000 (0: auto)");
+      c.max_connections = size_t(u);
     } else if (name == "--key-prefix") {
       if (!need_value()) return ParseResult::error;
       if (value.size() > 256) return bad("expected at most 256 bytes");
@@ -470,6 +474,20 @@ bool load_publish_token(Config* cfg, std::string* error) {
   return read_token_file(cfg->publish_token_file, &cfg->publish_token, error);
 }
 
+size_t resolve_max_connections(size_t configured, uint64_t nofile, int threads) {
+  if (configured > 0) return configured;
+  uint64_t reserve = 64 + 16 * uint64_t(threads > 0 ? threads : 1);
+  if (reserve > nofile / 2) reserve = nofile / 2;
+  uint64_t n = nofile - reserve;
+  return n > 0 ? size_t(n > 10000000 ? 10000000 : n) : 1;
+}
+
+size_t connection_share(size_t total, int threads, int index) {
+  size_t t = size_t(threads > 0 ? threads : 1);
+  size_t share = total / t + (size_t(index) < total % t ? 1 : 0);
+  return share > 0 ? share : 1;
+}
+
 std::string usage() {
   return R"(Usage: rt-server [flags]
 
@@ -505,6 +523,13 @@ Reliable real-time updates over HTTP long polls, backed by Redis.
                               (evhttp's own answer, after reading and dropping the body) and
                               the connection closes (default 65536)
   --max-held N                open /rt requests (all threads); beyond it /rt answers 503 (default 10000)
+  --max-connections N         open client connections (all threads, split evenly between them;
+                              held polls count). At the bound accepting pauses: newcomers wait
+                              in the kernel's listen queue (backlog 4096) until a connection
+                              closes, and while some wait, connections idle between requests
+                              or reading one request for over 1 s are closed to make room.
+                              0 = auto: the file limit (ulimit -n) less 64 + 16 per thread
+                              (default 0)
   --web DIR                   serve static files from DIR (GET only)
   --key-prefix PREFIX         Redis key prefix (default "channel:")
   --cors-origin ORIGIN        send Access-Control-Allow-Origin: ORIGIN on /rt, /publish, /healthz
@@ -518,8 +543,9 @@ Reliable real-time updates over HTTP long polls, backed by Redis.
   --idle-timeout SECONDS      close keep-alive connections idle this long between requests
                               (default: the poll timeout + 60)
   --request-timeout SECONDS   close connections whose request head/body is not complete this
-                              long after its first byte, or that do not read their answer
-                              this long (default 30)
+                              long after its first byte (a new connection's first request:
+                              after the accept), or that do not read their answer this long
+                              (default 30)
   --reuseport                 SO_REUSEPORT: each worker thread gets its own listening
                               socket, and several rt-server processes may listen on the
                               same HOST:PORT (the kernel spreads connections over them)

@@ -50,6 +50,8 @@ struct Config {
   size_t max_body = 65536;
   std::string web_dir;             // empty: no static files
   size_t max_held = 10000;         // open /rt requests (all workers) beyond which /rt answers 503
+  size_t max_connections = 0;      // open client connections (all workers); 0: auto (see
+                                   // resolve_max_connections)
   std::string key_prefix = "channel:";
   std::string cors_origin;         // empty: no Access-Control-Allow-Origin header
   bool cors_credentials = false;   // Access-Control-Allow-Credentials: true (needs an explicit origin)
@@ -98,6 +100,14 @@ bool load_publish_token(Config* cfg, std::string* error);
 // Reads a token file (first line, trimmed) into *token; false with *error (naming the file,
 // never its content) when it cannot be read or holds no token. Used at start and on SIGHUP.
 bool read_token_file(const std::string& path, std::string* token, std::string* error);
+
+// --max-connections resolved: `configured`, or with 0 the soft file limit `nofile` less a
+// reserve for everything else the process opens (Redis links, pipes, epoll, files served):
+// 64 + 16 per worker, at least half the limit left to connections.
+size_t resolve_max_connections(size_t configured, uint64_t nofile, int threads);
+
+// Worker `index`'s share of `total` connections over `threads` workers (at least 1).
+size_t connection_share(size_t total, int threads, int index);
 
 // The --help text.
 std::string usage();
