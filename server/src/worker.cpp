@@ -5,11 +5,11 @@
 
 #include <cstring>
 
+#include "cluster_commands.hpp"
 #include "http_reply.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
 #include "protocol/protocol.hpp"
-#include "cluster_commands.hpp"
 #include "router.hpp"
 
 namespace rt {
