@@ -60,4 +60,13 @@ test-topology: server | $(BOOTSTRAP_SERVER)
 	scripts/bootstrap.sh topology
 	RT_SERVER_BIN=$(BUILD)/rt-server $(NODE_TEST_TOPOLOGY)
 
-TEST_TARGETS += test-integration test-integration-asan test-integration-tsan test-topology
+# Redis Cluster (tests/cluster/): rt-server on redis+cluster:// against 3 masters + 3
+# replicas started by each file (redis-server --cluster-enabled, redis-cli --cluster
+# create): the contract subset, a slot migration during traffic, a master killed.
+NODE_TEST_CLUSTER := node --test --test-concurrency=1 --test-reporter=tap tests/cluster/
+
+.PHONY: test-cluster
+test-cluster: server | $(BOOTSTRAP_SERVER)
+	RT_SERVER_BIN=$(BUILD)/rt-server $(NODE_TEST_CLUSTER)
+
+TEST_TARGETS += test-integration test-integration-asan test-integration-tsan test-topology test-cluster

@@ -174,6 +174,31 @@ void ChannelRegistry::on_lost() noexcept {
   for (HubListener* l : lost) l->on_hub_lost();
 }
 
+void ChannelRegistry::on_channel_lost(const std::string& channel) noexcept {
+  auto it = chans_.find(channel);
+  if (it == chans_.end()) return;
+  ChannelEntry& e = it->second;
+  if (e.subscribed) {
+    gauge(-1);
+    if (e.empty() && idle_count_ > 0) idle_count_--;  // it was lingering
+  }
+  std::vector<HubListener*> lost;
+  try {
+    for (HubLink* l = e.head; l; l = l->next) lost.push_back(l->listener);
+  } catch (...) {
+    // Out of memory: these listeners cannot be told; fail every poll instead (never leave
+    // one waiting on a channel whose messages go elsewhere now).
+    on_lost();
+    return;
+  }
+  for (HubLink* l = e.head; l; l = l->next) l->chan = nullptr;  // the entry is about to go
+  chans_.erase(it);
+  std::sort(lost.begin(), lost.end());
+  lost.erase(std::unique(lost.begin(), lost.end()), lost.end());
+  if (!lost.empty()) RT_LOG(info, "channel's subscription lost, failing its polls").kv("channel", channel).kv("polls", lost.size());
+  for (HubListener* l : lost) l->on_hub_lost();
+}
+
 void ChannelRegistry::on_sweep(evutil_socket_t, short, void* arg) noexcept {
   static_cast<ChannelRegistry*>(arg)->sweep();
 }

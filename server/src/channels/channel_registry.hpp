@@ -61,7 +61,8 @@ class HubListener : public FenceWaiter {
   // needed beyond the call.
   virtual void on_message(size_t idx, const SharedMessagePtr& msg) noexcept = 0;
   // The subscribe connection was lost: messages may have been missed. The listener is
-  // already removed from every channel when this is called.
+  // already removed from every channel when this is called (on a Redis Cluster, only from
+  // the channel(s) that were lost: the others stay registered until remove()).
   virtual void on_hub_lost() noexcept = 0;
   // Redis said (a mirror seed or verification) that the channel at `idx` has msg_id `n`.
   // A poll held at a last id above `n` must read again: history was lost without a publish
@@ -150,6 +151,10 @@ class ChannelRegistry final : public PubSubConnection::Sink {
   void on_subscribed(const std::string& channel) noexcept override;
   void on_message(const std::string& channel, const char* data, size_t len) noexcept override;
   void on_lost() noexcept override;
+  // One channel's subscription is gone (Redis Cluster: its slot moved, its master was
+  // lost): its listeners hear on_hub_lost, as for a lost connection; the others are not
+  // touched.
+  void on_channel_lost(const std::string& channel) noexcept override;
 
  private:
   static void on_sweep(evutil_socket_t, short, void* arg) noexcept;

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "channel_commands.hpp"
+#include "cluster_commands.hpp"
 #include "json_check.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
@@ -127,6 +128,11 @@ void read_channels(ChannelCommands& cmds, Script& read, const proto::Keys& key_n
 }
 
 void read_channels(Worker& w, const std::vector<ChannelRead>& reads, ChannelReadSink* sink) noexcept {
+  if (ClusterLinks* cl = w.cluster()) {
+    ClusterCommands cmds(*cl);  // Redis Cluster: each channel on its slot's master, in parallel
+    read_channels(cmds, w.scripts().read, w.keys(), reads, sink);
+    return;
+  }
   LinkCommands cmds(w.cmd());  // standalone / Sentinel: every channel on the command link
   read_channels(cmds, w.scripts().read, w.keys(), reads, sink);
 }

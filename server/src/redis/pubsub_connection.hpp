@@ -20,6 +20,8 @@
 //    `data` valid during the call only.
 //  - Sink::on_lost(): messages may have been missed: every subscription is forgotten (the
 //    sink forgets its channels too). Called after every fence waiter got on_fence(false).
+//    Sink::on_channel_lost(ch): the same for `ch` alone (an implementation with several
+//    connections, Redis Cluster's).
 //  - fence(w): w->on_fence(ok) is called exactly once, later, once every message published
 //    (to any channel) before the call has been delivered to the sink (ok), or that cannot
 //    be known (ok false). Returns false (no callback) when that cannot be started.
@@ -57,6 +59,14 @@ class PubSubConnection {
     virtual void on_subscribed(const std::string& channel) noexcept = 0;
     virtual void on_message(const std::string& channel, const char* data, size_t len) noexcept = 0;
     virtual void on_lost() noexcept = 0;
+    // Only `channel`'s subscription is gone (messages of it may have been missed); the
+    // sink forgets that channel. A sharded connection (Redis Cluster) loses channels one
+    // slot or one master at a time; the standalone connection never calls this. By
+    // default everything counts as lost.
+    virtual void on_channel_lost(const std::string& channel) noexcept {
+      (void)channel;
+      on_lost();
+    }
 
    protected:
     ~Sink() = default;

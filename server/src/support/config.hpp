@@ -28,6 +28,11 @@ struct RedisAddress {
   std::string master_name;
   std::string sentinel_user, sentinel_password;  // AUTH on the sentinels (empty password: none)
   bool via_sentinel() const noexcept { return !sentinels.empty(); }
+  // redis+cluster://: a Redis Cluster; these seed nodes are asked for the slot map (any
+  // one of them will do), the masters are whatever the map names. The credentials are
+  // used on every node; the database is always 0.
+  std::vector<HostPort> cluster_seeds;
+  bool via_cluster() const noexcept { return !cluster_seeds.empty(); }
 };
 
 struct Config {
@@ -72,7 +77,8 @@ ParseResult parse_args(int argc, const char* const* argv, Config* out, std::stri
 // percent-encoded), "unix:///path", or
 // "redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/MASTERNAME[?db=N]"
 // (sentinel port 26379 by default; the credentials are used on the data nodes and, unless
-// the query gives sentinel_user / sentinel_password, on the sentinels too).
+// the query gives sentinel_user / sentinel_password, on the sentinels too), or
+// "redis+cluster://[[user]:password@]host[:port][,host[:port]...]" (port 6379 by default).
 bool parse_redis_url(const std::string& url, RedisAddress* out, std::string* error);
 
 // The URL with its credentials (user info, sentinel_password) replaced by "***" (for logs).
@@ -80,6 +86,8 @@ std::string redact_redis_url(const std::string& url);
 
 // At most this many sentinels in one redis+sentinel:// URL.
 constexpr size_t kMaxSentinels = 16;
+// At most this many seed nodes in one redis+cluster:// URL.
+constexpr size_t kMaxClusterSeeds = 16;
 
 // Parses "HOST:PORT" (HOST may be empty for all interfaces, or [v6]).
 bool parse_listen(const std::string& text, std::string* host, int* port, std::string* error);

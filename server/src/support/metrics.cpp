@@ -172,6 +172,14 @@ std::string render() {
   counter(&out, "rt_publish_unconfirmed_total",
           "Publishes stored on the master but not confirmed on --publish-min-replicas replicas (answered 503).",
           r.publish_unconfirmed.load());
+  counter(&out, "rt_cluster_map_changes_total", "Redis Cluster: new slot maps taken (counted per worker).",
+          r.cluster_map_changes.load());
+  counter(&out, "rt_cluster_moved_total", "Redis Cluster: MOVED redirects followed.", r.cluster_moved.load());
+  counter(&out, "rt_cluster_ask_total", "Redis Cluster: ASK redirects followed (a slot being migrated).",
+          r.cluster_ask.load());
+  counter(&out, "rt_cluster_sunsubscribed_total",
+          "Redis Cluster: sharded channels unsubscribed by Redis (their slot moved); their polls read again.",
+          r.cluster_sunsubscribed.load());
   r.rt_latency.render("rt_poll_duration_seconds", "Time from /rt request to answer.", &out);
   r.publish_latency.render("rt_publish_duration_seconds", "Time from POST /publish request to answer.", &out);
   return out;

@@ -60,6 +60,11 @@ struct Registry {
   std::atomic<uint64_t> mirror_history_lost{0}; // msg_id found gone back by a mirror verification
   std::atomic<uint64_t> redis_master_changes{0}; // Sentinel: the master moved (per worker)
   std::atomic<uint64_t> publish_unconfirmed{0};  // publishes stored but not confirmed on the replicas
+  // Redis Cluster (redis+cluster://)
+  std::atomic<uint64_t> cluster_map_changes{0};  // new slot maps taken (per worker)
+  std::atomic<uint64_t> cluster_moved{0};        // MOVED redirects followed
+  std::atomic<uint64_t> cluster_ask{0};          // ASK redirects followed
+  std::atomic<uint64_t> cluster_sunsubscribed{0}; // sharded channels unsubscribed by the server (slot moved)
   Histogram rt_latency;                         // /rt: request arrival to answer
   Histogram publish_latency;                    // /publish: request arrival to answer
 };

@@ -213,6 +213,46 @@ static void test_redis_urls(void**) {
   assert_false(rt::parse_redis_url("redis://[::1", &a, &err));
 }
 
+static void test_cluster_urls(void**) {
+  rt::RedisAddress a;
+  std::string err;
+  assert_true(rt::parse_redis_url("redis+cluster://10.0.0.1:7000,10.0.0.2,[::1]:7002", &a, &err));
+  assert_true(a.via_cluster());
+  assert_false(a.via_sentinel());
+  assert_int_equal(a.cluster_seeds.size(), 3);
+  assert_string_equal(a.cluster_seeds[0].host.c_str(), "10.0.0.1");
+  assert_int_equal(a.cluster_seeds[0].port, 7000);
+  assert_int_equal(a.cluster_seeds[1].port, 6379);  // the Redis default port
+  assert_string_equal(a.cluster_seeds[2].host.c_str(), "::1");
+  assert_true(a.password.empty());
+  assert_true(a.host.empty());  // the masters come from the slot map
+  assert_int_equal(a.db, 0);
+  assert_true(rt::parse_redis_url("redis+cluster://app:s%40cret@n1:1/", &a, &err));
+  assert_string_equal(a.user.c_str(), "app");
+  assert_string_equal(a.password.c_str(), "s@cret");
+  assert_int_equal(a.cluster_seeds.size(), 1);
+  assert_string_equal(rt::redact_redis_url("redis+cluster://app:s%40cret@n1:1").c_str(), "redis+cluster://***@n1:1");
+  assert_true(rt::parse_redis_url("redis://h:1", &a, &err));
+  assert_false(a.via_cluster());
+  for (const char* bad : {"redis+cluster://", "redis+cluster://n1/3", "redis+cluster://n1?x=1", "redis+cluster://n1,,n2",
+                          "redis+cluster://n1:0", "redis+cluster://user@n1", "redis+cluster://[::1",
+                          "redis+cluster://n,n,n,n,n,n,n,n,n,n,n,n,n,n,n,n,n"}) {
+    err.clear();
+    assert_false(rt::parse_redis_url(bad, &a, &err));
+    assert_false(err.empty());
+  }
+  assert_non_null(strstr(rt::usage().c_str(), "redis+cluster://"));
+  // WAIT on a cluster is not supported: refused at start, naming the flag.
+  rt::Config c;
+  const char* argv[] = {"rt-server", "--redis", "redis+cluster://n1:7000", "--publish-min-replicas", "1"};
+  assert_int_equal(int(rt::parse_args(5, argv, &c, &err)), int(rt::ParseResult::error));
+  assert_non_null(strstr(err.c_str(), "--publish-min-replicas"));
+  const char* ok_argv[] = {"rt-server", "--redis", "redis+cluster://n1:7000", "--publish-min-replicas", "0"};
+  rt::Config c2;
+  assert_int_equal(int(rt::parse_args(5, ok_argv, &c2, &err)), int(rt::ParseResult::ok));
+  assert_true(c2.redis.via_cluster());
+}
+
 static void test_sentinel_urls(void**) {
   rt::RedisAddress a;
   std::string err;
@@ -329,7 +369,7 @@ int main() {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults),  cmocka_unit_test(test_every_flag), cmocka_unit_test(test_bad_flags), cmocka_unit_test(test_cors_credentials),
       cmocka_unit_test(test_help),      cmocka_unit_test(test_max_connections),      cmocka_unit_test(test_redis_urls), cmocka_unit_test(test_token),
-      cmocka_unit_test(test_sentinel_urls), cmocka_unit_test(test_publish_min_replicas),
+      cmocka_unit_test(test_sentinel_urls), cmocka_unit_test(test_cluster_urls), cmocka_unit_test(test_publish_min_replicas),
   };
   return cmocka_run_group_tests_name("server/config", tests, nullptr, nullptr);
 }
