@@ -19,6 +19,15 @@
 #include "log.hpp"
 #include "metrics.hpp"
 
+// Two places below lean on how libevent 2.1's evhttp works inside, where its public API
+// has no way: Server::attach finds a connection before its first request through the
+// bufferevent's callback argument (evhttp's evhttp_connection), and Request::respond
+// writes an answer at once around evhttp's frozen output buffer. Both are pinned by the
+// integration tests (drops, keep-alive, pipelining); a libevent other than 2.1 must be
+// checked against them first (2.2 has evhttp_set_newreqcb for the first).
+static_assert(LIBEVENT_VERSION_NUMBER >= 0x02010000 && LIBEVENT_VERSION_NUMBER < 0x02020000,
+              "rt's evhttp host is written for libevent 2.1: see the comment above");
+
 namespace rt::http {
 
 namespace {
