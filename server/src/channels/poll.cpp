@@ -68,56 +68,42 @@ void Poll::start(Worker& w, http::Request* req, std::vector<proto::ChannelPos> c
   // The HTTP layer reads the connection all along: a client that goes away (held or not)
   // is reported here at once.
   req->on_gone(on_gone, p);
-  PollCore::Actions out;
-  p->core_.start(out);
-  p->perform(out);
+  p->feed([p](PollCore::Actions& out) { p->core_.start(out); });
 }
 
 // --- events: into the core -----------------------------------------------------------------
 
-// Each event gets its own action list: a held poll keeps none.
+// Events go through feed() (below): a held poll keeps no action list, and an event costs no
+// allocation for it.
 
 void Poll::on_subscribed(size_t idx) noexcept {
-  PollCore::Actions out;
-  core_.on_subscribed(idx, out);
-  perform(out);
+  feed([&](PollCore::Actions& out) { core_.on_subscribed(idx, out); });
 }
 
 void Poll::on_message(size_t idx, const SharedMessagePtr& shared) noexcept {
-  PollCore::Actions out;
-  core_.on_message(idx, shared, shared->msg, out);
-  perform(out);
+  feed([&](PollCore::Actions& out) { core_.on_message(idx, shared, shared->msg, out); });
 }
 
 void Poll::on_hub_lost() noexcept {
-  PollCore::Actions out;
-  core_.on_hub_lost(out);  // the hub already unregistered every link
-  perform(out);
+  feed([this](PollCore::Actions& out) { core_.on_hub_lost(out); });  // the hub already unregistered every link
 }
 
 void Poll::on_redis_head(size_t idx, uint64_t n) noexcept {
-  PollCore::Actions out;
-  core_.on_redis_head(idx, n, out);
-  perform(out);
+  feed([&](PollCore::Actions& out) { core_.on_redis_head(idx, n, out); });
 }
 
 void Poll::on_fence(bool ok) noexcept {
-  PollCore::Actions out;
-  core_.on_fence(ok, out);
-  perform(out);
+  feed([&](PollCore::Actions& out) { core_.on_fence(ok, out); });
 }
 
 void Poll::on_channel_read(uint32_t tag, ChannelReadResult&& result) noexcept {
-  PollCore::Actions out;
-  core_.on_read_result(tag, std::move(result), out);
-  perform(out);
+  // Also called from inside read_channels() (a read that could not be sent): see feed().
+  feed([&](PollCore::Actions& out) { core_.on_read_result(tag, std::move(result), out); });
 }
 
 void Poll::on_timeout(evutil_socket_t, short, void* arg) noexcept {
   auto* p = static_cast<Poll*>(arg);
-  PollCore::Actions out;
-  p->core_.on_timeout(out);
-  p->perform(out);
+  p->feed([p](PollCore::Actions& out) { p->core_.on_timeout(out); });
 }
 
 void Poll::on_gone(void* arg) noexcept {
@@ -125,19 +111,61 @@ void Poll::on_gone(void* arg) noexcept {
   auto* p = static_cast<Poll*>(arg);
   metrics::get().client_drops.fetch_add(1, std::memory_order_relaxed);
   RT_LOG(debug, "client closed an open poll");
-  PollCore::Actions out;
-  p->core_.on_client_gone(out);
-  p->perform(out);
+  p->feed([p](PollCore::Actions& out) { p->core_.on_client_gone(out); });
 }
 
 void Poll::run_deferred() noexcept {
-  PollCore::Actions out;
-  core_.run(out);
-  perform(out);
+  feed([this](PollCore::Actions& out) { core_.run(out); });
   if (free_ && !is_queued()) delete this;
 }
 
 // --- actions -------------------------------------------------------------------------------
+
+namespace {
+
+// The action list of one event. Every poll of this thread's loop reuses one list (its capacity
+// stays), so an event allocates nothing for its actions; an event of another poll that comes
+// while that list is in use (a callback inside an action, rare) gets a list of its own.
+class ActionBuffer {
+ public:
+  ActionBuffer() noexcept : shared_(!busy_) { busy_ = busy_ || shared_; }
+  ~ActionBuffer() {
+    if (!shared_) return;
+    spare().clear();  // destroys what the actions left (moved from); keeps the capacity
+    busy_ = false;
+  }
+  ActionBuffer(const ActionBuffer&) = delete;
+  ActionBuffer& operator=(const ActionBuffer&) = delete;
+  PollCore::Actions& get() noexcept { return shared_ ? spare() : own_; }
+
+ private:
+  static PollCore::Actions& spare() noexcept {
+    static thread_local PollCore::Actions list;
+    return list;
+  }
+  static thread_local bool busy_;
+  bool shared_;
+  PollCore::Actions own_;
+};
+thread_local bool ActionBuffer::busy_ = false;
+
+}  // namespace
+
+template <class Event>
+void Poll::feed(Event&& event) noexcept {
+  if (performing_ != nullptr) {
+    // An event of this poll from inside one of its own actions (read_channels() reporting a
+    // read it could not send): its actions join the list being carried out, after the
+    // current one, so nothing is performed twice or out of the list's order.
+    event(*performing_);
+    return;
+  }
+  ActionBuffer buf;
+  performing_ = &buf.get();
+  event(*performing_);
+  perform(*performing_);
+  performing_ = nullptr;
+}
 
 void Poll::perform(PollCore::Actions& out) noexcept {
   for (size_t i = 0; i < out.size(); i++) {

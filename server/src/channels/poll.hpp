@@ -48,6 +48,10 @@ class Poll final : public HubListener, public Deferred, public ChannelReadSink, 
   static void on_timeout(evutil_socket_t, short, void* arg) noexcept;
   static void on_gone(void* arg) noexcept;  // the client's connection died
 
+  // Feeds one event into the core (event(out) appends its actions) and carries them out;
+  // re-entrant for this poll's own events (see poll.cpp).
+  template <class Event>
+  void feed(Event&& event) noexcept;
   // Carries out `out` in order, including the actions its own steps append to it.
   void perform(PollCore::Actions& out) noexcept;
   void perform(PollCore::Action& a, PollCore::Actions& out) noexcept;
@@ -64,6 +68,7 @@ class Poll final : public HubListener, public Deferred, public ChannelReadSink, 
   PollCore core_;
   std::vector<proto::ChannelPos> to_subscribe_;  // until the subscribe action (then empty)
   EventPtr timer_;
+  PollCore::Actions* performing_ = nullptr;  // the list being carried out, inside feed()
   bool counted_held_ = false;  // counted in rt_held_polls
   bool free_ = false;          // the core said free: delete from run_deferred
 };

@@ -254,6 +254,7 @@ void PollCore::start_round(Actions& out) noexcept {
         counts_.mirror_decisions++;
       } else {
         counts_.backlog_reads++;
+        if (reads.empty()) reads.reserve(chans_.size() - i);  // one allocation for the round
         reads.push_back(uint32_t(i));
       }
     }
@@ -294,6 +295,7 @@ void PollCore::evaluate_round(Actions& out) noexcept {
       proto::Entry e;
       if (proto::decide(view_.channel(i), c.last, rr.newest, std::move(rr.after), rr.has_tail ? &rr.tail : nullptr,
                         &e)) {
+        if (entries.empty()) entries.reserve(chans_.size() - i);
         entries.push_back(std::move(e));
       } else if (has_pending(c)) {
         // Nothing new up to N == last: pub/sub copies of those ids are old news.
