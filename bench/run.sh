@@ -218,14 +218,14 @@ if want multi; then
     lg "$t" multi --channels 200 --conns "$MULTI_CONNS" --procs "$GEN_PROCS" --duration "$DUR" --warmup "$WARM" --channel "$(ch "$t-mu")"
   done
   # Interleaved pairs for the goal "200-channel poll vs Nchan" (see the catch-up pairs).
-  case " $TARGETS " in *" rt "*" nchan-r "*|*" nchan-r "*" rt "*)
+  if [[ " $TARGETS " == *" rt "* && " $TARGETS " == *" nchan-r "* ]]; then
     for r in $(seq 1 "$PAIR_ROUNDS"); do
       pair_order="rt nchan-r"; [ $((r % 2)) = 0 ] && pair_order="nchan-r rt"
       for t in $pair_order; do
         LG_TAG=pair$r lg "$t" multi --channels 200 --conns "$MULTI_CONNS" --procs "$GEN_PROCS" --duration "$PAIR_DUR" --warmup "$WARM" --channel "$(ch "$t-mup$r")"
       done
-    done ;;
-  esac
+    done
+  fi
   # Held 200-channel polls (pages waiting for a sticker count), one publish to one channel.
   for r in $(seq 1 "$FANOUT_ROUNDS"); do
     for t in $TARGETS; do

@@ -16,9 +16,10 @@ SERVER_TEST_LIBS  = $(shell pkg-config --libs cmocka)
 
 SERVER_MAIN      := server/src/main.cpp
 # server/src by role: http/ (evhttp, answers, routes), redis/ (connections, scripts,
-# Sentinel), channels/ (hub, mirrors, polls), endpoints/ (the handlers), support/ (config,
+# Sentinel; cluster/: Redis Cluster routing and sharded pub/sub), channels/ (hub, channel
+# registry, mirrors, polls), endpoints/ (the handlers), support/ (config,
 # log, metrics, JSON check); main and the worker at the top.
-SERVER_DIRS      := server/src server/src/http server/src/redis server/src/channels server/src/endpoints server/src/support
+SERVER_DIRS      := server/src server/src/http server/src/redis server/src/redis/cluster server/src/channels server/src/endpoints server/src/support
 SERVER_LIB_SRCS  := $(filter-out $(SERVER_MAIN),$(sort $(foreach d,$(SERVER_DIRS),$(wildcard $(d)/*.cpp)))) $(PROTO_SRCS)
 SERVER_TEST_SRCS := $(sort $(wildcard tests/unit/server/test_*.cpp))
 
@@ -80,5 +81,6 @@ TEST_TARGETS += test-server-unit test-server-unit-asan
 
 -include $(wildcard $(BUILD)/obj/server/src/*.d $(BUILD)/asan/obj/server/src/*.d $(BUILD)/tsan/obj/server/src/*.d \
   $(BUILD)/obj/server/src/*/*.d $(BUILD)/asan/obj/server/src/*/*.d $(BUILD)/tsan/obj/server/src/*/*.d \
+  $(BUILD)/obj/server/src/*/*/*.d $(BUILD)/asan/obj/server/src/*/*/*.d $(BUILD)/tsan/obj/server/src/*/*/*.d \
   $(BUILD)/obj/server/protocol/*.d $(BUILD)/asan/obj/server/protocol/*.d \
   $(BUILD)/obj/tests/unit/server/*.d $(BUILD)/asan/obj/tests/unit/server/*.d)

@@ -8,7 +8,8 @@
 //   fanout   hold --n polls on one channel, publish once, time until every poll is answered
 //   multi-fanout  the same with every poll on --channels channels, the publish to one of them
 //   catchup  closed loop of polls answered at once (a newer message is in the backlog)
-//   publish  closed loop of publishes over HTTP
+//   publish  closed loop of publishes over HTTP (catchup and publish: --spread N spreads the
+//            connections over N channels, e.g. over the masters of a Redis Cluster)
 //   multi    closed loop of --channels-channel polls answered at once (one channel has news)
 //   plain    closed loop of GET --path (the nginx floor; also checks the generator's speed)
 //
@@ -327,13 +328,21 @@ int run_closed(Common& c) {
   std::string err;
   const std::string& mode = c.opt.mode;
   std::string channel = c.opt.get("channel", "bench-" + mode);
+  // --spread N: N channels (<channel>-0 ... -N-1), connection i on channel i % N (a Redis
+  // Cluster spreads them over its masters); default one channel for every connection.
+  size_t spread = size_t(c.opt.num("spread", 0));
+  std::vector<std::string> names;
+  if (spread == 0) names.push_back(channel);
+  for (size_t i = 0; i < spread; i++) names.push_back(channel + "-" + std::to_string(i));
   if (mode == "catchup") {
-    std::string catchup, wait;
-    if (!c.target->prepare_channel(channel, &catchup, &wait, &err)) die(err);
-    reqs.push_back(catchup);
+    for (const auto& name : names) {
+      std::string catchup, wait;
+      if (!c.target->prepare_channel(name, &catchup, &wait, &err)) die(err);
+      reqs.push_back(catchup);
+    }
   } else if (mode == "publish") {
     // A publish of a typical comment; every connection publishes to the same channel.
-    reqs.push_back(c.target->publish_request(channel, bench_payload("publish")));
+    for (const auto& name : names) reqs.push_back(c.target->publish_request(name, bench_payload("publish")));
   } else if (mode == "multi") {
     size_t k = size_t(c.opt.num("channels", 200));
     std::vector<std::string> chans;

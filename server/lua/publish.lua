@@ -4,6 +4,9 @@
 --input: ARGV[1] = the payload: one JSON value as text, already validated by the caller
 --input: ARGV[2] = backlog length, an integer >= 1 (1 = state channel: only the newest survives)
 --input: ARGV[3] = ttl in seconds of both keys, 0 = the keys never expire
+--input: ARGV[4] = optional: "sharded" on a Redis Cluster (the message goes out with SPUBLISH,
+--input:           to the sharded subscribers of the channel's shard); absent or anything
+--input:           else: PUBLISH (a standalone Redis, Sentinel; version-1 subscribers)
 --output: the new message's id (integer)
 --
 -- Atomic publish of one message (see PROTOCOL.md section 2): an id, its backlog entry and its
@@ -43,5 +46,11 @@ if ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl)
   redis.call('EXPIRE', KEYS[2], ttl)
 end
-redis.call('PUBLISH', KEYS[3], msg)
+-- The pub/sub channel has the keys' hash tag: on a cluster SPUBLISH stays on their shard
+-- (plain PUBLISH would be broadcast to every node of the cluster).
+if ARGV[4] == 'sharded' then
+  redis.call('SPUBLISH', KEYS[3], msg)
+else
+  redis.call('PUBLISH', KEYS[3], msg)
+end
 return id

@@ -6,6 +6,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 
 #include "config.hpp"
 #include "log.hpp"
+#include "metrics.hpp"
 #include "publish_token.hpp"
 #include "scripts.hpp"
 #include "worker.hpp"
@@ -154,6 +156,18 @@ int main(int argc, char** argv) {
     listen_fds.push_back(fd);
   }
 
+  // The connection bound, split between the workers (each enforces its share alone: no
+  // cross-thread wake-ups, and the shares add up to the bound exactly).
+  rlimit nofile{};
+  uint64_t fd_limit = getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY ? uint64_t(nofile.rlim_cur) : 1048576;
+  size_t configured = cfg.max_connections;
+  cfg.max_connections = rt::resolve_max_connections(configured, fd_limit, cfg.threads);
+  if (configured > 0 && cfg.max_connections + 64 > fd_limit)
+    RT_LOG(warn, "--max-connections is near or above the file limit: accepts may fail (EMFILE) before the bound")
+        .kv("max_connections", cfg.max_connections)
+        .kv("nofile", fd_limit);
+  rt::metrics::get().connections_limit.store(int64_t(cfg.max_connections));
+
   std::vector<std::unique_ptr<rt::Worker>> workers;
   for (int i = 0; i < cfg.threads; i++) {
     // A --reuseport socket belongs to its worker, which closes it as soon as it stops (the
@@ -171,6 +185,7 @@ int main(int argc, char** argv) {
       .kv("threads", cfg.threads)
       .kv("reuseport", cfg.reuseport ? "yes" : "no")
       .kv("poll_timeout", cfg.poll_timeout_s)
+      .kv("max_connections", cfg.max_connections)
       .kv("lua_dir", lua_dir)
       .kv("web", cfg.web_dir);
 

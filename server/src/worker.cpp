@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "cluster_commands.hpp"
 #include "http_reply.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
@@ -28,6 +29,9 @@ Worker::~Worker() {
   // callbacks may still reach the hub and the replica wait), then the hub, then the HTTP
   // server, then the loop.
   sentinel_.reset();
+  // Cluster: the links first (their last callbacks, NULL replies, may reach the hub's
+  // sharded pub/sub and mirrors).
+  cluster_.reset();
   cmd_.reset();
   sub_.reset();
   pub_.reset();
@@ -65,6 +69,8 @@ bool Worker::init(std::string* error) {
   // requests, so a client's next poll never races the close.
   ho.idle_timeout_s = cfg_.idle_timeout_s ? cfg_.idle_timeout_s : uint32_t(cfg_.poll_timeout_s) + 60;
   ho.request_timeout_s = cfg_.request_timeout_s;
+  ho.max_connections = connection_share(cfg_.max_connections, cfg_.threads, index_);
+  ho.listener_sharers = own_fd_ ? 1 : size_t(cfg_.threads);
   http_ = std::make_unique<http::Server>(base_.get(), listen_fd_, own_fd_, ho, static_cast<http::Handler*>(this));
   if (!http_->start()) {
     *error = "cannot start the HTTP server (evhttp)";
@@ -83,10 +89,20 @@ bool Worker::init(std::string* error) {
   std::string tag = "w" + std::to_string(index_);
   cmd_ = std::make_unique<RedisLink>(base_.get(), cfg_.redis, timeout_ms, tag + "/command");
   sub_ = std::make_unique<RedisLink>(base_.get(), cfg_.redis, timeout_ms, tag + "/pubsub");
-  hub_ = std::make_unique<Hub>(base_.get(), *sub_, cmd_.get(), &scripts_, cfg_.key_prefix, timeout_ms,
-                               std::to_string(getpid()) + "." + std::to_string(index_));
+  std::string hub_tag = std::to_string(getpid()) + "." + std::to_string(index_);
+  if (cfg_.redis.via_cluster()) {
+    // The per-master links come from the slot map (the standalone links above have no
+    // address and stay down): the hub on the sharded pub/sub, its mirrors' commands
+    // routed by slot.
+    cluster_ = std::make_unique<ClusterLinks>(base_.get(), cfg_.redis, timeout_ms, tag, &scripts_);
+    auto ps = std::make_unique<ClusterPubSub>(base_.get(), *cluster_, cfg_.redis, keys_, timeout_ms, hub_tag);
+    cluster_pubsub_ = ps.get();
+    hub_ = std::make_unique<Hub>(base_.get(), std::move(ps), std::make_unique<ClusterCommands>(*cluster_),
+                                 &scripts_, cfg_.key_prefix);
+  } else {
+    hub_ = std::make_unique<Hub>(base_.get(), *sub_, cmd_.get(), &scripts_, cfg_.key_prefix, timeout_ms, hub_tag);
+  }
   cmd_->set_listener(this);
-  sub_->set_listener(hub_.get());
   if (cfg_.publish_min_replicas > 0) {
     pub_ = std::make_unique<RedisLink>(base_.get(), cfg_.redis, timeout_ms, tag + "/publish");
     // WAIT must answer before the link's command timeout drops the connection.
@@ -105,10 +121,36 @@ bool Worker::init(std::string* error) {
                                                 static_cast<SentinelWatch::Listener*>(this));
     sentinel_->start();
   }
+  if (cluster_) {
+    cluster_->set_listener(static_cast<ClusterLinks::Listener*>(this));
+    cluster_->start();
+    return true;
+  }
   cmd_->start();
   sub_->start();
   if (pub_) pub_->start();
   return true;
+}
+
+void Worker::on_cluster_map() noexcept {
+  if (cluster_pubsub_) cluster_pubsub_->on_cluster_map();
+}
+
+void Worker::on_cluster_ask(uint16_t slot, const cluster::NodeAddr&) noexcept {
+  if (cluster_pubsub_) cluster_pubsub_->on_cluster_ask(slot);
+}
+
+bool Worker::ping(RedisLink::ReplyFn fn, void* priv) noexcept {
+  const char* argv[] = {"PING"};
+  size_t lens[] = {4};
+  if (!cluster_) return cmd_->command(fn, priv, 1, argv, lens);
+  // One master per call, in turn: the first slot each serves.
+  const cluster::SlotMap& m = cluster_->map();
+  if (m.masters.empty()) return false;
+  size_t want = ping_rotor_++ % m.masters.size();
+  for (uint16_t s = 0; s < cluster::kSlots; s++)
+    if (m.owner[s] == want) return cluster_->command(s, fn, priv, 1, argv, lens);
+  return false;
 }
 
 void Worker::on_link_up() noexcept { scripts_.load_into(*cmd_); }
@@ -144,6 +186,8 @@ void Worker::shutdown() noexcept {
   http_->stop_accepting();  // from now on every answer also closes its connection
   // Failing the Redis links answers every open request (503) through the usual paths.
   if (sentinel_) sentinel_->shut_down();
+  if (cluster_pubsub_) cluster_pubsub_->shut_down();
+  if (cluster_) cluster_->shut_down();
   cmd_->shut_down();
   sub_->shut_down();
   if (pub_) pub_->shut_down();
@@ -192,6 +236,14 @@ void Worker::on_deferred(evutil_socket_t, short, void* arg) noexcept {
 void Worker::on_request(http::Request* req) noexcept { route_request(*this, req); }
 
 std::string Worker::redis_unavailable() const noexcept {
+  if (cluster_) {
+    if (cluster_->ready() && cluster_pubsub_->up()) return {};
+    try {
+      return "redis unavailable (cluster: " + cluster_->describe() + "; " + cluster_pubsub_->describe() + ")";
+    } catch (...) {
+      return "redis unavailable";
+    }
+  }
   if (cmd_->up() && hub_->up() && (!pub_ || pub_->up())) return {};
   std::string why = "redis unavailable";
   try {
@@ -205,6 +257,13 @@ std::string Worker::redis_unavailable() const noexcept {
 
 std::string Worker::healthy_body() const noexcept {
   std::string body = "{\"status\":\"ok\"}";
+  if (cluster_) {
+    try {
+      body = "{\"status\":\"ok\",\"masters\":" + std::to_string(cluster_->map().masters.size()) + "}";
+    } catch (...) {
+    }
+    return body;
+  }
   if (!sentinel_) return body;
   // Sentinel: which server this worker is on (host names come from the sentinels: escaped).
   JsonPtr j(json_pack("{s:s, s:s}", "status", "ok", "master",

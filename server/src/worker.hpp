@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "cluster_links.hpp"
+#include "cluster_pubsub.hpp"
 #include "config.hpp"
 #include "http_reply.hpp"
 #include "http_server.hpp"
@@ -39,7 +41,8 @@ class Deferred {
   bool queued_ = false;
 };
 
-class Worker : private RedisLink::Listener, private http::Handler, private SentinelWatch::Listener {
+class Worker : private RedisLink::Listener, private http::Handler, private SentinelWatch::Listener,
+               private ClusterLinks::Listener {
  public:
   // `listen_fd`: the listening socket; `own_fd`: it is this worker's alone (--reuseport),
   // closed when the worker stops.
@@ -67,6 +70,13 @@ class Worker : private RedisLink::Listener, private http::Handler, private Senti
   // With --publish-min-replicas: the WAIT of publish_link() (else NULL).
   ReplicaWait* replica_wait() noexcept { return replica_wait_.get(); }
   Hub& hub() noexcept { return *hub_; }
+  // redis+cluster:// only (else NULL): the command links per master, routed by slot, and
+  // the sharded pub/sub (one SSUBSCRIBE connection per master).
+  ClusterLinks* cluster() noexcept { return cluster_.get(); }
+  ClusterPubSub* cluster_pubsub() noexcept { return cluster_pubsub_; }
+  // Sends PING to Redis (a cluster: to one master, in turn), for /healthz. The contract of
+  // RedisLink::command.
+  bool ping(RedisLink::ReplyFn fn, void* priv) noexcept;
   ScriptSet& scripts() noexcept { return scripts_; }
   const ReplyOptions& reply_options() const noexcept { return reply_opt_; }
   int index() const noexcept { return index_; }
@@ -97,6 +107,9 @@ class Worker : private RedisLink::Listener, private http::Handler, private Senti
   // Sentinel: the master is at host:port; every Redis link of this worker moves there.
   void on_master(const std::string& host, int port) noexcept override;
   static void on_link_trouble(void* arg, RedisLink& link, bool not_master) noexcept;
+  // Cluster: a new slot map; the sharded pub/sub follows it.
+  void on_cluster_map() noexcept override;
+  void on_cluster_ask(uint16_t slot, const cluster::NodeAddr& to) noexcept override;
 
   const Config& cfg_;
   std::string lua_dir_;
@@ -114,6 +127,9 @@ class Worker : private RedisLink::Listener, private http::Handler, private Senti
   std::unique_ptr<RedisLink> pub_;              // --publish-min-replicas only
   std::unique_ptr<ReplicaWait> replica_wait_;   // --publish-min-replicas only
   std::unique_ptr<SentinelWatch> sentinel_;     // redis+sentinel:// only
+  std::unique_ptr<ClusterLinks> cluster_;       // redis+cluster:// only
+  ClusterPubSub* cluster_pubsub_ = nullptr;     // redis+cluster:// only (owned by the hub)
+  size_t ping_rotor_ = 0;
   std::unique_ptr<Hub> hub_;
   ScriptSet scripts_;
   std::vector<Deferred*> deferred_;

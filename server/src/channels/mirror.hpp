@@ -9,7 +9,7 @@
 // after any new message the only backlog member certainly still in Redis is that message
 // (backlog >= 1). Answering ok for an older L would be "ok" where Redis says "reset".
 //
-// How it stays exact (no I/O here: the hub sends the commands and feeds the replies in):
+// How it stays exact (no I/O here: the mirror keeper sends the commands and feeds the replies in):
 //  - seeded by an atomic read of N and the newest message that is sent only after the
 //    channel's SUBSCRIBE was confirmed; pub/sub messages arriving while the seed is in
 //    flight are buffered and applied after it (ids <= the read's N are already counted);
@@ -20,7 +20,7 @@
 //    pub/sub, so the mirror is trusted for kTrustMs after its last verification only: a
 //    verification is a GET of msg_id sent when the mirror said N_sent; Redis answering less
 //    than N_sent means history was lost (the mirror is dropped, held polls must re-read);
-//  - the hub drops every mirror when the pub/sub connection goes down or a channel is
+//  - the channel registry drops every mirror when the pub/sub connection goes down or a channel is
 //    unsubscribed.
 #pragma once
 
@@ -71,7 +71,7 @@ class ChannelMirror {
   // mirror is dropped and polls held at the old ids must re-read.
   bool verify_done(uint64_t token, bool ok, uint64_t n_sent, uint64_t n_redis) noexcept;
 
-  // A valid message from pub/sub (the hub calls this before its listeners see it).
+  // A valid message from pub/sub (the keeper passes it on before the listeners see it).
   void on_message(const proto::Message& msg) noexcept;
 
   // Forgets everything (unsubscribed, connection lost, failed read); replies in flight are

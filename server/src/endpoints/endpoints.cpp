@@ -23,7 +23,8 @@ struct HealthCall {
 
 void on_pong(redisReply* r, void* priv) noexcept {
   auto* call = static_cast<HealthCall*>(priv);
-  bool ok = r != nullptr && (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING) && call->w->hub().up();
+  bool ok = r != nullptr && (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING) &&
+            call->w->redis_unavailable().empty();
   if (ok)
     send_json(call->req, 200, call->w->healthy_body(), metrics::Endpoint::healthz, call->w->reply_options());
   else
@@ -56,10 +57,8 @@ void handle_healthz(Worker& w, http::Request* req) noexcept {
     return;
   }
   auto* call = new (std::nothrow) HealthCall{&w, req};
-  const char* argv[] = {"PING"};
-  size_t lens[] = {4};
   // The link's command timeout bounds the wait (a hung Redis is dropped, the reply is NULL).
-  if (call == nullptr || !w.cmd().command(on_pong, call, 1, argv, lens)) {
+  if (call == nullptr || !w.ping(on_pong, call)) {
     delete call;
     send_error(req, 503, "redis unavailable", metrics::Endpoint::healthz, w.reply_options());
   }

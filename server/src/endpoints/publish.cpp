@@ -146,7 +146,7 @@ void handle_publish(Worker& w, http::Request* req) noexcept {
                                  std::to_string(kMaxJsonDepth) + " deep)");
     return;
   }
-  if (!w.publish_link().up()) {
+  if (w.cluster() == nullptr && !w.publish_link().up()) {
     metrics::get().redis_errors.fetch_add(1, std::memory_order_relaxed);
     fail(503, "redis unavailable");
     return;
@@ -161,7 +161,13 @@ void handle_publish(Worker& w, http::Request* req) noexcept {
     const proto::Keys& k = w.keys();
     std::vector<std::string> keys{k.msg_id(channel), k.backlog(channel), k.pubsub(channel)};
     std::vector<std::string> args{std::string(body), std::to_string(backlog), std::to_string(cfg.ttl_s)};
-    sent = run_script(w.publish_link(), w.scripts().publish, keys, args, on_published, call);
+    if (ClusterLinks* cl = w.cluster()) {
+      // Routed to the channel's master; SPUBLISH to its sharded subscribers.
+      args.push_back("sharded");
+      sent = cl->run_script(w.scripts().publish, keys, args, on_published, call);
+    } else {
+      sent = run_script(w.publish_link(), w.scripts().publish, keys, args, on_published, call);
+    }
   } catch (...) {
   }
   if (!sent) {

@@ -17,6 +17,16 @@
 #include <utility>
 
 #include "log.hpp"
+#include "metrics.hpp"
+
+// Two places below lean on how libevent 2.1's evhttp works inside, where its public API
+// has no way: Server::attach finds a connection before its first request through the
+// bufferevent's callback argument (evhttp's evhttp_connection), and Request::respond
+// writes an answer at once around evhttp's frozen output buffer. Both are pinned by the
+// integration tests (drops, keep-alive, pipelining); a libevent other than 2.1 must be
+// checked against them first (2.2 has evhttp_set_newreqcb for the first).
+static_assert(LIBEVENT_VERSION_NUMBER >= 0x02010000 && LIBEVENT_VERSION_NUMBER < 0x02020000,
+              "rt's evhttp host is written for libevent 2.1: see the comment above");
 
 namespace rt::http {
 
@@ -28,6 +38,12 @@ std::vector<std::pair<evhttp*, Server*>> registry;
 // Pipelined bytes kept behind a request that is with its handler (reading goes on for
 // drop detection); beyond this reading pauses until the answer is out.
 constexpr size_t kQueuedInput = 64 << 10;
+// At the connection bound: how often to look for room (and whether newcomers wait), and
+// how long a connection may be idle between requests, or reading one request, before it
+// may be closed for a waiting newcomer. A browser sends a request head in one packet: a
+// second is far beyond any honest client and well below --request-timeout.
+constexpr uint64_t kLimitTickMs = 100;
+constexpr uint64_t kShedGraceMs = 1000;
 }  // namespace
 
 // Our state of one evhttp connection, from its accept to evhttp's close callback (and,
@@ -42,6 +58,7 @@ struct Conn {
   evbuffer_cb_entry* input_cb = nullptr;  // on while idle: the first byte of a request
   Request req;
   Conn* next_dead = nullptr;
+  uint64_t since_ms = 0;     // accepted, or its last answer written (now_ms())
   bool open = true;          // evhttp still has the connection
   bool busy = false;         // a request was dispatched; its answer is not completely written
   bool with_handler = false; // req is with the handler (not answered or released yet)
@@ -74,13 +91,48 @@ void Conn::on_input(evbuffer* buf, const evbuffer_cb_info* info, void* arg) noex
   auto* c = static_cast<Conn*>(arg);
   if (info->n_added == 0) return;
   evbuffer_cb_clear_flags(buf, c->input_cb, EVBUFFER_CB_ENABLED);
-  event_add(&c->deadline, &c->srv->request_tv_);
+  // A fresh connection's clock runs from the accept already.
+  if (!event_pending(&c->deadline, EV_TIMEOUT, nullptr)) event_add(&c->deadline, &c->srv->request_tv_);
+}
+
+// While the listener is paused at the bound: resume when there is room, else make room
+// for the newcomers waiting in the accept queue.
+void Server::on_limit_tick(evutil_socket_t, short, void* arg) noexcept {
+  auto* s = static_cast<Server*>(arg);
+  if (s->stopping_) return;
+  if (s->conns_ >= s->opt_.max_connections) {
+    // A shared socket's queue is seen by every worker on it: each makes room for its part.
+    size_t waiting = size_t(metrics::accept_queue(s->listen_fd_));
+    size_t sharers = s->opt_.listener_sharers > 0 ? s->opt_.listener_sharers : 1;
+    if (waiting > 0) s->shed((waiting + sharers - 1) / sharers);
+  }
+  s->update_accepting();
+}
+
+size_t Server::shed(size_t n) noexcept {
+  uint64_t now = now_ms();
+  size_t closed = 0;
+  for (size_t fd = 0; fd < by_fd_.size() && closed < n; fd++) {
+    Conn* c = by_fd_[fd];
+    if (c == nullptr || !c->open || c->busy || c->with_handler || c->close_queued) continue;
+    if (now - c->since_ms < kShedGraceMs) continue;
+    // A request in progress has its deadline armed (its first byte came); an idle
+    // keep-alive connection waits for one (a fresh one has its deadline from the accept,
+    // and counts as slow once its grace is over).
+    bool reading = event_pending(&c->deadline, EV_TIMEOUT, nullptr);
+    (reading ? metrics::get().shed_slow : metrics::get().shed_idle).fetch_add(1, std::memory_order_relaxed);
+    closed++;
+    evhttp_connection_free(c->evcon);  // calls on_close
+  }
+  if (closed > 0) RT_LOG(debug, "connection bound: closed idle or slow connections").kv("closed", closed);
+  return closed;
 }
 
 void Conn::on_deadline(evutil_socket_t, short, void* arg) noexcept {
   auto* c = static_cast<Conn*>(arg);
   if (!c->open || c->with_handler || c->busy) return;
   RT_LOG(debug, "request not complete within the request timeout, closing");
+  metrics::get().request_timeouts.fetch_add(1, std::memory_order_relaxed);
   evhttp_connection_free(c->evcon);  // calls on_close
 }
 
@@ -88,6 +140,7 @@ void Conn::on_close(evhttp_connection*, void* arg) noexcept {
   auto* c = static_cast<Conn*>(arg);
   Server* s = c->srv;
   c->open = false;
+  s->connection_closed();
   event_del(&c->deadline);
   if (c->input_cb) evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->input_cb);
   c->input_cb = nullptr;
@@ -113,6 +166,7 @@ void Conn::on_complete(evhttp_request*, void* arg) noexcept {
   // The answer is completely written; evhttp goes on with the next request (or closes).
   auto* c = static_cast<Conn*>(arg);
   c->not_busy();
+  c->since_ms = now_ms();
   bufferevent_set_timeouts(c->bev, &c->srv->idle_tv_, &c->srv->request_tv_);
   c->wait_for_request();
 }
@@ -227,8 +281,9 @@ bool Server::start() noexcept {
   attach_ev_.reset(event_new(base_, -1, 0, on_attach, this));
   accept_resume_ev_.reset(evtimer_new(base_, on_accept_resume, this));
   reap_ev_.reset(event_new(base_, -1, 0, on_reap, this));
+  limit_ev_.reset(event_new(base_, -1, EV_PERSIST, on_limit_tick, this));
   http_ = evhttp_new(base_);
-  if (!attach_ev_ || !accept_resume_ev_ || !reap_ev_ || !http_) return false;
+  if (!attach_ev_ || !accept_resume_ev_ || !reap_ev_ || !limit_ev_ || !http_) return false;
   try {
     fresh_.reserve(256);
   } catch (...) {
@@ -266,6 +321,7 @@ bool Server::start() noexcept {
   } catch (...) {
     return false;
   }
+  metrics::watch_listener(listen_fd_);
   return true;
 }
 
@@ -285,7 +341,8 @@ void Server::on_accept_error(evconnlistener* l, void* arg) noexcept {
       RT_LOG(warn, "accept failed, pausing accepts").kv("error", strerror(err)).kv("pause_ms", kAcceptBackoffMs);
       s->accept_error_logged_ = true;
     }
-    evconnlistener_disable(l);
+    s->accept_error_paused_ = true;
+    s->update_accepting();
     timeval tv = ms_to_tv(kAcceptBackoffMs);
     evtimer_add(s->accept_resume_ev_.get(), &tv);
     return;
@@ -295,8 +352,35 @@ void Server::on_accept_error(evconnlistener* l, void* arg) noexcept {
 
 void Server::on_accept_resume(evutil_socket_t, short, void* arg) noexcept {
   auto* s = static_cast<Server*>(arg);
-  if (s->stopping_ || s->bound_ == nullptr) return;
-  evconnlistener_enable(evhttp_bound_socket_get_listener(s->bound_));
+  s->accept_error_paused_ = false;
+  s->update_accepting();
+}
+
+void Server::update_accepting() noexcept {
+  if (stopping_ || bound_ == nullptr) return;
+  bool full = opt_.max_connections > 0 && conns_ >= opt_.max_connections;
+  bool ticking = event_pending(limit_ev_.get(), EV_TIMEOUT, nullptr);
+  if (full && !ticking) {
+    metrics::get().accept_pauses.fetch_add(1, std::memory_order_relaxed);
+    uint64_t now = now_ms();
+    if (now - limit_logged_ms_ >= 60000 || limit_logged_ms_ == 0) {
+      // Once a minute at most: a server at its bound may reach it many times a second.
+      RT_LOG(warn, "at the connection bound: accepting paused until a connection closes")
+          .kv("connections", conns_)
+          .kv("max_connections", opt_.max_connections);
+      limit_logged_ms_ = now;
+    }
+    timeval tv = ms_to_tv(kLimitTickMs);
+    event_add(limit_ev_.get(), &tv);
+  } else if (!full && ticking) {
+    event_del(limit_ev_.get());
+  }
+  bool want = !accept_error_paused_ && !full;
+  if (want == accepting_) return;
+  evconnlistener* l = evhttp_bound_socket_get_listener(bound_);
+  if (want) evconnlistener_enable(l);
+  else evconnlistener_disable(l);  // also stops the accept loop we may be called from
+  accepting_ = want;
 }
 
 // evhttp's hook for a new connection's bufferevent: ours, so that we can attach our state
@@ -314,6 +398,11 @@ bufferevent* Server::on_new_bufferevent(event_base* base, void* arg) noexcept {
   } catch (...) {
     return bev;
   }
+  // Counted from here until evhttp closes it (on_close), or until attach finds no state.
+  // At the bound this disables the listener, which ends the accept loop we are called from.
+  s->conns_++;
+  metrics::get().connections.fetch_add(1, std::memory_order_relaxed);
+  s->update_accepting();
   // Our reference keeps the bufferevent valid until on_attach, even if evhttp gives the
   // connection up before (out of memory).
   bufferevent_incref(bev);
@@ -359,9 +448,22 @@ void Server::attach(bufferevent* bev) noexcept {
     c->input_cb = evbuffer_add_cb(bufferevent_get_input(bev), Conn::on_input, c);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->since_ms = now_ms();
     c->wait_for_request();
+    // The first request is due within the request timeout of the accept: a connection
+    // that sends nothing must not hold a slot for the whole idle timeout.
+    event_add(&c->deadline, &request_tv_);
+  } else {
+    connection_closed();  // gone already, or running without our state: not counted
   }
   bufferevent_decref(bev);
+}
+
+void Server::connection_closed() noexcept {
+  if (conns_ == 0) return;
+  conns_--;
+  metrics::get().connections.fetch_sub(1, std::memory_order_relaxed);
+  update_accepting();
 }
 
 void Server::on_request(evhttp_request* r, void* arg) noexcept {
@@ -435,6 +537,8 @@ void Server::on_reap(evutil_socket_t, short, void* arg) noexcept {
 
 void Server::stop_accepting() noexcept {
   stopping_ = true;
+  if (limit_ev_) event_del(limit_ev_.get());
+  if (bound_ != nullptr) metrics::unwatch_listener(listen_fd_);
   if (bound_ != nullptr && http_ != nullptr) {
     evhttp_del_accept_socket(http_, bound_);  // frees our listener
     bound_ = nullptr;

@@ -10,7 +10,12 @@
 //   bytes just wait in the input buffer, bounded by a watermark); EOF then reaches evhttp's
 //   error path, which detaches the request and frees the connection;
 // - the request timeout: a request head/body must arrive within --request-timeout of its
-//   first byte (evhttp's own timeout only bounds the silence between two reads);
+//   first byte, a connection's first request within --request-timeout of the accept
+//   (evhttp's own timeout only bounds the silence between two reads);
+// - a bound on open connections (--max-connections, this server's share of it): at the
+//   bound accepting pauses, so that newcomers wait in the kernel's listen queue, and while
+//   some wait, connections that are not doing anything useful (idle between requests, or
+//   reading one request for over a second) are closed to make room for them;
 // - no timeout at all while a request is with its handler: a held poll is bounded by the
 //   poll timeout, never by the connection's idle timeout;
 // - a stop that stops accepting at once and leaves answers already given time to be written.
@@ -128,6 +133,8 @@ struct ServerOptions {
   size_t max_body = 64 << 10;       // evhttp answers 413 beyond
   uint32_t idle_timeout_s = 85;     // keep-alive connection with no request in progress
   uint32_t request_timeout_s = 30;  // a request head/body from its first byte; an unread answer
+  size_t max_connections = 0;       // open connections of this server; 0: no bound
+  size_t listener_sharers = 1;      // servers accepting from the same listening socket
 };
 
 class Server {
@@ -141,6 +148,9 @@ class Server {
 
   // Creates the evhttp and the listener. Returns false when libevent fails.
   bool start() noexcept;
+
+  // Open connections (accepted, not closed yet).
+  size_t connections() const noexcept { return conns_; }
 
   // Stops accepting; every answer from now on closes its connection.
   void stop_accepting() noexcept;
@@ -162,7 +172,15 @@ class Server {
   static void on_accept_error(evconnlistener* l, void* arg) noexcept;
   static void on_accept_resume(evutil_socket_t, short, void* arg) noexcept;
   static void on_reap(evutil_socket_t, short, void* arg) noexcept;
+  static void on_limit_tick(evutil_socket_t, short, void* arg) noexcept;
   void attach(bufferevent* bev) noexcept;
+  void connection_closed() noexcept;
+  // Enables or disables the listener: accepting unless stopping, paused after an accept
+  // error, or at the connection bound.
+  void update_accepting() noexcept;
+  // At the bound with newcomers waiting: closes up to `n` connections that are idle or
+  // slow (see kShedGraceMs). Returns how many.
+  size_t shed(size_t n) noexcept;
   void retire(Conn* c) noexcept;  // c's connection is gone and its request released: free it later
 
   event_base* base_;
@@ -172,12 +190,16 @@ class Server {
   Handler* handler_;
   evhttp* http_ = nullptr;
   evhttp_bound_socket* bound_ = nullptr;
-  EventPtr attach_ev_, accept_resume_ev_, reap_ev_;
+  EventPtr attach_ev_, accept_resume_ev_, reap_ev_, limit_ev_;
   std::vector<bufferevent*> fresh_;  // accepted, not attached yet (one ref each)
   std::vector<Conn*> by_fd_;         // attached connections by socket
   Conn* graveyard_ = nullptr;
   size_t busy_ = 0;
+  size_t conns_ = 0;                 // open connections (counted from evhttp's bufferevent hook)
   bool accept_error_logged_ = false;
+  bool accept_error_paused_ = false;
+  bool accepting_ = true;            // the listener is enabled
+  uint64_t limit_logged_ms_ = 0;
   bool stopping_ = false;
   timeval idle_tv_{}, request_tv_{};
 };

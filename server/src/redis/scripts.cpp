@@ -40,7 +40,8 @@ void on_script_loaded(redisReply* reply, void* priv) noexcept {
 
 // One script call in flight; owns copies of its arguments for the NOSCRIPT retry.
 struct EvalCall {
-  RedisLink* link;
+  CommandFn command;
+  void* target;
   Script* script;
   std::vector<std::string> keys, args;
   RedisLink::ReplyFn fn;
@@ -80,7 +81,7 @@ bool send(EvalCall* call, bool by_sha) noexcept {
   size_t i = 3;
   for (const auto& k : call->keys) { argv[i] = k.data(); lens[i] = k.size(); i++; }
   for (const auto& a : call->args) { argv[i] = a.data(); lens[i] = a.size(); i++; }
-  return call->link->command(on_eval_reply, call, int(n), argv.data(), lens.data());
+  return call->command(call->target, on_eval_reply, call, int(n), argv.data(), lens.data());
 }
 
 }  // namespace
@@ -124,11 +125,27 @@ std::string find_lua_dir(const std::string& flag) {
   return "";
 }
 
+namespace {
+bool link_command(void* target, RedisLink::ReplyFn fn, void* priv, int argc, const char** argv,
+                  const size_t* lens) noexcept {
+  return static_cast<RedisLink*>(target)->command(fn, priv, argc, argv, lens);
+}
+}  // namespace
+
 bool run_script(RedisLink& link, Script& script, const std::vector<std::string>& keys,
                 const std::vector<std::string>& args, RedisLink::ReplyFn fn, void* priv) noexcept {
   if (!link.up()) return false;
-  auto* call = new (std::nothrow) EvalCall{&link, &script, keys, args, fn, priv, false};
-  if (call == nullptr) return false;
+  return run_script_via(link_command, &link, script, keys, args, fn, priv);
+}
+
+bool run_script_via(CommandFn command, void* target, Script& script, const std::vector<std::string>& keys,
+                    const std::vector<std::string>& args, RedisLink::ReplyFn fn, void* priv) noexcept {
+  EvalCall* call = nullptr;
+  try {
+    call = new EvalCall{command, target, &script, keys, args, fn, priv, false};
+  } catch (...) {
+    return false;
+  }
   bool ok = send(call, !script.sha.empty());
   if (!ok) delete call;
   return ok;

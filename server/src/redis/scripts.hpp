@@ -41,4 +41,13 @@ std::string find_lua_dir(const std::string& flag);
 bool run_script(RedisLink& link, Script& script, const std::vector<std::string>& keys,
                 const std::vector<std::string>& args, RedisLink::ReplyFn fn, void* priv) noexcept;
 
+// Sends one command somewhere (a RedisLink, a cluster router): the contract of
+// RedisLink::command (false: not sent, fn never called; else fn called exactly once).
+using CommandFn = bool (*)(void* target, RedisLink::ReplyFn fn, void* priv, int argc, const char** argv,
+                           const size_t* lens) noexcept;
+
+// run_script over any CommandFn (the NOSCRIPT retry goes the same way as the first try).
+bool run_script_via(CommandFn send, void* target, Script& script, const std::vector<std::string>& keys,
+                    const std::vector<std::string>& args, RedisLink::ReplyFn fn, void* priv) noexcept;
+
 }  // namespace rt

@@ -134,6 +134,25 @@ bool parse_db(const std::string& db, int* out, std::string* error) {
   return true;
 }
 
+// "h:p,h:p..." into *out (at most `max`, default port `default_port`).
+bool parse_host_list(const std::string& hosts, int default_port, size_t max, const char* what, const std::string& url,
+                     std::vector<HostPort>* out, std::string* error) {
+  size_t pos = 0;
+  for (;;) {
+    size_t comma = hosts.find(',', pos);
+    std::string one = hosts.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    HostPort hp;
+    if (!parse_host_port(one, default_port, url, &hp, error)) return false;
+    if (out->size() >= max) {
+      *error = "--redis: at most " + std::to_string(max) + " " + what;
+      return false;
+    }
+    out->push_back(hp);
+    if (comma == std::string::npos) return true;
+    pos = comma + 1;
+  }
+}
+
 // redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/MASTERNAME[?db=N
 // &sentinel_user=U&sentinel_password=P]
 bool parse_sentinel_url(const std::string& url, const std::string& rest_in, RedisAddress* a, std::string* error) {
@@ -169,20 +188,8 @@ bool parse_sentinel_url(const std::string& url, const std::string& rest_in, Redi
   }
   a->sentinel_user = a->user;
   a->sentinel_password = a->password;
+  if (!parse_host_list(hosts, 26379, kMaxSentinels, "sentinels", url, &a->sentinels, error)) return false;
   size_t pos = 0;
-  for (;;) {
-    size_t comma = hosts.find(',', pos);
-    std::string one = hosts.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    HostPort hp;
-    if (!parse_host_port(one, 26379, url, &hp, error)) return false;
-    if (a->sentinels.size() >= kMaxSentinels) {
-      *error = "--redis: at most " + std::to_string(kMaxSentinels) + " sentinels";
-      return false;
-    }
-    a->sentinels.push_back(hp);
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
-  }
   bool have_db = false, have_user = false, have_password = false;
   pos = 0;
   while (!query.empty() && pos <= query.size()) {
@@ -223,11 +230,36 @@ bool parse_sentinel_url(const std::string& url, const std::string& rest_in, Redi
   return true;
 }
 
+// redis+cluster://[[user]:password@]host[:port][,host[:port]...]
+bool parse_cluster_url(const std::string& url, const std::string& rest_in, RedisAddress* a, std::string* error) {
+  std::string hosts = rest_in;
+  if (!hosts.empty() && hosts.back() == '/') hosts.pop_back();
+  if (hosts.find_first_of("/?") != std::string::npos) {
+    *error = "--redis: a redis+cluster:// URL holds only the seed nodes (a cluster has database 0 only), got '" +
+             redact_redis_url(url) + "'";
+    return false;
+  }
+  size_t at = hosts.rfind('@');
+  if (at != std::string::npos) {
+    if (!parse_userinfo(hosts.substr(0, at), &a->user, &a->password)) {
+      *error = "--redis: credentials must be redis+cluster://[user]:password@host...";
+      return false;
+    }
+    hosts = hosts.substr(at + 1);
+  }
+  if (!parse_host_list(hosts, 6379, kMaxClusterSeeds, "cluster seed nodes", url, &a->cluster_seeds, error))
+    return false;
+  a->host.clear();
+  a->port = 0;
+  return true;
+}
+
 }  // namespace
 
 bool parse_redis_url(const std::string& url, RedisAddress* out, std::string* error) {
   RedisAddress a;
-  const std::string unix_scheme = "unix://", redis_scheme = "redis://", sentinel_scheme = "redis+sentinel://";
+  const std::string unix_scheme = "unix://", redis_scheme = "redis://", sentinel_scheme = "redis+sentinel://",
+                    cluster_scheme = "redis+cluster://";
   if (url.compare(0, unix_scheme.size(), unix_scheme) == 0) {
     a.unix_socket = true;
     a.path = url.substr(unix_scheme.size());
@@ -243,8 +275,14 @@ bool parse_redis_url(const std::string& url, RedisAddress* out, std::string* err
     *out = a;
     return true;
   }
+  if (url.compare(0, cluster_scheme.size(), cluster_scheme) == 0) {
+    if (!parse_cluster_url(url, url.substr(cluster_scheme.size()), &a, error)) return false;
+    *out = a;
+    return true;
+  }
   if (url.compare(0, redis_scheme.size(), redis_scheme) != 0) {
-    *error = "--redis: expected redis://host:port[/db], redis+sentinel://host:port[,...]/MASTER or unix:///path, got '" +
+    *error = "--redis: expected redis://host:port[/db], redis+sentinel://host:port[,...]/MASTER, "
+             "redis+cluster://host:port[,...] or unix:///path, got '" +
              redact_redis_url(url) + "'";
     return false;
   }
@@ -344,6 +382,10 @@ ParseResult parse_args(int argc, const char* const* argv, Config* out, std::stri
       if (!need_value()) return ParseResult::error;
       if (!parse_uint(value, 10000000, &u) || u < 1) return bad("expected an integer in 1..10000000");
       c.max_held = size_t(u);
+    } else if (name == "--max-connections") {
+      if (!need_value()) return ParseResult::error;
+      if (!parse_uint(value, 10000000, &u)) return bad("expected an integer in 0..10000000 (0: auto)");
+      c.max_connections = size_t(u);
     } else if (name == "--key-prefix") {
       if (!need_value()) return ParseResult::error;
       if (value.size() > 256) return bad("expected at most 256 bytes");
@@ -391,6 +433,10 @@ ParseResult parse_args(int argc, const char* const* argv, Config* out, std::stri
       return ParseResult::error;
     }
   }
+  if (c.redis.via_cluster() && c.publish_min_replicas > 0) {
+    *error = "--publish-min-replicas: not supported with a redis+cluster:// Redis (yet)";
+    return ParseResult::error;
+  }
   // Browsers refuse credentialed answers with a wildcard origin: say so at start-up rather
   // than send headers no page can use.
   if (c.cors_credentials && (c.cors_origin.empty() || c.cors_origin == "*")) {
@@ -428,6 +474,20 @@ bool load_publish_token(Config* cfg, std::string* error) {
   return read_token_file(cfg->publish_token_file, &cfg->publish_token, error);
 }
 
+size_t resolve_max_connections(size_t configured, uint64_t nofile, int threads) {
+  if (configured > 0) return configured;
+  uint64_t reserve = 64 + 16 * uint64_t(threads > 0 ? threads : 1);
+  if (reserve > nofile / 2) reserve = nofile / 2;
+  uint64_t n = nofile - reserve;
+  return n > 0 ? size_t(n > 10000000 ? 10000000 : n) : 1;
+}
+
+size_t connection_share(size_t total, int threads, int index) {
+  size_t t = size_t(threads > 0 ? threads : 1);
+  size_t share = total / t + (size_t(index) < total % t ? 1 : 0);
+  return share > 0 ? share : 1;
+}
+
 std::string usage() {
   return R"(Usage: rt-server [flags]
 
@@ -441,7 +501,14 @@ Reliable real-time updates over HTTP long polls, backed by Redis.
                               the master and the sentinels; ?sentinel_user=U&sentinel_password=P
                               gives the sentinels their own, an empty sentinel_password none):
                               the sentinels are asked for the master in turn, +switch-master
-                              is followed, a server that is not the master (ROLE) is dropped
+                              is followed, a server that is not the master (ROLE) is dropped;
+                              or a Redis Cluster (Redis >= 7.0):
+                              redis+cluster://[[user]:password@]host:port[,host:port...]
+                              (port 6379 by default; any seed node will do): the slot map
+                              comes from CLUSTER SHARDS and is followed (MOVED, ASK,
+                              failovers); each worker keeps one command connection and one
+                              sharded pub/sub (SSUBSCRIBE) connection per master, and
+                              publishes with SPUBLISH
   --publish-token-file PATH   file holding the bearer token of POST /publish (else env
                               RT_PUBLISH_TOKEN; without a token POST /publish answers 403);
                               re-read on SIGHUP (token rotation without a restart)
@@ -456,6 +523,13 @@ Reliable real-time updates over HTTP long polls, backed by Redis.
                               (evhttp's own answer, after reading and dropping the body) and
                               the connection closes (default 65536)
   --max-held N                open /rt requests (all threads); beyond it /rt answers 503 (default 10000)
+  --max-connections N         open client connections (all threads, split evenly between them;
+                              held polls count). At the bound accepting pauses: newcomers wait
+                              in the kernel's listen queue (backlog 4096) until a connection
+                              closes, and while some wait, connections idle between requests
+                              or reading one request for over 1 s are closed to make room.
+                              0 = auto: the file limit (ulimit -n) less 64 + 16 per thread
+                              (default 0)
   --web DIR                   serve static files from DIR (GET only)
   --key-prefix PREFIX         Redis key prefix (default "channel:")
   --cors-origin ORIGIN        send Access-Control-Allow-Origin: ORIGIN on /rt, /publish, /healthz
@@ -469,8 +543,9 @@ Reliable real-time updates over HTTP long polls, backed by Redis.
   --idle-timeout SECONDS      close keep-alive connections idle this long between requests
                               (default: the poll timeout + 60)
   --request-timeout SECONDS   close connections whose request head/body is not complete this
-                              long after its first byte, or that do not read their answer
-                              this long (default 30)
+                              long after its first byte (a new connection's first request:
+                              after the accept), or that do not read their answer this long
+                              (default 30)
   --reuseport                 SO_REUSEPORT: each worker thread gets its own listening
                               socket, and several rt-server processes may listen on the
                               same HOST:PORT (the kernel spreads connections over them)

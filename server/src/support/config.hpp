@@ -28,6 +28,11 @@ struct RedisAddress {
   std::string master_name;
   std::string sentinel_user, sentinel_password;  // AUTH on the sentinels (empty password: none)
   bool via_sentinel() const noexcept { return !sentinels.empty(); }
+  // redis+cluster://: a Redis Cluster; these seed nodes are asked for the slot map (any
+  // one of them will do), the masters are whatever the map names. The credentials are
+  // used on every node; the database is always 0.
+  std::vector<HostPort> cluster_seeds;
+  bool via_cluster() const noexcept { return !cluster_seeds.empty(); }
 };
 
 struct Config {
@@ -45,6 +50,8 @@ struct Config {
   size_t max_body = 65536;
   std::string web_dir;             // empty: no static files
   size_t max_held = 10000;         // open /rt requests (all workers) beyond which /rt answers 503
+  size_t max_connections = 0;      // open client connections (all workers); 0: auto (see
+                                   // resolve_max_connections)
   std::string key_prefix = "channel:";
   std::string cors_origin;         // empty: no Access-Control-Allow-Origin header
   bool cors_credentials = false;   // Access-Control-Allow-Credentials: true (needs an explicit origin)
@@ -70,7 +77,8 @@ ParseResult parse_args(int argc, const char* const* argv, Config* out, std::stri
 // percent-encoded), "unix:///path", or
 // "redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/MASTERNAME[?db=N]"
 // (sentinel port 26379 by default; the credentials are used on the data nodes and, unless
-// the query gives sentinel_user / sentinel_password, on the sentinels too).
+// the query gives sentinel_user / sentinel_password, on the sentinels too), or
+// "redis+cluster://[[user]:password@]host[:port][,host[:port]...]" (port 6379 by default).
 bool parse_redis_url(const std::string& url, RedisAddress* out, std::string* error);
 
 // The URL with its credentials (user info, sentinel_password) replaced by "***" (for logs).
@@ -78,6 +86,8 @@ std::string redact_redis_url(const std::string& url);
 
 // At most this many sentinels in one redis+sentinel:// URL.
 constexpr size_t kMaxSentinels = 16;
+// At most this many seed nodes in one redis+cluster:// URL.
+constexpr size_t kMaxClusterSeeds = 16;
 
 // Parses "HOST:PORT" (HOST may be empty for all interfaces, or [v6]).
 bool parse_listen(const std::string& text, std::string* host, int* port, std::string* error);
@@ -90,6 +100,14 @@ bool load_publish_token(Config* cfg, std::string* error);
 // Reads a token file (first line, trimmed) into *token; false with *error (naming the file,
 // never its content) when it cannot be read or holds no token. Used at start and on SIGHUP.
 bool read_token_file(const std::string& path, std::string* token, std::string* error);
+
+// --max-connections resolved: `configured`, or with 0 the soft file limit `nofile` less a
+// reserve for everything else the process opens (Redis links, pipes, epoll, files served):
+// 64 + 16 per worker, at least half the limit left to connections.
+size_t resolve_max_connections(size_t configured, uint64_t nofile, int threads);
+
+// Worker `index`'s share of `total` connections over `threads` workers (at least 1).
+size_t connection_share(size_t total, int threads, int index);
 
 // The --help text.
 std::string usage();

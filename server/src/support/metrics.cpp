@@ -1,12 +1,21 @@
 #include "metrics.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <cstdarg>
 #include <cstdio>
+#include <mutex>
+#include <vector>
 
 namespace rt::metrics {
 
 namespace {
 Registry g_registry;
+std::mutex g_listeners_mutex;
+std::vector<int> g_listeners;  // one entry per watcher
 
 const char* endpoint_name(size_t e) {
   static const char* names[kEndpoints] = {"rt", "publish", "healthz", "metrics", "web", "other"};
@@ -66,10 +75,55 @@ void count_request(Endpoint endpoint, int status) noexcept {
   g_registry.requests[size_t(endpoint)][s].fetch_add(1, std::memory_order_relaxed);
 }
 
+void watch_listener(int fd) noexcept {
+  std::lock_guard<std::mutex> lock(g_listeners_mutex);
+  try {
+    g_listeners.push_back(fd);
+  } catch (...) {
+  }
+}
+
+void unwatch_listener(int fd) noexcept {
+  std::lock_guard<std::mutex> lock(g_listeners_mutex);
+  auto it = std::find(g_listeners.begin(), g_listeners.end(), fd);
+  if (it != g_listeners.end()) g_listeners.erase(it);
+}
+
+int64_t accept_queue(int fd) noexcept {
+  // For a listening socket Linux reports the accept queue's length in tcpi_unacked.
+  tcp_info ti{};
+  socklen_t len = sizeof ti;
+  if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 || ti.tcpi_state != TCP_LISTEN) return 0;
+  return int64_t(ti.tcpi_unacked);
+}
+
 std::string render() {
   const Registry& r = g_registry;
   std::string out;
   out.reserve(8192);
+  int64_t queued = 0;
+  {
+    std::lock_guard<std::mutex> lock(g_listeners_mutex);
+    for (size_t i = 0; i < g_listeners.size(); i++)
+      if (std::find(g_listeners.begin(), g_listeners.begin() + long(i), g_listeners[i]) == g_listeners.begin() + long(i))
+        queued += accept_queue(g_listeners[i]);
+  }
+  gauge(&out, "rt_connections", "Open client connections (all workers; held polls included).",
+        r.connections.load(std::memory_order_relaxed));
+  gauge(&out, "rt_connections_limit", "--max-connections: open connections beyond which accepting pauses.",
+        r.connections_limit.load(std::memory_order_relaxed));
+  gauge(&out, "rt_accept_queue", "Connections waiting in the kernel's accept queue (deferred at --max-connections).",
+        queued);
+  counter(&out, "rt_accept_pauses_total", "Times a worker stopped accepting at its share of --max-connections.",
+          r.accept_pauses.load());
+  line(&out, "# HELP rt_connections_shed_total Connections closed at --max-connections to make room for waiting "
+             "ones, by reason (idle: between requests; slow: a request head/body in progress over 1 s).\n"
+             "# TYPE rt_connections_shed_total counter\n"
+             "rt_connections_shed_total{reason=\"idle\"} %llu\nrt_connections_shed_total{reason=\"slow\"} %llu\n",
+       (unsigned long long)r.shed_idle.load(), (unsigned long long)r.shed_slow.load());
+  counter(&out, "rt_request_timeouts_total",
+          "Connections closed because a request head/body was not complete within --request-timeout.",
+          r.request_timeouts.load());
   gauge(&out, "rt_held_polls", "Long polls held: read from Redis, nothing new yet, waiting for a message.",
         r.held_polls.load(std::memory_order_relaxed));
   gauge(&out, "rt_open_polls", "Open /rt requests (subscribing, reading or held).",
@@ -118,6 +172,14 @@ std::string render() {
   counter(&out, "rt_publish_unconfirmed_total",
           "Publishes stored on the master but not confirmed on --publish-min-replicas replicas (answered 503).",
           r.publish_unconfirmed.load());
+  counter(&out, "rt_cluster_map_changes_total", "Redis Cluster: new slot maps taken (counted per worker).",
+          r.cluster_map_changes.load());
+  counter(&out, "rt_cluster_moved_total", "Redis Cluster: MOVED redirects followed.", r.cluster_moved.load());
+  counter(&out, "rt_cluster_ask_total", "Redis Cluster: ASK redirects followed (a slot being migrated).",
+          r.cluster_ask.load());
+  counter(&out, "rt_cluster_sunsubscribed_total",
+          "Redis Cluster: sharded channels unsubscribed by Redis (their slot moved); their polls read again.",
+          r.cluster_sunsubscribed.load());
   r.rt_latency.render("rt_poll_duration_seconds", "Time from /rt request to answer.", &out);
   r.publish_latency.render("rt_publish_duration_seconds", "Time from POST /publish request to answer.", &out);
   return out;

@@ -37,6 +37,12 @@ struct Registry {
   std::atomic<int64_t> held_polls{0};           // /rt requests held: read, nothing new yet, waiting
   std::atomic<int64_t> open_polls{0};           // open /rt requests (subscribing, reading or held)
   std::atomic<int64_t> subscribed_channels{0};  // channels SUBSCRIBEd on Redis (all workers)
+  std::atomic<int64_t> connections{0};          // open client connections (all workers)
+  std::atomic<int64_t> connections_limit{0};    // --max-connections (resolved)
+  std::atomic<uint64_t> accept_pauses{0};       // a worker stopped accepting at its share of the bound
+  std::atomic<uint64_t> shed_idle{0};           // connections closed at the bound: idle between requests
+  std::atomic<uint64_t> shed_slow{0};           // connections closed at the bound: a request head/body too slow
+  std::atomic<uint64_t> request_timeouts{0};    // connections closed at --request-timeout (request not complete)
   std::atomic<uint64_t> requests[kEndpoints][kStatusCount] = {};
   std::atomic<uint64_t> publishes{0};           // messages stored by POST /publish
   std::atomic<uint64_t> deliveries{0};          // messages sent to /rt clients (ok and reset entries)
@@ -54,6 +60,11 @@ struct Registry {
   std::atomic<uint64_t> mirror_history_lost{0}; // msg_id found gone back by a mirror verification
   std::atomic<uint64_t> redis_master_changes{0}; // Sentinel: the master moved (per worker)
   std::atomic<uint64_t> publish_unconfirmed{0};  // publishes stored but not confirmed on the replicas
+  // Redis Cluster (redis+cluster://)
+  std::atomic<uint64_t> cluster_map_changes{0};  // new slot maps taken (per worker)
+  std::atomic<uint64_t> cluster_moved{0};        // MOVED redirects followed
+  std::atomic<uint64_t> cluster_ask{0};          // ASK redirects followed
+  std::atomic<uint64_t> cluster_sunsubscribed{0}; // sharded channels unsubscribed by the server (slot moved)
   Histogram rt_latency;                         // /rt: request arrival to answer
   Histogram publish_latency;                    // /publish: request arrival to answer
 };
@@ -61,6 +72,14 @@ struct Registry {
 Registry& get() noexcept;
 
 void count_request(Endpoint endpoint, int status) noexcept;
+
+// Listening sockets whose kernel accept queue /metrics reports (rt_accept_queue). A socket
+// shared by several workers is watched once per worker; unwatch before closing it.
+void watch_listener(int fd) noexcept;
+void unwatch_listener(int fd) noexcept;
+// Connections waiting in the accept queue of socket `fd` (Linux TCP_INFO of a listening
+// socket); 0 when it cannot be read.
+int64_t accept_queue(int fd) noexcept;
 
 // The whole /metrics body.
 std::string render();

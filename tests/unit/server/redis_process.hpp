@@ -13,11 +13,13 @@
 #include <unistd.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <hiredis/hiredis.h>
 
+#include "redis_link.hpp"
 #include "util.hpp"
 
 extern char** environ;
@@ -96,6 +98,15 @@ inline bool wait_ready(int port, uint64_t ms = 5000) {
     usleep(20000);
   }
   return true;
+}
+
+// A RedisLink (not started) to the redis-server on 127.0.0.1:port.
+inline std::unique_ptr<rt::RedisLink> make_link(event_base* base, int port, uint64_t timeout_ms,
+                                                const std::string& name) {
+  rt::RedisAddress addr;
+  addr.host = "127.0.0.1";
+  addr.port = port;
+  return std::make_unique<rt::RedisLink>(base, addr, timeout_ms, name);
 }
 
 // Runs `base` until pred() holds (checked after every loop iteration) or `ms` passed.

@@ -108,6 +108,9 @@ static void test_bad_flags(void**) {
       {"--idle-timeout", "0"},
       {"--idle-timeout", "1.5"},
       {"--request-timeout", "0"},
+      {"--max-connections", "-1"},
+      {"--max-connections", "10000001"},
+      {"--max-connections", "many"},
   };
   for (const auto& args : bad) {
     Config c;
@@ -143,6 +146,28 @@ static void test_cors_credentials(void**) {
   assert_false(d.cors_credentials);
 }
 
+// --max-connections: 0 (the default) is the file limit less a reserve; a bound is split
+// between the workers so that the shares add up to it.
+static void test_max_connections(void**) {
+  Config c;
+  std::string err;
+  assert_int_equal(int(parse({}, &c, &err)), int(ParseResult::ok));
+  assert_int_equal(c.max_connections, 0);
+  assert_int_equal(int(parse({"--max-connections", "5000"}, &c, &err)), int(ParseResult::ok));
+  assert_int_equal(c.max_connections, 5000);
+  assert_int_equal(rt::resolve_max_connections(5000, 20000, 4), 5000);
+  assert_int_equal(rt::resolve_max_connections(0, 20000, 1), 20000 - 80);
+  assert_int_equal(rt::resolve_max_connections(0, 20000, 4), 20000 - 128);
+  assert_int_equal(rt::resolve_max_connections(0, 48, 1), 24);  // at least half for connections
+  assert_int_equal(rt::resolve_max_connections(0, 1, 1), 1);
+  size_t sum = 0;
+  for (int i = 0; i < 3; i++) sum += rt::connection_share(10, 3, i);
+  assert_int_equal(sum, 10);
+  assert_int_equal(rt::connection_share(10, 3, 0), 4);
+  assert_int_equal(rt::connection_share(10, 3, 2), 3);
+  assert_int_equal(rt::connection_share(2, 4, 3), 1);  // never 0: every worker can serve
+}
+
 static void test_help(void**) {
   Config c;
   std::string err;
@@ -151,7 +176,7 @@ static void test_help(void**) {
   for (const char* flag : {"--listen", "--redis", "--publish-token-file", "--poll-timeout", "--backlog", "--ttl",
                            "--max-channels", "--max-url", "--max-body", "--web", "--max-held", "--key-prefix",
                            "--cors-origin", "--log-level", "--threads", "--lua-dir", "--redis-timeout", "--reuseport",
-                           "--idle-timeout", "--request-timeout", "--cors-credentials"})
+                           "--idle-timeout", "--request-timeout", "--cors-credentials", "--max-connections"})
     assert_non_null(strstr(u.c_str(), flag));
 }
 
@@ -186,6 +211,46 @@ static void test_redis_urls(void**) {
   assert_false(rt::parse_redis_url("redis://nopassword@h", &a, &err));
   assert_false(rt::parse_redis_url("redis://", &a, &err));
   assert_false(rt::parse_redis_url("redis://[::1", &a, &err));
+}
+
+static void test_cluster_urls(void**) {
+  rt::RedisAddress a;
+  std::string err;
+  assert_true(rt::parse_redis_url("redis+cluster://10.0.0.1:7000,10.0.0.2,[::1]:7002", &a, &err));
+  assert_true(a.via_cluster());
+  assert_false(a.via_sentinel());
+  assert_int_equal(a.cluster_seeds.size(), 3);
+  assert_string_equal(a.cluster_seeds[0].host.c_str(), "10.0.0.1");
+  assert_int_equal(a.cluster_seeds[0].port, 7000);
+  assert_int_equal(a.cluster_seeds[1].port, 6379);  // the Redis default port
+  assert_string_equal(a.cluster_seeds[2].host.c_str(), "::1");
+  assert_true(a.password.empty());
+  assert_true(a.host.empty());  // the masters come from the slot map
+  assert_int_equal(a.db, 0);
+  assert_true(rt::parse_redis_url("redis+cluster://app:s%40cret@n1:1/", &a, &err));
+  assert_string_equal(a.user.c_str(), "app");
+  assert_string_equal(a.password.c_str(), "s@cret");
+  assert_int_equal(a.cluster_seeds.size(), 1);
+  assert_string_equal(rt::redact_redis_url("redis+cluster://app:s%40cret@n1:1").c_str(), "redis+cluster://***@n1:1");
+  assert_true(rt::parse_redis_url("redis://h:1", &a, &err));
+  assert_false(a.via_cluster());
+  for (const char* bad : {"redis+cluster://", "redis+cluster://n1/3", "redis+cluster://n1?x=1", "redis+cluster://n1,,n2",
+                          "redis+cluster://n1:0", "redis+cluster://user@n1", "redis+cluster://[::1",
+                          "redis+cluster://n,n,n,n,n,n,n,n,n,n,n,n,n,n,n,n,n"}) {
+    err.clear();
+    assert_false(rt::parse_redis_url(bad, &a, &err));
+    assert_false(err.empty());
+  }
+  assert_non_null(strstr(rt::usage().c_str(), "redis+cluster://"));
+  // WAIT on a cluster is not supported: refused at start, naming the flag.
+  rt::Config c;
+  const char* argv[] = {"rt-server", "--redis", "redis+cluster://n1:7000", "--publish-min-replicas", "1"};
+  assert_int_equal(int(rt::parse_args(5, argv, &c, &err)), int(rt::ParseResult::error));
+  assert_non_null(strstr(err.c_str(), "--publish-min-replicas"));
+  const char* ok_argv[] = {"rt-server", "--redis", "redis+cluster://n1:7000", "--publish-min-replicas", "0"};
+  rt::Config c2;
+  assert_int_equal(int(rt::parse_args(5, ok_argv, &c2, &err)), int(rt::ParseResult::ok));
+  assert_true(c2.redis.via_cluster());
 }
 
 static void test_sentinel_urls(void**) {
@@ -303,8 +368,8 @@ static void test_token(void**) {
 int main() {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults),  cmocka_unit_test(test_every_flag), cmocka_unit_test(test_bad_flags), cmocka_unit_test(test_cors_credentials),
-      cmocka_unit_test(test_help),      cmocka_unit_test(test_redis_urls), cmocka_unit_test(test_token),
-      cmocka_unit_test(test_sentinel_urls), cmocka_unit_test(test_publish_min_replicas),
+      cmocka_unit_test(test_help),      cmocka_unit_test(test_max_connections),      cmocka_unit_test(test_redis_urls), cmocka_unit_test(test_token),
+      cmocka_unit_test(test_sentinel_urls), cmocka_unit_test(test_cluster_urls), cmocka_unit_test(test_publish_min_replicas),
   };
   return cmocka_run_group_tests_name("server/config", tests, nullptr, nullptr);
 }

@@ -1,7 +1,13 @@
 // Unit tests of server/src/metrics: the /metrics text (Prometheus format).
 #include "cmocka_wrap.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <string>
+#include <vector>
 
 #include "metrics.hpp"
 
@@ -54,6 +60,46 @@ static void test_resets_by_reason(void**) {
   assert_true(has(t, "\nrt_resets_total{reason=\"lost\"} 7\n"));
 }
 
+// rt_accept_queue: connections the kernel completed on a watched listening socket that
+// nobody accepted yet (a real socket on loopback); a socket watched by several workers
+// counts once.
+static void test_connection_metrics(void**) {
+  int l = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(l >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  assert_int_equal(listen(l, 16), 0);
+  socklen_t len = sizeof a;
+  assert_int_equal(getsockname(l, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  std::vector<int> clients;
+  for (int i = 0; i < 3; i++) {
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    clients.push_back(c);
+  }
+  assert_int_equal(m::accept_queue(l), 3);
+  assert_int_equal(m::accept_queue(clients[0]), 0);  // not a listening socket
+  m::watch_listener(l);
+  m::watch_listener(l);
+  m::get().connections.store(7);
+  m::get().connections_limit.store(19920);
+  std::string t = m::render();
+  assert_true(has(t, "\nrt_accept_queue 3\n"));
+  assert_true(has(t, "\nrt_connections 7\n"));
+  assert_true(has(t, "\nrt_connections_limit 19920\n"));
+  assert_true(has(t, "# TYPE rt_accept_pauses_total counter\n"));
+  assert_true(has(t, "\nrt_connections_shed_total{reason=\"idle\"} 0\n"));
+  assert_true(has(t, "\nrt_connections_shed_total{reason=\"slow\"} 0\n"));
+  assert_true(has(t, "# TYPE rt_request_timeouts_total counter\n"));
+  m::unwatch_listener(l);
+  m::unwatch_listener(l);
+  assert_true(has(m::render(), "\nrt_accept_queue 0\n"));
+  for (int c : clients) close(c);
+  close(l);
+}
+
 static void test_histogram(void**) {
   m::Histogram h;
   h.observe_us(300);        // 0.0003 s -> first bucket
@@ -75,6 +121,7 @@ int main() {
       cmocka_unit_test(test_counters_and_gauges),
       cmocka_unit_test(test_resets_by_reason),
       cmocka_unit_test(test_histogram),
+      cmocka_unit_test(test_connection_metrics),
   };
   return cmocka_run_group_tests_name("server/metrics", tests, nullptr, nullptr);
 }
