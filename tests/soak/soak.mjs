@@ -5,7 +5,8 @@
 // every gap is covered by a reset with the right reason.
 //
 //   node tests/soak/soak.mjs     SOAK_SECONDS (default 600), SOAK_SEED (default: random),
-//                                SOAK_CHECKER_SELFTEST=1 (must fail: see LOSS_FAULTS)
+//                                SOAK_CHECKER_SELFTEST=1 (must fail: see LOSS_FAULTS),
+//                                SOAK_FAULTS=kind,kind (only these faults)
 //
 // Prints a table and ends with `N lost, N duplicated, N unexplained resets` and pass/fail;
 // run directly by node (node:test under the hood, so the harness stops every process by PID).
@@ -41,9 +42,12 @@ const pick = (arr) => arr[Math.floor(rand() * arr.length)];
 // Faults that may lose data: a `lost` reset is explained only after one of these.
 // SOAK_CHECKER_SELFTEST=1 forgets that they lose data: the run must then fail (the checker
 // can fail).
-const LOSS_FAULTS = new Set(process.env.SOAK_CHECKER_SELFTEST ? [] : ['redis-kill9-empty', 'flushall']);
-const FAULTS = ['abort-polls', 'rt-sigkill', 'rt-sigterm', 'redis-kill9-persist', 'redis-kill9-empty',
-  'flushall', 'client-kill-pubsub', 'redis-freeze'];
+const LOSS_FAULTS = new Set(process.env.SOAK_CHECKER_SELFTEST ? [] : ['redis-kill9-empty', 'flushall', 'redis-rollback']);
+const ALL_FAULTS = ['abort-polls', 'rt-sigkill', 'rt-sigterm', 'redis-kill9-persist', 'redis-kill9-empty',
+  'flushall', 'client-kill-pubsub', 'redis-freeze', 'redis-rollback'];
+// SOAK_FAULTS=a,b: only these kinds (to study one fault); default every kind.
+const FAULTS = process.env.SOAK_FAULTS ? process.env.SOAK_FAULTS.split(',') : ALL_FAULTS;
+for (const f of FAULTS) if (!ALL_FAULTS.includes(f)) throw new Error(`SOAK_FAULTS: unknown fault ${f} (${ALL_FAULTS.join(', ')})`);
 
 function procStats(pid) {
   try {
@@ -116,6 +120,43 @@ test('chaos soak', { timeout: (SECONDS + 240) * 1000 }, async () => {
     redis = await startRedis({ port: redisPort, dir: redisDir, args: redisArgs });
   };
   const redisCmd = async (...args) => { const c = await RedisClient.connect(redisPort); try { return await c.command(...args); } finally { c.close(); } };
+  // A restart from an older snapshot (PROTOCOL.md section 2: Redis rolled back). The snapshot
+  // is saved with writes paused, so that its msg_id per channel is known exactly; publishing
+  // goes on for 1-3 s (writes the rollback loses, acknowledged ones among them); then Redis
+  // is SIGKILLed and started from that dump.rdb alone. f.snap: channel -> msg_id in the
+  // snapshot; f.cut: above every id the old Redis issued, below every id the new one issues.
+  const allChannels = [...streams, ...states];
+  const rollbackRedis = async (f) => {
+    const older = path.join(redisDir, 'older.rdb');
+    const c = await RedisClient.connect(redisPort);
+    try {
+      await c.command('CLIENT', 'PAUSE', '5000', 'WRITE');
+      try {
+        const ids = await c.command('MGET', ...allChannels.map((ch) => channelKey(ch, 'msg_id')));
+        await c.command('SAVE');
+        f.snap = new Map(allChannels.map((ch, i) => [ch, Number(ids[i] ?? 0)]));
+      } finally { await c.command('CLIENT', 'UNPAUSE'); }
+    } finally { c.close(); }
+    fs.copyFileSync(path.join(redisDir, 'dump.rdb'), older);
+    await sleep(1000 + rand() * 2000);
+    await redis.kill();
+    await sleep(5);
+    f.cut = (Date.now() + 2) * 1000;  // ids are Redis TIME in µs, on this machine's clock
+    for (const name of fs.readdirSync(redisDir)) {
+      if (name !== 'redis.log' && name !== 'older.rdb') fs.rmSync(path.join(redisDir, name), { recursive: true, force: true });
+    }
+    fs.renameSync(older, path.join(redisDir, 'dump.rdb'));
+    // With appendonly on and no AOF, Redis would start empty: load the dump without it, then
+    // turn the AOF on (a rewrite from the loaded data) and wait for it, so that a later
+    // redis-kill9-persist loses nothing.
+    redis = await startRedis({ port: redisPort, dir: redisDir, args: [...redisArgs, '--appendonly', 'no'] });
+    await redisCmd('CONFIG', 'SET', 'appendonly', 'yes');
+    await waitFor(async () => {
+      const info = await redisCmd('INFO', 'persistence');
+      return /aof_rewrite_in_progress:0/.test(info) && /aof_rewrite_scheduled:0/.test(info)
+        && fs.existsSync(path.join(redisDir, 'appendonlydir', 'appendonly.aof.manifest'));
+    }, { timeout: 10000, interval: 50, what: 'the AOF rewritten after the rollback' });
+  };
   const inject = async (kind) => {
     const f = { kind, at: Date.now() };
     faults.push(f);
@@ -134,6 +175,7 @@ test('chaos soak', { timeout: (SECONDS + 240) * 1000 }, async () => {
       case 'flushall': await redisCmd('FLUSHALL'); break;
       case 'client-kill-pubsub': await redisCmd('CLIENT', 'KILL', 'TYPE', 'pubsub'); break;
       case 'redis-freeze': redis.freeze(); await sleep(1000 + rand() * 1000); redis.thaw(); break;
+      case 'redis-rollback': await rollbackRedis(f); break;
       default: throw new Error(kind);
     }
     f.end = Date.now();
@@ -185,6 +227,13 @@ test('chaos soak', { timeout: (SECONDS + 240) * 1000 }, async () => {
     }
   }
   for (const ids of acked.values()) ids.sort((a, b) => a - b);
+
+  // Acknowledged messages that a rollback took out of the channel's history: issued after its
+  // snapshot, before the old Redis died. A subscriber that had not got them yet continues from
+  // the snapshot's history: no message and no reset can tell it about them (nobody has them).
+  const rollbacks = faults.filter((f) => f.kind === 'redis-rollback' && f.snap && f.cut);
+  const erasedByRollback = (c, id) => rollbacks.some((f) => id > f.snap.get(c) && id < f.cut);
+  let erased = 0;
 
   let lost = 0, duplicated = 0, unexplained = 0, delivered = 0;
   const resets = { lost: 0, behind: 0, other: 0 };
@@ -238,6 +287,7 @@ test('chaos soak', { timeout: (SECONDS + 240) * 1000 }, async () => {
         if (seenIds.has(id)) continue;
         if (gaps.some(([a, b]) => id > a && id <= b)) continue;
         if (id > lastId) continue;  // not caught up: reported below
+        if (erasedByRollback(c, id)) { erased++; continue; }
         lost++; problems.push(`${s.name} ${c}: acknowledged ${id} neither delivered nor covered by a reset`);
       }
     }
@@ -254,6 +304,7 @@ test('chaos soak', { timeout: (SECONDS + 240) * 1000 }, async () => {
   row('publishes acknowledged', pubs.reduce((n, p) => n + p.acked.length, 0));
   row('publish attempts failed', pubs.reduce((n, p) => n + p.failures.length, 0));
   row('messages delivered', delivered);
+  row('acked, erased by a rollback, not seen', erased);
   row('resets lost / behind / other', `${resets.lost} / ${resets.behind} / ${resets.other}`);
   for (const kd of FAULTS) row(`fault ${kd}`, faultCount[kd]);
   row('latency p50 / p99 ms', `${pct(latencies, 0.5)} / ${pct(latencies, 0.99)}`);

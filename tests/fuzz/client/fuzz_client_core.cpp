@@ -17,9 +17,11 @@
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <map>
 #include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -37,6 +39,15 @@ namespace {
 
 const char* const kNames[] = {"a", "b", "thread.1", "s:2", "x-3", "front_9", "c", "d"};
 constexpr size_t kNumNames = sizeof(kNames) / sizeof(kNames[0]);
+using NameSet = uint32_t;  // a set of kNames, by index
+
+// The index of `name` in kNames, or -1. The harness keeps its per-channel state in arrays
+// by this index (no maps of strings, built and freed on every input).
+int name_index(std::string_view name) {
+  for (size_t i = 0; i < kNumNames; i++)
+    if (name == kNames[i]) return int(i);
+  return -1;
+}
 
 // The model server: one history per channel, ids never reissued (like PROTOCOL.md v2).
 struct ModelChannel {
@@ -48,7 +59,7 @@ struct ModelChannel {
 
 struct Poll {
   std::string url;
-  std::vector<std::string> channels;
+  std::vector<size_t> channels;  // kNames indices, in the URL's order
   rt::client::Millis started = 0;
 };
 
@@ -63,38 +74,48 @@ struct Harness {
   std::map<uint64_t, Poll> in_flight;
   std::set<uint64_t> finished;  // polls aborted or answered
   uint64_t max_poll_id = 0;
-  std::map<std::string, ModelChannel> server;
-  std::map<std::string, std::map<uint64_t, uint64_t>> prev_of;  // what the model sent: id -> prev
-  std::map<std::string, uint64_t, std::less<>> cursor;           // the page's view: last id
-  std::set<std::pair<std::string, uint64_t>> delivered;
-  std::map<std::string, int> subs;
+  // Per channel, by kNames index:
+  ModelChannel server[kNumNames];
+  std::map<uint64_t, uint64_t> prev_of[kNumNames];  // what the model sent: id -> prev
+  uint64_t cursor[kNumNames] = {};                  // the page's view: last id
+  std::set<uint64_t> delivered[kNumNames];
+  int subs[kNumNames] = {};
   bool scroll_active = false;
   std::vector<ScrollItem> scroll_items;
-  std::set<std::string> scroll_set;
+  NameSet scroll_set = 0;
   Millis scroll_settle = 1000;
   size_t scroll_closest = 40;
   bool measure_pending = false;
 
-  Harness& init_cursor() {
-    for (const char* n : kNames) cursor[n] = 0;
-    return *this;
-  }
   void snapshot() {
-    for (auto& [name, id] : cursor) id = core.last_id(name);
+    for (size_t i = 0; i < kNumNames; i++) cursor[i] = core.last_id(kNames[i]);
   }
 
-  std::set<std::string> wanted() const {
-    std::set<std::string> w = scroll_set;
-    for (const auto& [name, count] : subs)
-      if (count > 0) w.insert(name);
+  NameSet wanted() const {
+    NameSet w = scroll_set;
+    for (size_t i = 0; i < kNumNames; i++)
+      if (subs[i] > 0) w |= NameSet(1) << i;
     return w;
+  }
+
+  // The valid names among `items` (all are kNames: make_items uses no other valid name).
+  static NameSet valid_names(const std::vector<ScrollItem>& items) {
+    NameSet s = 0;
+    for (const ScrollItem& it : items)
+      if (proto::valid_channel_name(it.channel)) {
+        int i = name_index(it.channel);
+        FUZZ_CHECK(i >= 0);
+        s |= NameSet(1) << i;
+      }
+    return s;
   }
 
   // Carries out one event's actions and checks the invariants.
   // `planned`: the event applied any pending change of the channel set (a timer event), so
   // the polls in flight are exactly for wanted channels.
   void take(const Actions& acts, bool planned = false) {
-    std::vector<uint64_t> started;
+    // Polls started by these actions, with the positions their URLs carry.
+    std::vector<std::pair<uint64_t, std::vector<proto::ChannelPos>>> started;
     for (const Action& a : acts) {
       switch (a.kind) {
         case ActionKind::start_poll: {
@@ -110,10 +131,14 @@ struct Harness {
           std::string detail;
           FUZZ_CHECK(proto::parse_rt_query(std::string_view(a.url).substr(q + 1), cfg.max_channels_per_poll, &pos,
                                            &detail) == proto::QueryError::none);
-          for (auto& cp : pos) p.channels.push_back(cp.channel);
+          for (auto& cp : pos) {
+            int i = name_index(cp.channel);
+            FUZZ_CHECK(i >= 0);  // only channels the page asked for
+            p.channels.push_back(size_t(i));
+          }
           FUZZ_CHECK(a.url.size() <= cfg.url_budget || pos.size() == 1);
           in_flight.emplace(a.poll_id, std::move(p));
-          started.push_back(a.poll_id);
+          started.emplace_back(a.poll_id, std::move(pos));
           break;
         }
         case ActionKind::abort_poll:
@@ -124,13 +149,13 @@ struct Harness {
           timer_at = a.delay_ms < 0 ? -1 : now + a.delay_ms;
           break;
         case ActionKind::message: {
-          auto cit = cursor.find(a.channel);
-          FUZZ_CHECK(cit != cursor.end());
-          uint64_t& cur = cit->second;
+          int ci = name_index(a.channel);
+          FUZZ_CHECK(ci >= 0);
+          uint64_t& cur = cursor[ci];
           FUZZ_CHECK(a.id > cur);
-          FUZZ_CHECK(delivered.emplace(a.channel, a.id).second);
-          auto it = prev_of[a.channel].find(a.id);
-          FUZZ_CHECK(it != prev_of[a.channel].end());  // only what the server sent
+          FUZZ_CHECK(delivered[ci].insert(a.id).second);
+          auto it = prev_of[ci].find(a.id);
+          FUZZ_CHECK(it != prev_of[ci].end());  // only what the server sent
           if (it->second != cur)
             std::fprintf(stderr, "chain broken on %s: message %llu (prev %llu) after %llu\n", a.channel.c_str(),
                          (unsigned long long)a.id, (unsigned long long)it->second, (unsigned long long)cur);
@@ -138,10 +163,12 @@ struct Harness {
           cur = a.id;
           break;
         }
-        case ActionKind::reset:
-          FUZZ_CHECK(cursor.count(a.channel) == 1);
-          cursor[a.channel] = a.id;
+        case ActionKind::reset: {
+          int ci = name_index(a.channel);
+          FUZZ_CHECK(ci >= 0);
+          cursor[ci] = a.id;
           break;
+        }
         case ActionKind::measure_scroll:
           measure_pending = true;
           break;
@@ -149,39 +176,33 @@ struct Harness {
           break;
       }
     }
-    for (const auto& [name, id] : cursor) FUZZ_CHECK(core.last_id(name) == id);
-    for (uint64_t id : started) {
-      const Poll& p = in_flight.at(id);
-      std::vector<proto::ChannelPos> pos;
-      std::string detail;
-      size_t q = p.url.find('?');
-      proto::parse_rt_query(std::string_view(p.url).substr(q + 1), cfg.max_channels_per_poll, &pos, &detail);
+    for (size_t i = 0; i < kNumNames; i++) FUZZ_CHECK(core.last_id(kNames[i]) == cursor[i]);
+    for (const auto& [id, pos] : started)
       for (const auto& cp : pos) FUZZ_CHECK(cp.last_id == core.last_id(cp.channel));
-    }
     if (closed) {
       FUZZ_CHECK(in_flight.empty() && timer_at < 0);
       return;
     }
     // Never two polls in flight for one channel; polls only for wanted channels.
-    std::set<std::string> polled;
-    std::set<std::string> w = wanted();
+    NameSet polled = 0;
+    const NameSet w = wanted();
     for (const auto& [id, p] : in_flight)
-      for (const std::string& c : p.channels) {
-        FUZZ_CHECK(polled.insert(c).second);
-        if (planned) FUZZ_CHECK(w.count(c) == 1);
+      for (size_t c : p.channels) {
+        const NameSet bit = NameSet(1) << c;
+        FUZZ_CHECK(!(polled & bit));
+        polled |= bit;
+        if (planned) FUZZ_CHECK(w & bit);
       }
     FUZZ_CHECK(online || in_flight.empty());
     bool pending = !in_flight.empty();
-    if (online)
-      for (const std::string& c : w)
-        if (!polled.count(c)) pending = true;
+    if (online && (w & ~polled)) pending = true;
     if (pending) FUZZ_CHECK(timer_at >= 0);
     std::vector<std::string> urls = core.active_poll_urls();
     FUZZ_CHECK(urls.size() == in_flight.size());
   }
 
   // --- the model server ---
-  void publish(const std::string& ch, uint64_t step, FuzzedDataProvider& fdp) {
+  void publish(size_t ch, uint64_t step, FuzzedDataProvider& fdp) {
     ModelChannel& m = server[ch];
     uint64_t id = std::max(m.n + 1, m.high + step);
     if (id > proto::kMaxId) return;
@@ -194,9 +215,10 @@ struct Harness {
 
   std::string answer(const Poll& p, FuzzedDataProvider& fdp) {
     std::vector<proto::Entry> entries;
-    for (const std::string& ch : p.channels) {
+    for (size_t ci : p.channels) {
       if (fdp.ConsumeIntegralInRange<int>(0, 7) == 0) continue;  // left out of this answer
-      ModelChannel& m = server[ch];
+      const char* ch = kNames[ci];
+      ModelChannel& m = server[ci];
       uint64_t last = core.last_id(ch);
       // A racing answer (the server read an older position): may repeat delivered messages.
       if (fdp.ConsumeIntegralInRange<int>(0, 5) == 0)
@@ -210,12 +232,13 @@ struct Harness {
       if (e.status == proto::EntryStatus::ok && e.msgs.size() >= 2 &&
           fdp.ConsumeIntegralInRange<int>(0, 3) == 0)
         e.msgs.erase(e.msgs.begin() + long(fdp.ConsumeIntegralInRange<size_t>(0, e.msgs.size() - 2)));
-      for (const proto::Message& msg : e.msgs) prev_of[ch][msg.id] = msg.prev;
+      for (const proto::Message& msg : e.msgs) prev_of[ci][msg.id] = msg.prev;
       entries.push_back(std::move(e));
     }
     if (fdp.ConsumeIntegralInRange<int>(0, 9) == 0) {  // a channel the poll did not ask for
-      const std::string other = kNames[fdp.ConsumeIntegralInRange<size_t>(0, kNumNames - 1)];
-      if (std::find(p.channels.begin(), p.channels.end(), other) == p.channels.end()) {
+      const size_t oi = fdp.ConsumeIntegralInRange<size_t>(0, kNumNames - 1);
+      const char* other = kNames[oi];
+      if (std::find(p.channels.begin(), p.channels.end(), oi) == p.channels.end()) {
         proto::Entry e;
         e.channel = other;
         e.status = proto::EntryStatus::reset;
@@ -268,12 +291,13 @@ std::vector<ScrollItem> make_items(FuzzedDataProvider& fdp) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzedDataProvider fdp(data, size);
   Harness h(make_config(fdp));
-  h.init_cursor();
-  for (const char* n : kNames) h.server[n].cap = fdp.ConsumeIntegralInRange<size_t>(1, 6);
+  for (ModelChannel& m : h.server) m.cap = fdp.ConsumeIntegralInRange<size_t>(1, 6);
   h.snapshot();
+  Actions acts;  // one buffer for every event's actions (the core appends to it)
   for (int steps = 0; steps < 200 && fdp.remaining_bytes() > 0 && !h.closed; steps++) {
-    Actions acts;
-    const std::string ch = kNames[fdp.ConsumeIntegralInRange<size_t>(0, kNumNames - 1)];
+    acts.clear();
+    const size_t ci = fdp.ConsumeIntegralInRange<size_t>(0, kNumNames - 1);
+    const char* const ch = kNames[ci];
     uint8_t op = fdp.ConsumeIntegralInRange<uint8_t>(0, 19);
     auto pick_poll = [&]() -> uint64_t {
       if (h.in_flight.empty()) return 0;
@@ -282,30 +306,30 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       return it->first;
     };
     bool reanchor = false;  // the event may raise last ids without telling the page
-    h.snapshot();
+    // h.cursor equals the core's last ids here: the previous take() checked it.
     switch (op) {
       case 0:
       case 1: {
         uint64_t last = fdp.ConsumeIntegralInRange<int>(0, 3) == 0 ? fdp.ConsumeIntegralInRange<uint64_t>(0, 30) : 0;
-        if (h.core.subscribe(h.now, ch, last, false, &acts)) h.subs[ch]++;
+        if (h.core.subscribe(h.now, ch, last, false, &acts)) h.subs[ci]++;
         reanchor = true;
         break;
       }
       case 2:
         if (h.core.unsubscribe(h.now, ch, &acts)) {
-          FUZZ_CHECK(h.subs[ch] > 0);
-          h.subs[ch]--;
+          FUZZ_CHECK(h.subs[ci] > 0);
+          h.subs[ci]--;
         } else {
-          FUZZ_CHECK(h.subs[ch] == 0);
+          FUZZ_CHECK(h.subs[ci] == 0);
         }
         break;
       case 3:
       case 4:
       case 5:
-        h.publish(ch, fdp.ConsumeIntegralInRange<uint64_t>(1, 1000), fdp);
+        h.publish(ci, fdp.ConsumeIntegralInRange<uint64_t>(1, 1000), fdp);
         break;
       case 6: {  // Redis lost the channel (flush, expiry, older snapshot)
-        ModelChannel& m = h.server[ch];
+        ModelChannel& m = h.server[ci];
         m.backlog.clear();
         m.n = 0;
         break;
@@ -315,9 +339,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 9: {  // a 200 from the model server
         uint64_t id = pick_poll();
         if (!id) break;
-        Poll p = h.in_flight.at(id);
+        auto pit = h.in_flight.find(id);
+        Poll p = std::move(pit->second);
+        h.in_flight.erase(pit);
         std::string body = h.answer(p, fdp);
-        h.in_flight.erase(id);
         h.finished.insert(id);
         on_http_response(h.core, h.now, id, 200, body, -1, &acts);
         break;
@@ -382,9 +407,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         h.scroll_closest = fdp.ConsumeIntegralInRange<size_t>(0, 4);
         h.core.scroll_begin(h.now, h.scroll_items, h.scroll_settle, h.scroll_closest, &acts);
         if (h.scroll_closest == 0) h.scroll_closest = h.cfg.closest;
-        h.scroll_set.clear();
-        for (const ScrollItem& it : h.scroll_items)
-          if (proto::valid_channel_name(it.channel)) h.scroll_set.insert(it.channel);
+        h.scroll_set = Harness::valid_names(h.scroll_items);
         h.scroll_active = true;
         reanchor = true;
         break;
@@ -400,8 +423,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           std::vector<ScrollItem> valid;
           for (const ScrollItem& it : items)
             if (proto::valid_channel_name(it.channel)) valid.push_back(it);
-          h.scroll_set.clear();
-          for (const std::string& n : select_closest(valid, viewport, h.scroll_closest)) h.scroll_set.insert(n);
+          h.scroll_set = 0;
+          for (const std::string& n : select_closest(valid, viewport, h.scroll_closest)) {
+            int i = name_index(n);
+            FUZZ_CHECK(i >= 0);
+            h.scroll_set |= NameSet(1) << i;
+          }
           h.measure_pending = false;
           reanchor = true;
         }
@@ -409,7 +436,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 18:
         h.core.scroll_end(h.now, &acts);
         h.scroll_active = false;
-        h.scroll_set.clear();
+        h.scroll_set = 0;
         break;
       case 19:
         if (fdp.ConsumeIntegralInRange<int>(0, 15) == 0) {
